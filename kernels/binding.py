@@ -1,0 +1,103 @@
+"""ctypes binding of the native ABI (include/qwen3_kernels.h): tensors to q3_tensor, statuses to
+typed exceptions. It does no maths: each call goes straight to one C entry point."""
+
+from __future__ import annotations
+
+import ctypes
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from kernels import errors
+
+MAX_DIMS = 8
+ABI_VERSION = 1
+
+DTYPE_CODES = {
+    torch.float32: 0,
+    torch.float16: 1,
+    torch.bfloat16: 2,
+    torch.int32: 3,
+    torch.int64: 4,
+    torch.float64: 5,
+}
+
+STATUS_ERRORS = {
+    1: errors.KernelDTypeError,
+    2: errors.KernelShapeError,
+    3: errors.KernelStrideError,
+    4: errors.KernelValueError,
+    5: errors.KernelValueError,
+    6: errors.KernelValueError,
+    7: errors.KernelUnsupportedError,
+    8: errors.KernelLaunchError,
+    9: errors.KernelLaunchError,
+}
+
+
+class CTensor(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("dtype", ctypes.c_int32),
+        ("ndim", ctypes.c_int32),
+        ("shape", ctypes.c_int64 * MAX_DIMS),
+        ("strides", ctypes.c_int64 * MAX_DIMS),
+    ]
+
+
+ABSENT = CTensor(None, 0, 0)
+
+
+def describe(operator: str, name: str, tensor: torch.Tensor | None) -> CTensor:
+    """The q3_tensor view of a torch tensor (no copy); None becomes an absent tensor."""
+    if tensor is None:
+        return ABSENT
+    if not isinstance(tensor, torch.Tensor):
+        raise errors.KernelValueError(operator, f"'{name}' must be a torch.Tensor, got {type(tensor).__name__}")
+    code = DTYPE_CODES.get(tensor.dtype)
+    if code is None:
+        raise errors.KernelDTypeError(operator, f"tensor '{name}' has dtype {tensor.dtype}, which the ABI cannot carry")
+    if tensor.dim() > MAX_DIMS:
+        raise errors.KernelShapeError(operator, f"tensor '{name}' has {tensor.dim()} dims; at most {MAX_DIMS}")
+    shape = (ctypes.c_int64 * MAX_DIMS)(*tensor.shape)
+    strides = (ctypes.c_int64 * MAX_DIMS)(*tensor.stride())
+    return CTensor(tensor.data_ptr() or None, code, tensor.dim(), shape, strides)
+
+
+@dataclass
+class NativeLibrary:
+    """A loaded native library: its path, build hash and how often each entry point ran."""
+
+    path: Path
+    build_hash: str
+    handle: ctypes.CDLL = field(repr=False)
+    calls: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def load(cls, path: Path, build_hash: str) -> "NativeLibrary":
+        try:
+            handle = ctypes.CDLL(str(path))
+        except OSError as error:
+            raise errors.NativeBuildError(f"cannot load native library {path}: {error}") from error
+        handle.q3_abi_version.restype = ctypes.c_int
+        handle.q3_status_string.restype = ctypes.c_char_p
+        handle.q3_status_string.argtypes = [ctypes.c_int]
+        handle.q3_last_error.restype = ctypes.c_char_p
+        version = handle.q3_abi_version()
+        if version != ABI_VERSION:
+            raise errors.NativeBuildError(f"{path} speaks ABI {version}; this binding speaks {ABI_VERSION}")
+        return cls(path=path, build_hash=build_hash, handle=handle)
+
+    def call(self, symbol: str, operator: str, *arguments) -> None:
+        """Call one entry point; raise the typed error its status names."""
+        function = getattr(self.handle, symbol)
+        function.restype = ctypes.c_int
+        status = function(*arguments)
+        self.calls[symbol] += 1
+        if status != 0:
+            message = self.handle.q3_last_error().decode(errors="replace")
+            if not message:
+                message = self.handle.q3_status_string(status).decode()
+            raise STATUS_ERRORS.get(status, errors.KernelError)(operator, message)

@@ -1,0 +1,112 @@
+"""Compile a native kernel library from source, cached by the hash of its sources and flags.
+
+Prebuild with `python -m kernels.build` (the CPU library; `--device nvidia` for CUDA)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernels.errors import NativeBuildError
+
+KERNELS_DIR = Path(__file__).resolve().parent
+INCLUDE_DIR = KERNELS_DIR / "include"
+
+
+@dataclass(frozen=True)
+class BuildRecipe:
+    """How one device's library is compiled: sources, compiler and flags."""
+
+    name: str
+    source_dir: Path
+    source_suffixes: tuple[str, ...]
+    compiler: str
+    flags: tuple[str, ...]
+
+    def sources(self) -> list[Path]:
+        found = [p for p in sorted(self.source_dir.iterdir()) if p.suffix in self.source_suffixes]
+        if not found:
+            raise NativeBuildError(f"no {self.name} kernel sources in {self.source_dir}")
+        return found
+
+    def inputs(self) -> list[Path]:
+        headers = sorted(self.source_dir.glob("*.h")) + sorted(INCLUDE_DIR.glob("*.h"))
+        return self.sources() + headers
+
+    def build_hash(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(" ".join((self.compiler, *self.flags)).encode())
+        for path in self.inputs():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:16]
+
+
+def cpu_recipe() -> BuildRecipe:
+    compiler = os.environ.get("CC", "cc")
+    return BuildRecipe(
+        name="cpu",
+        source_dir=KERNELS_DIR / "cpu",
+        source_suffixes=(".c",),
+        compiler=compiler,
+        flags=("-O2", "-std=c11", "-fopenmp", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"),
+    )
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("QWEN3_HARNESS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "qwen3-kernel-harness"
+    )
+    return Path(root)
+
+
+def library_path(recipe: BuildRecipe) -> Path:
+    return cache_dir() / f"libq3_{recipe.name}-{recipe.build_hash()}.so"
+
+
+def build(recipe: BuildRecipe, force: bool = False) -> Path:
+    """Return the path of the compiled library, compiling it first if the cache lacks it."""
+    target = library_path(recipe)
+    if target.exists() and not force:
+        return target
+    if shutil.which(recipe.compiler) is None:
+        raise NativeBuildError(f"cannot build the {recipe.name} kernels: compiler '{recipe.compiler}' not found")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        partial = Path(scratch) / target.name
+        command = [
+            recipe.compiler, *recipe.flags, f"-I{INCLUDE_DIR}",
+            *map(str, recipe.sources()), "-o", str(partial), "-lm",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise NativeBuildError(
+                f"building the {recipe.name} kernels failed ({' '.join(command)}):\n{result.stderr.strip()}"
+            )
+        os.replace(partial, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build a native kernel library into the cache.")
+    parser.add_argument("--device", choices=("cpu",), default="cpu")
+    parser.add_argument("--force", action="store_true", help="rebuild even when cached")
+    args = parser.parse_args(argv)
+    try:
+        path = build(cpu_recipe(), force=args.force)
+    except NativeBuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+/* Fused residual add + RMSNorm, as Qwen3 decoder layers chain them:
+ * sum = x + residual (in x's dtype); out = rms_norm(sum, weight, eps). */
+#include "common.h"
+#include "norm_row.h"
+
+int q3_add_rms_norm(q3_tensor out, q3_tensor sum, q3_tensor x, q3_tensor residual,
+                    q3_tensor weight, double eps, void *stream) {
+    static const char op[] = "add_rms_norm";
+    int status;
+    q3_clear_error();
+    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
+    if ((status = q3_check_float(op, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "residual", &residual)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "weight", &weight)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "sum", &sum)) != Q3_OK) return status;
+    if (x.ndim < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' must have at least one dim");
+    if ((status = q3_check_same_dtype(op, "residual", &residual, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_same_shape(op, "residual", &residual, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "weight", &weight, 1)) != Q3_OK) return status;
+    if (weight.shape[0] != x.shape[x.ndim - 1]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'weight' has %lld elements; x's last dim is %lld",
+                       (long long)weight.shape[0], (long long)x.shape[x.ndim - 1]);
+    }
+    if ((status = q3_check_weight_dtype(op, "weight", &weight, &x)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "out", &out, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_same_shape(op, "out", &out, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "sum", &sum, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_same_shape(op, "sum", &sum, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_writable(op, "sum", &sum)) != Q3_OK) return status;
+    if (!(eps >= 0.0)) return q3_fail(Q3_BAD_ATTRIBUTE, op, "eps must be >= 0, got %g", eps);
+
+    const int64_t rows = q3_rows(&x);
+    const int64_t cols = x.shape[x.ndim - 1];
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) {
+        const int64_t x_offset = q3_row_offset(&x, row);
+        const int64_t residual_offset = q3_row_offset(&residual, row);
+        const int64_t sum_offset = q3_row_offset(&sum, row);
+        for (int64_t c = 0; c < cols; ++c) {
+            float value = q3_load(&x, x_offset + c * x.strides[x.ndim - 1]) +
+                          q3_load(&residual, residual_offset + c * residual.strides[x.ndim - 1]);
+            q3_store(&sum, sum_offset + c * sum.strides[sum.ndim - 1], value);
+        }
+        q3_norm_row(&out, q3_row_offset(&out, row), &sum, sum_offset, &weight, cols, (float)eps);
+    }
+    return Q3_OK;
+}

@@ -1,0 +1,52 @@
+/* Token embedding: out[..., :] = weight[ids[...], :]; every id is checked before any write. */
+#include "common.h"
+
+int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
+    static const char op[] = "embedding";
+    int status;
+    q3_clear_error();
+    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
+    if ((status = q3_check_index(op, "ids", &ids)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "weight", &weight)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "weight", &weight, 2)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "out", &out, "weight", &weight)) != Q3_OK) return status;
+    if (ids.ndim + 1 > Q3_MAX_DIMS) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'ids' has too many dims");
+    int shape_ok = out.ndim == ids.ndim + 1 && out.shape[ids.ndim] == weight.shape[1];
+    for (int d = 0; shape_ok && d < ids.ndim; ++d) shape_ok = out.shape[d] == ids.shape[d];
+    if (!shape_ok) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' must have shape ids.shape + [%lld]",
+                       (long long)weight.shape[1]);
+    }
+    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+
+    /* ids viewed as rows of a [numel, 1] matrix so that q3_row_offset walks its strides. */
+    q3_tensor id_rows = ids;
+    id_rows.ndim = ids.ndim + 1;
+    id_rows.shape[ids.ndim] = 1;
+    id_rows.strides[ids.ndim] = 1;
+    const int64_t tokens = q3_numel(&ids);
+    const int64_t vocab = weight.shape[0];
+    for (int64_t t = 0; t < tokens; ++t) {
+        int64_t id = q3_load_index(&ids, q3_row_offset(&id_rows, t));
+        if (id < 0 || id >= vocab) {
+            return q3_fail(Q3_BAD_VALUE, op,
+                           "tensor 'ids' holds %lld at flat position %lld, outside the vocabulary "
+                           "[0, %lld)",
+                           (long long)id, (long long)t, (long long)vocab);
+        }
+    }
+    const int64_t hidden = weight.shape[1];
+    const size_t element = out.dtype == Q3_F32 ? 4 : 2;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tokens; ++t) {
+        int64_t id = q3_load_index(&ids, q3_row_offset(&id_rows, t));
+        const char *source = (const char *)weight.data + (size_t)(id * weight.strides[0]) * element;
+        char *target = (char *)out.data + (size_t)q3_row_offset(&out, t) * element;
+        for (int64_t c = 0; c < hidden; ++c) {
+            memcpy(target + (size_t)(c * out.strides[out.ndim - 1]) * element,
+                   source + (size_t)(c * weight.strides[1]) * element, element);
+        }
+    }
+    return Q3_OK;
+}

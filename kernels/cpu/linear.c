@@ -1,0 +1,76 @@
+/* Linear layer: out[..., n] = sum_k x[..., k] * weight[n, k] (+ bias[n]), accumulated in double
+ * and rounded once to the output dtype. x, weight, bias and out share one dtype. */
+#include <stdlib.h>
+
+#include "common.h"
+
+int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void *stream) {
+    static const char op[] = "linear";
+    int status;
+    q3_clear_error();
+    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
+    if ((status = q3_check_float(op, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "weight", &weight)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
+    const int has_bias = bias.data != NULL;
+    if (has_bias && (status = q3_check_float(op, "bias", &bias)) != Q3_OK) return status;
+    if (x.ndim < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' must have at least one dim");
+    if ((status = q3_check_ndim(op, "weight", &weight, 2)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "weight", &weight, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "out", &out, "x", &x)) != Q3_OK) return status;
+    const int64_t in_features = x.shape[x.ndim - 1];
+    const int64_t out_features = weight.shape[0];
+    if (weight.shape[1] != in_features) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'weight' has %lld input features; x has %lld",
+                       (long long)weight.shape[1], (long long)in_features);
+    }
+    if (has_bias) {
+        if ((status = q3_check_same_dtype(op, "bias", &bias, "x", &x)) != Q3_OK) return status;
+        if (bias.ndim != 1 || bias.shape[0] != out_features) {
+            return q3_fail(Q3_BAD_SHAPE, op, "tensor 'bias' must have shape [%lld]",
+                           (long long)out_features);
+        }
+    }
+    int shape_ok = out.ndim == x.ndim && out.shape[out.ndim - 1] == out_features;
+    for (int d = 0; shape_ok && d + 1 < x.ndim; ++d) shape_ok = out.shape[d] == x.shape[d];
+    if (!shape_ok) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' must have shape x.shape[:-1] + [%lld]",
+                       (long long)out_features);
+    }
+    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+
+    float *packed = malloc(sizeof(float) * (size_t)(out_features * in_features + 1));
+    if (packed == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot pack 'weight' as float32");
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < out_features; ++n) {
+        for (int64_t k = 0; k < in_features; ++k) {
+            packed[n * in_features + k] =
+                q3_load(&weight, n * weight.strides[0] + k * weight.strides[1]);
+        }
+    }
+    const int64_t rows = q3_rows(&x);
+    const int64_t x_stride = x.strides[x.ndim - 1];
+    const int64_t out_stride = out.strides[out.ndim - 1];
+#pragma omp parallel
+    {
+        float *row_values = malloc(sizeof(float) * (size_t)(in_features + 1));
+#pragma omp for schedule(static)
+        for (int64_t row = 0; row < rows; ++row) {
+            if (row_values == NULL) continue;
+            const int64_t x_offset = q3_row_offset(&x, row);
+            const int64_t out_offset = q3_row_offset(&out, row);
+            for (int64_t k = 0; k < in_features; ++k) {
+                row_values[k] = q3_load(&x, x_offset + k * x_stride);
+            }
+            for (int64_t n = 0; n < out_features; ++n) {
+                const float *w = packed + n * in_features;
+                double acc = has_bias ? q3_load(&bias, n * bias.strides[0]) : 0.0;
+                for (int64_t k = 0; k < in_features; ++k) acc += (double)row_values[k] * w[k];
+                q3_store(&out, out_offset + n * out_stride, (float)acc);
+            }
+        }
+        free(row_values);
+    }
+    free(packed);
+    return Q3_OK;
+}

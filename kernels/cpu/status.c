@@ -1,0 +1,159 @@
+/* Status strings, the per-thread last error and the validation helpers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common.h"
+
+static _Thread_local char last_error[512];
+
+int q3_abi_version(void) { return Q3_ABI_VERSION; }
+
+const char *q3_status_string(int status) {
+    switch (status) {
+    case Q3_OK: return "ok";
+    case Q3_BAD_DTYPE: return "bad dtype";
+    case Q3_BAD_SHAPE: return "bad shape";
+    case Q3_BAD_STRIDES: return "bad strides";
+    case Q3_BAD_VALUE: return "bad value";
+    case Q3_BAD_ATTRIBUTE: return "bad attribute";
+    case Q3_NULL_POINTER: return "null pointer";
+    case Q3_UNSUPPORTED: return "unsupported";
+    case Q3_LAUNCH_FAILED: return "launch failed";
+    case Q3_OUT_OF_MEMORY: return "out of memory";
+    default: return "unknown status";
+    }
+}
+
+const char *q3_last_error(void) { return last_error; }
+
+void q3_clear_error(void) { last_error[0] = '\0'; }
+
+int q3_fail(int status, const char *op, const char *fmt, ...) {
+    int used = snprintf(last_error, sizeof last_error, "%s: ", op);
+    if (used < 0 || (size_t)used >= sizeof last_error) return status;
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(last_error + used, sizeof last_error - (size_t)used, fmt, args);
+    va_end(args);
+    return status;
+}
+
+const char *q3_dtype_name(int dtype) {
+    switch (dtype) {
+    case Q3_F32: return "float32";
+    case Q3_F16: return "float16";
+    case Q3_BF16: return "bfloat16";
+    case Q3_I32: return "int32";
+    case Q3_I64: return "int64";
+    case Q3_F64: return "float64";
+    default: return "unknown dtype";
+    }
+}
+
+int q3_check_tensor(const char *op, const char *name, const q3_tensor *t) {
+    if (t->ndim < 0 || t->ndim > Q3_MAX_DIMS) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor '%s' has rank %d, outside [0, %d]", name,
+                       t->ndim, Q3_MAX_DIMS);
+    }
+    for (int d = 0; d < t->ndim; ++d) {
+        if (t->shape[d] < 0) {
+            return q3_fail(Q3_BAD_SHAPE, op, "tensor '%s' has negative size %lld in dim %d",
+                           name, (long long)t->shape[d], d);
+        }
+        if (t->strides[d] < 0) {
+            return q3_fail(Q3_BAD_STRIDES, op, "tensor '%s' has negative stride %lld in dim %d",
+                           name, (long long)t->strides[d], d);
+        }
+    }
+    if (t->data == NULL && q3_numel(t) > 0) {
+        return q3_fail(Q3_NULL_POINTER, op, "tensor '%s' has a null data pointer", name);
+    }
+    return Q3_OK;
+}
+
+int q3_check_float(const char *op, const char *name, const q3_tensor *t) {
+    int status = q3_check_tensor(op, name, t);
+    if (status != Q3_OK) return status;
+    if (t->dtype != Q3_F32 && t->dtype != Q3_F16 && t->dtype != Q3_BF16) {
+        return q3_fail(Q3_BAD_DTYPE, op,
+                       "tensor '%s' has dtype %s; expected float32, float16 or bfloat16", name,
+                       q3_dtype_name(t->dtype));
+    }
+    return Q3_OK;
+}
+
+int q3_check_index(const char *op, const char *name, const q3_tensor *t) {
+    int status = q3_check_tensor(op, name, t);
+    if (status != Q3_OK) return status;
+    if (t->dtype != Q3_I32 && t->dtype != Q3_I64) {
+        return q3_fail(Q3_BAD_DTYPE, op, "tensor '%s' has dtype %s; expected int32 or int64",
+                       name, q3_dtype_name(t->dtype));
+    }
+    return Q3_OK;
+}
+
+int q3_check_ndim(const char *op, const char *name, const q3_tensor *t, int ndim) {
+    if (t->ndim != ndim) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor '%s' has rank %d; expected %d", name, t->ndim,
+                       ndim);
+    }
+    return Q3_OK;
+}
+
+int q3_check_same_dtype(const char *op, const char *name, const q3_tensor *t,
+                        const char *like_name, const q3_tensor *like) {
+    if (t->dtype != like->dtype) {
+        return q3_fail(Q3_BAD_DTYPE, op, "tensor '%s' has dtype %s but '%s' has %s", name,
+                       q3_dtype_name(t->dtype), like_name, q3_dtype_name(like->dtype));
+    }
+    return Q3_OK;
+}
+
+int q3_check_same_shape(const char *op, const char *name, const q3_tensor *t,
+                        const char *like_name, const q3_tensor *like) {
+    int same = t->ndim == like->ndim;
+    for (int d = 0; same && d < t->ndim; ++d) same = t->shape[d] == like->shape[d];
+    if (!same) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor '%s' does not have the shape of '%s'", name,
+                       like_name);
+    }
+    return Q3_OK;
+}
+
+int q3_check_weight_dtype(const char *op, const char *name, const q3_tensor *w,
+                          const q3_tensor *x) {
+    if (w->dtype == x->dtype || (w->dtype == Q3_F32 && x->dtype != Q3_F32)) return Q3_OK;
+    return q3_fail(Q3_BAD_DTYPE, op,
+                   "tensor '%s' has dtype %s with x of dtype %s; expected %s or float32", name,
+                   q3_dtype_name(w->dtype), q3_dtype_name(x->dtype), q3_dtype_name(x->dtype));
+}
+
+static int compare_extent(const void *a, const void *b) {
+    const int64_t *x = a, *y = b;
+    return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+int q3_check_writable(const char *op, const char *name, const q3_tensor *t) {
+    /* Sorted by stride, each stride must exceed the span of all smaller dims together. */
+    int64_t dims[Q3_MAX_DIMS][2];
+    int n = 0;
+    for (int d = 0; d < t->ndim; ++d) {
+        if (t->shape[d] > 1) {
+            dims[n][0] = t->strides[d];
+            dims[n][1] = t->shape[d];
+            ++n;
+        }
+    }
+    qsort(dims, (size_t)n, sizeof dims[0], compare_extent);
+    int64_t span = 1;
+    for (int i = 0; i < n; ++i) {
+        if (dims[i][0] < span) {
+            return q3_fail(Q3_BAD_STRIDES, op,
+                           "output '%s' has overlapping strides: two elements share memory",
+                           name);
+        }
+        span = dims[i][0] * (dims[i][1] - 1) + span;
+    }
+    return Q3_OK;
+}

@@ -1,0 +1,39 @@
+"""Typed errors raised by kernels when they reject a call; third-party backends raise them too."""
+
+from __future__ import annotations
+
+
+class KernelError(Exception):
+    """A kernel rejected its arguments or failed; nothing was written."""
+
+    def __init__(self, operator: str, message: str) -> None:
+        super().__init__(f"{operator}: {message}" if not message.startswith(f"{operator}:") else message)
+        self.operator = operator
+
+
+class KernelDTypeError(KernelError, TypeError):
+    """A tensor's dtype, or a combination of dtypes, is outside the operator's contract."""
+
+
+class KernelShapeError(KernelError, ValueError):
+    """A tensor's rank or sizes do not fit the operator."""
+
+
+class KernelStrideError(KernelError, ValueError):
+    """A tensor's strides are negative or make two output elements share memory."""
+
+
+class KernelValueError(KernelError, ValueError):
+    """An input value is out of range (a token id outside the vocabulary) or an attribute is bad."""
+
+
+class KernelUnsupportedError(KernelError, NotImplementedError):
+    """The implementation does not support this call on this device."""
+
+
+class KernelLaunchError(KernelError, RuntimeError):
+    """The device failed to run the kernel (launch failure, out of memory)."""
+
+
+class NativeBuildError(RuntimeError):
+    """The native library could not be compiled or loaded."""

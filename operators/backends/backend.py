@@ -1,0 +1,54 @@
+"""The Backend record and how a name becomes one."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
+
+from operators.device import Device
+from operators.kernel import Kernel
+
+
+class BackendError(Exception):
+    """A backend name that cannot be turned into a backend for the device."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    device: Device
+    kernels: Mapping[str, Kernel]
+    description: str = ""
+    environment: Mapping[str, str] = field(default_factory=dict)  # e.g. native library path and hash
+
+    def kernel(self, operator: str) -> Kernel | None:
+        return self.kernels.get(operator)
+
+    def with_kernels(self, name: str, replacements: Mapping[str, Callable[..., None]],
+                     implementation: str = "python") -> "Backend":
+        """This backend with some operators replaced by plain callables (how self-tests plant bugs)."""
+        replaced = {op: Kernel(op, function, {"kind": implementation, "function": getattr(function, "__qualname__", repr(function))})
+                    for op, function in replacements.items()}
+        return replace(self, name=name, kernels={**self.kernels, **replaced})
+
+
+def load_backend(name: str, device: Device) -> Backend:
+    """'native', 'torch', or an importable module defining `backend(device) -> Backend`."""
+    if name == "native":
+        from operators.backends.native import native_backend
+        return native_backend(device)
+    if name == "torch":
+        from operators.backends.torch_control import torch_backend
+        return torch_backend(device)
+    try:
+        module = importlib.import_module(name)
+    except Exception as error:  # the module's own import error, whatever it is
+        raise BackendError(f"backend module '{name}' could not be imported: {type(error).__name__}: {error}") from None
+    factory = getattr(module, "backend", None)
+    if not callable(factory):
+        raise BackendError(f"backend module '{name}' defines no function backend(device) -> Backend")
+    built = factory(device)
+    if not isinstance(built, Backend):
+        raise BackendError(f"backend module '{name}': backend() returned {type(built).__name__}, not a Backend")
+    return built

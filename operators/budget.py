@@ -1,0 +1,43 @@
+"""The error budget of VERDICT.md: e(out, ref) <= k * e(base, ref) + floor, for max abs and rel L2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from operators.dtypes import DType
+
+FLOAT32_EPS = DType.F32.eps
+
+DEFAULT_JUSTIFICATION = (
+    "default: twice the error of the same-dtype Hugging Face computation, plus one ulp of the "
+    "output dtype and four float32 ulps (fast intrinsics such as rsqrtf/expf) at the output scale"
+)
+
+
+@dataclass(frozen=True)
+class Budget:
+    k: float = 2.0
+    floor_ulps: float = 1.0  # ulps of the output dtype, at the scale of the reference
+    f32_ulps: float = 4.0  # float32 ulps for the computation itself
+    justification: str = DEFAULT_JUSTIFICATION
+
+    def __post_init__(self) -> None:
+        if min(self.k, self.floor_ulps, self.f32_ulps) < 0:
+            raise ValueError(f"budget terms must be >= 0: {self}")
+        if not self.justification:
+            raise ValueError("a budget needs a justification")
+
+    def max_abs_floor(self, dtype: DType, scale: float) -> float:
+        return (self.floor_ulps * dtype.eps + self.f32_ulps * FLOAT32_EPS) * scale
+
+    def rel_l2_floor(self, dtype: DType) -> float:
+        # Half the unit roundoff (eps / 2) of the output dtype: the RMS of a correct rounding.
+        return self.floor_ulps * dtype.eps / 4 + self.f32_ulps * FLOAT32_EPS
+
+    def to_json(self) -> dict:
+        return {"k": self.k, "floor_ulps": self.floor_ulps, "f32_ulps": self.f32_ulps,
+                "justification": self.justification}
+
+
+EXACT = Budget(k=0.0, floor_ulps=0.0, f32_ulps=0.0,
+               justification="exact: the operator only moves values, so any difference is a bug")

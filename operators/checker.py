@@ -1,0 +1,136 @@
+"""The checker of VERDICT.md: runs one case and returns its immutable CaseResult."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any, Mapping
+
+import torch
+
+from kernels.errors import KernelError
+from operators.case import Case
+from operators.device import Device
+from operators.dtypes import DType
+from operators.kernel import Kernel
+from operators.metrics import budget_checks, error_metrics
+from operators.placement import Placed, place_input, place_poisoned_output, poison_value
+from operators.result import CaseResult, OutputResult, Verdict
+from operators.spec import OperatorSpec
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build_inputs(spec: OperatorSpec, case: Case, device: torch.device) -> dict[str, Placed]:
+    generator = torch.Generator().manual_seed(case.seed)
+    values = spec.values(case, generator)
+    return {name: place_input(values[name], tensor, device) for name, tensor in case.inputs.items()}
+
+
+def to_reference_precision(tensor: torch.Tensor) -> torch.Tensor:
+    tensor = tensor.detach().to("cpu")
+    return tensor.to(torch.float64) if tensor.is_floating_point() else tensor
+
+
+def _first_index(mask: torch.Tensor) -> list[int]:
+    return [int(i) for i in mask.nonzero()[0].tolist()] if mask.any() else []
+
+
+def contract_reasons(inputs: Mapping[str, Placed], snapshots: Mapping[str, torch.Tensor],
+                     outputs: Mapping[str, Placed]) -> list[str]:
+    """Inputs untouched, every output element written, nothing written outside the outputs."""
+    reasons = []
+    for name, placed in inputs.items():
+        changed = placed.bits(placed.buffer) != placed.bits(snapshots[name])
+        if changed.any():
+            reasons.append(f"input '{name}' was modified: {int(changed.sum())} elements of its buffer changed")
+    for name, placed in outputs.items():
+        poison = poison_value(placed.spec.dtype)
+        unwritten = placed.bits(placed.view) == poison
+        if unwritten.any():
+            reasons.append(f"output '{name}': {int(unwritten.sum())} of {unwritten.numel()} elements left "
+                           f"unwritten (first at {_first_index(unwritten)})")
+        outside = ~placed.coverage() & (placed.bits(placed.buffer) != poison)
+        if outside.any():
+            reasons.append(f"output '{name}': {int(outside.sum())} elements written outside the view "
+                           "(guard band or stride gaps overwritten)")
+    return reasons
+
+
+def parity_reasons(name: str, out: torch.Tensor, ref: torch.Tensor, dtype: DType) -> list[str]:
+    out = out.detach().to("cpu", torch.float64)
+    ref_rounded = ref.to(dtype.torch).to(torch.float64)
+    nan_differs = torch.isnan(out) != torch.isnan(ref)
+    inf_differs = (torch.isinf(out) != torch.isinf(ref_rounded)) | (
+        torch.isinf(out) & torch.isinf(ref_rounded) & (torch.sign(out) != torch.sign(ref_rounded)))
+    reasons = []
+    for label, differs in (("NaN", nan_differs), ("Inf", inf_differs)):
+        if differs.any():
+            where = _first_index(differs)
+            reasons.append(f"output '{name}': {label} parity broken at {int(differs.sum())} positions "
+                           f"(first at {where}: out={out[tuple(where)].item()!r}, "
+                           f"reference={ref_rounded[tuple(where)].item()!r})")
+    return reasons
+
+
+def magnitude_reasons(name: str, out: torch.Tensor, ref: torch.Tensor, dtype: DType) -> list[str]:
+    """An all-zero or constant output never passes where the reference, rounded to dtype, varies."""
+    out = out.detach().to("cpu", torch.float64)
+    ref = ref.to(dtype.torch).to(torch.float64)
+    finite = torch.isfinite(out) & torch.isfinite(ref)
+    o, r = out[finite], ref[finite]
+    if r.numel() < 2 or r.max() == r.min():
+        return []
+    if o.max() == o.min():
+        return [f"output '{name}' is constant ({o[0].item()!r}) where the reference varies"]
+    return []
+
+
+def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, backend: str) -> CaseResult:
+    started = time.perf_counter()
+    target = device.torch_device()
+    inputs = build_inputs(spec, case, target)
+    clean = {name: placed.view.clone() for name, placed in inputs.items()}
+    snapshots = {name: placed.buffer.clone() for name, placed in inputs.items()}
+    outputs = {name: place_poisoned_output(case.outputs[name], target) for name in spec.outputs}
+    implementation: dict[str, Any] = dict(kernel.implementation)
+    calls_before = kernel.call_count() if kernel.call_count else None
+
+    def finish(verdict: Verdict, reasons: list[str], results: tuple[OutputResult, ...] = ()) -> CaseResult:
+        if calls_before is not None:
+            implementation["calls"] = kernel.call_count() - calls_before
+        return CaseResult(case=case, backend=backend, device=device, implementation=implementation,
+                          verdict=verdict, reasons=tuple(reasons), outputs=results, budget=spec.budget,
+                          seconds=time.perf_counter() - started)
+
+    try:
+        kernel(**{n: p.view for n, p in outputs.items()}, **{n: p.view for n, p in inputs.items()},
+               **{name: case.attributes[name] for name in spec.attributes})
+        synchronize(target)
+    except KernelError as error:
+        return finish(Verdict.FAIL, [f"kernel rejected a call inside its contract: {error}"])
+    except Exception as error:  # a broken kernel must become a failed row, not a dead run
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        return finish(Verdict.FAIL, [f"kernel raised {type(error).__name__}: {error} "
+                                     f"({frame.filename}:{frame.lineno})"])
+
+    reasons = contract_reasons(inputs, snapshots, outputs)
+    reference = spec.reference({n: to_reference_precision(t) for n, t in clean.items()},
+                               case.attributes, torch.float64)
+    baseline = spec.reference(clean, case.attributes, torch.float32)
+    results = []
+    for name, placed in outputs.items():
+        dtype = placed.spec.dtype
+        out, ref = placed.view, reference[name]
+        base = baseline[name].to(dtype.torch)
+        reasons += parity_reasons(name, out, ref, dtype)
+        reasons += magnitude_reasons(name, out, ref, dtype)
+        metrics, base_metrics = error_metrics(out, ref, dtype), error_metrics(base, ref, dtype)
+        checks = budget_checks(metrics, base_metrics, spec.budget, dtype)
+        reasons += [f"output '{name}': {check.describe()}" for check in checks if not check.passed]
+        results.append(OutputResult(name=name, dtype=dtype, metrics=metrics, baseline=base_metrics,
+                                    checks=tuple(checks)))
+    return finish(Verdict.FAIL if reasons else Verdict.PASS, reasons, tuple(results))

@@ -1,0 +1,120 @@
+"""Devices the harness can target, each mapped to its torch device type and an availability probe."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str
+
+
+class Device(Enum):
+    CPU = "cpu"
+    NVIDIA = "nvidia"
+    ASCEND = "ascend"
+    CAMBRICON = "cambricon"
+    METAX = "metax"
+    MOORE = "moore"
+    ILUVATAR = "iluvatar"
+    KUNLUN = "kunlun"
+    HYGON = "hygon"
+
+    @property
+    def torch_type(self) -> str:
+        """The torch device type through which tensors reach this device."""
+        return TORCH_TYPES[self]
+
+    def torch_device(self) -> torch.device:
+        return torch.device(self.torch_type)
+
+    def availability(self) -> Availability:
+        return PROBES[self]()
+
+    @classmethod
+    def parse(cls, text: str) -> "Device":
+        try:
+            return cls(text.lower())
+        except ValueError:
+            names = ", ".join(member.value for member in cls)
+            raise ValueError(f"unknown device '{text}'; expected one of {names}") from None
+
+
+TORCH_TYPES = {
+    Device.CPU: "cpu",
+    Device.NVIDIA: "cuda",
+    Device.ASCEND: "npu",
+    Device.CAMBRICON: "mlu",
+    Device.METAX: "cuda",
+    Device.MOORE: "musa",
+    Device.ILUVATAR: "cuda",
+    Device.KUNLUN: "cuda",
+    Device.HYGON: "cuda",
+}
+
+# Vendors whose PyTorch build presents the card as "cuda": told apart by the device name.
+CUDA_LOOKALIKE_NAMES = {
+    Device.METAX: ("metax", "mxc"),
+    Device.ILUVATAR: ("iluvatar",),
+    Device.KUNLUN: ("kunlun", "xpu-"),
+    Device.HYGON: ("hygon", "dcu"),
+}
+
+
+def _cuda_names() -> list[str]:
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i).lower() for i in range(torch.cuda.device_count())]
+
+
+def _probe_cpu() -> Availability:
+    return Availability(True, "always available")
+
+
+def _probe_nvidia() -> Availability:
+    if getattr(torch.version, "hip", None):
+        return Availability(False, "this PyTorch is a ROCm build; NVIDIA needs a CUDA build")
+    names = _cuda_names()
+    if not names:
+        return Availability(False, f"torch.cuda.is_available() is False (torch {torch.__version__}, CUDA build: {torch.version.cuda})")
+    lookalikes = [n for n in names if any(k in n for keys in CUDA_LOOKALIKE_NAMES.values() for k in keys)]
+    if len(lookalikes) == len(names):
+        return Availability(False, f"the CUDA devices are not NVIDIA cards: {', '.join(names)}")
+    return Availability(True, names[0])
+
+
+def _probe_lookalike(device: Device) -> Availability:
+    names = [n for n in _cuda_names() if any(k in n for k in CUDA_LOOKALIKE_NAMES[device])]
+    if not names:
+        return Availability(False, f"no {device.value} card is visible through torch.cuda")
+    return Availability(True, names[0])
+
+
+def _probe_extension(device: Device, module: str) -> Availability:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return Availability(False, f"the PyTorch extension '{module}' for {device.value} is not installed")
+    backend = getattr(torch, device.torch_type, None)
+    if backend is None or not backend.is_available():
+        return Availability(False, f"torch.{device.torch_type}.is_available() is False")
+    return Availability(True, f"torch.{device.torch_type}")
+
+
+PROBES = {
+    Device.CPU: _probe_cpu,
+    Device.NVIDIA: _probe_nvidia,
+    Device.ASCEND: lambda: _probe_extension(Device.ASCEND, "torch_npu"),
+    Device.CAMBRICON: lambda: _probe_extension(Device.CAMBRICON, "torch_mlu"),
+    Device.MOORE: lambda: _probe_extension(Device.MOORE, "torch_musa"),
+    Device.METAX: lambda: _probe_lookalike(Device.METAX),
+    Device.ILUVATAR: lambda: _probe_lookalike(Device.ILUVATAR),
+    Device.KUNLUN: lambda: _probe_lookalike(Device.KUNLUN),
+    Device.HYGON: lambda: _probe_lookalike(Device.HYGON),
+}

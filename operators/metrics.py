@@ -1,0 +1,110 @@
+"""Error metrics of one output against the float64 reference, and the budget verdict on them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from operators.budget import Budget
+from operators.dtypes import DType
+
+# torch.testing.assert_close defaults: the tolerance users know, used for mismatch_fraction only.
+ASSERT_CLOSE_TOLERANCES = {DType.F32: (1.3e-6, 1e-5), DType.F16: (1e-3, 1e-5), DType.BF16: (1.6e-2, 1e-5)}
+
+
+@dataclass(frozen=True)
+class ErrorMetrics:
+    cosine: float
+    max_abs: float
+    max_abs_index: tuple[int, ...]
+    max_rel: float
+    rel_l2: float
+    ulp_max: float
+    ulp_p99: float
+    mismatch_fraction: float
+    scale: float  # max |ref| over finite elements
+
+    def to_json(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else _finite_or_none(v)) for k, v in asdict(self).items()}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def ulp_of(values: torch.Tensor, dtype: DType) -> torch.Tensor:
+    """Spacing of `dtype` at each value's magnitude (float64 in, float64 out)."""
+    _, exponent = torch.frexp(values.abs())
+    spacing = torch.ldexp(torch.ones_like(values), exponent - dtype.mantissa_bits)
+    return spacing.clamp_min(dtype.smallest_subnormal)
+
+
+def error_metrics(out: torch.Tensor, ref: torch.Tensor, dtype: DType) -> ErrorMetrics:
+    """Metrics over the elements where the reference (rounded to dtype) and out are finite."""
+    out = out.detach().to("cpu", torch.float64)
+    ref = ref.detach().to("cpu", torch.float64)
+    finite = torch.isfinite(ref.to(dtype.torch)) & torch.isfinite(out) & torch.isfinite(ref)
+    o, r = out[finite], ref[finite]
+    if r.numel() == 0:
+        return ErrorMetrics(1.0, 0.0, (), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    diff = (o - r).abs()
+    scale = r.abs().max().item()
+    flat_index = int(torch.argmax(torch.where(finite, (out - ref).abs(), torch.zeros_like(out))).item())
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat_index), out.shape)) if out.dim() else ()
+    significant = r.abs() > dtype.eps * scale  # relative error is meaningless near zero
+    max_rel = (diff[significant] / r.abs()[significant]).max().item() if significant.any() else 0.0
+    ref_norm = r.norm().item()
+    rel_l2 = diff.norm().item() / ref_norm if ref_norm > 0 else diff.norm().item()
+    ulps = diff / ulp_of(r, dtype)
+    rtol, atol = ASSERT_CLOSE_TOLERANCES[dtype]
+    return ErrorMetrics(
+        cosine=cosine(o, r),
+        max_abs=diff.max().item(),
+        max_abs_index=index,
+        max_rel=max_rel,
+        rel_l2=rel_l2,
+        ulp_max=ulps.max().item(),
+        ulp_p99=torch.quantile(ulps, 0.99).item() if ulps.numel() <= 16_000_000 else ulps.max().item(),
+        mismatch_fraction=(diff > atol + rtol * r.abs()).double().mean().item(),
+        scale=scale,
+    )
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    na, nb = a.norm().item(), b.norm().item()
+    if na == 0 and nb == 0:
+        return 1.0
+    if na == 0 or nb == 0:
+        return 0.0
+    return (a @ b).item() / (na * nb)
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    measure: str
+    value: float
+    baseline: float
+    limit: float
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.limit
+
+    @property
+    def ratio(self) -> float | None:
+        """e(out, ref) / e(base, ref); None when the baseline is exact."""
+        return self.value / self.baseline if self.baseline > 0 else (0.0 if self.value == 0 else None)
+
+    def describe(self) -> str:
+        return (f"{self.measure} {self.value:.3e} exceeds its budget {self.limit:.3e} "
+                f"(same-dtype baseline {self.baseline:.3e})")
+
+
+def budget_checks(out: ErrorMetrics, base: ErrorMetrics, budget: Budget, dtype: DType) -> list[BudgetCheck]:
+    return [
+        BudgetCheck("max_abs", out.max_abs, base.max_abs,
+                    budget.k * base.max_abs + budget.max_abs_floor(dtype, out.scale)),
+        BudgetCheck("rel_l2", out.rel_l2, base.rel_l2, budget.k * base.rel_l2 + budget.rel_l2_floor(dtype)),
+    ]

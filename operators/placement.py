@@ -1,0 +1,92 @@
+"""Tensors laid out as a case asks, inside a larger buffer whose other elements are sentinels.
+
+Inputs: the gaps hold NaN (or an out-of-range index), so a kernel that ignores strides reads
+garbage and shows it. Outputs: every element, in the view and around it, starts as a poison bit
+pattern, so unwritten elements and writes outside the view are both visible afterwards."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from operators.case import Layout, TensorCase
+from operators.dtypes import DType
+
+GUARD = 7  # sentinel elements before and after every view; odd, so views start misaligned
+ROW_PADDING = 3
+
+# Signalling-NaN payloads no arithmetic produces (arithmetic NaNs come out quiet and canonical).
+POISON_BITS = {DType.F32: 0x7FA5A5A5, DType.F16: 0x7D5A, DType.BF16: 0x7FA5,
+               DType.I32: -0x5A5A5A5B, DType.I64: -0x5A5A5A5A5A5A5A5B}
+BIT_VIEWS = {DType.F32: torch.int32, DType.F16: torch.int16, DType.BF16: torch.int16,
+             DType.I32: torch.int32, DType.I64: torch.int64}
+
+
+def _as_signed(bits: int, dtype: DType) -> int:
+    width = torch.iinfo(BIT_VIEWS[dtype]).bits
+    return bits - (1 << width) if bits >= 1 << (width - 1) else bits
+
+
+def strides_for(shape: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
+    if layout is Layout.REVERSED:
+        strides, step = [0] * len(shape), 1
+        for d in range(len(shape)):
+            strides[d] = step
+            step *= max(shape[d], 1)
+        return tuple(strides)
+    dims = list(shape)
+    if layout is Layout.PADDED and len(dims) >= 2:
+        dims[-1] += ROW_PADDING
+    strides, step = [0] * len(shape), 1
+    for d in reversed(range(len(shape))):
+        strides[d] = step
+        step *= max(dims[d], 1)
+    return tuple(strides)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A view and the buffer holding it (the view starts at offset GUARD into the buffer)."""
+
+    view: torch.Tensor
+    buffer: torch.Tensor
+    spec: TensorCase
+
+    def bits(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.view(BIT_VIEWS[self.spec.dtype])
+
+    def coverage(self) -> torch.Tensor:
+        """Boolean mask over the buffer: True where the view has an element."""
+        mask = torch.zeros(self.buffer.numel(), dtype=torch.bool, device=self.buffer.device)
+        mask.as_strided(self.view.shape, self.view.stride(), GUARD).fill_(True)
+        return mask
+
+
+def _buffer(spec: TensorCase, device: torch.device) -> tuple[torch.Tensor, tuple[int, ...]]:
+    strides = strides_for(spec.shape, spec.layout)
+    extent = 1 + sum((n - 1) * s for n, s in zip(spec.shape, strides)) if all(spec.shape) else 0
+    buffer = torch.empty(extent + 2 * GUARD, dtype=spec.dtype.torch, device=device)
+    return buffer, strides
+
+
+def place_input(values: torch.Tensor, spec: TensorCase, device: torch.device) -> Placed:
+    buffer, strides = _buffer(spec, device)
+    if spec.dtype.is_float:
+        buffer.fill_(math.nan)
+    else:
+        buffer.fill_(torch.iinfo(spec.dtype.torch).max)
+    view = buffer.as_strided(spec.shape, strides, GUARD)
+    view.copy_(values.to(device=device, dtype=spec.dtype.torch))
+    return Placed(view, buffer, spec)
+
+
+def place_poisoned_output(spec: TensorCase, device: torch.device) -> Placed:
+    buffer, strides = _buffer(spec, device)
+    buffer.view(BIT_VIEWS[spec.dtype]).fill_(_as_signed(POISON_BITS[spec.dtype], spec.dtype))
+    return Placed(buffer.as_strided(spec.shape, strides, GUARD), buffer, spec)
+
+
+def poison_value(dtype: DType) -> int:
+    return _as_signed(POISON_BITS[dtype], dtype)

@@ -1,0 +1,19 @@
+"""The operators the harness knows, in report order; specs are built when asked for."""
+
+from __future__ import annotations
+
+import importlib
+
+from operators.spec import OperatorSpec
+
+OPERATOR_NAMES = ("embedding", "rms_norm", "add_rms_norm", "linear", "rope", "swiglu")
+
+
+def get_spec(name: str) -> OperatorSpec:
+    if name not in OPERATOR_NAMES:
+        raise ValueError(f"unknown operator '{name}'; expected one of {', '.join(OPERATOR_NAMES)}")
+    return importlib.import_module(f"operators.{name}").spec()
+
+
+def all_specs() -> list[OperatorSpec]:
+    return [get_spec(name) for name in OPERATOR_NAMES]

@@ -1,0 +1,111 @@
+"""CaseResult: the immutable record of one checked case, as the report stores it."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Mapping
+
+from operators.budget import Budget
+from operators.case import Case
+from operators.device import Device
+from operators.dtypes import DType
+from operators.metrics import BudgetCheck, ErrorMetrics
+
+
+class Verdict(Enum):
+    PASS = "pass"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    name: str
+    dtype: DType
+    metrics: ErrorMetrics
+    baseline: ErrorMetrics
+    checks: tuple[BudgetCheck, ...]
+
+    @property
+    def error_ratio(self) -> float | None:
+        """The largest e(out, ref) / e(base, ref) over the budgeted measures."""
+        ratios = [c.ratio for c in self.checks]
+        if any(r is None for r in ratios):
+            return None
+        return max(ratios, default=0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dtype": self.dtype.value,
+            "metrics": {**self.metrics.to_json(), "error_ratio": self.error_ratio},
+            "baseline_metrics": self.baseline.to_json(),
+            "budget_checks": [{"measure": c.measure, "value": c.value, "baseline": c.baseline,
+                               "limit": c.limit, "passed": c.passed} for c in self.checks],
+        }
+
+
+def repro_command(case: Case, backend: str, device: Device) -> str:
+    return (f"python -m operators.run --device {device.value} --backend {shlex.quote(backend)} "
+            f"--replay {shlex.quote(case.compact_json())}")
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    backend: str
+    device: Device
+    implementation: Mapping[str, Any]
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    outputs: tuple[OutputResult, ...]
+    budget: Budget
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS
+
+    @property
+    def repro(self) -> str:
+        return repro_command(self.case, self.backend, self.device)
+
+    @property
+    def min_cosine(self) -> float | None:
+        return min((o.metrics.cosine for o in self.outputs), default=None)
+
+    @property
+    def max_error_ratio(self) -> float | None:
+        ratios = [o.error_ratio for o in self.outputs if o.error_ratio is not None]
+        return max(ratios, default=None)
+
+    @property
+    def max_ulp(self) -> float | None:
+        return max((o.metrics.ulp_max for o in self.outputs), default=None)
+
+    def describe_failure(self) -> str:
+        lines = [f"{self.case.operator} [{self.case.dtype_label()}] on {self.device.value} with backend "
+                 f"'{self.backend}' failed (seed {self.case.seed}, regime {self.case.regime.value}):"]
+        lines += [f"  - {reason}" for reason in self.reasons]
+        lines.append(f"  case: {self.case.compact_json()}")
+        lines.append(f"  reproduce: {self.repro}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        tensors = {**self.case.inputs, **self.case.outputs}
+        return {
+            "operator": self.case.operator,
+            "backend": self.backend,
+            "device": self.device.value,
+            "implementation": dict(self.implementation),
+            "dtypes": {n: t.dtype.value for n, t in tensors.items()},
+            "dtype_combination": self.case.dtype_label(),
+            "case": self.case.to_json(),
+            "seed": self.case.seed,
+            "outputs": {o.name: o.to_json() for o in self.outputs},
+            "budget": self.budget.to_json(),
+            "verdict": self.verdict.value,
+            "reasons": list(self.reasons),
+            "repro": self.repro,
+            "seconds": round(self.seconds, 4),
+        }

@@ -1,0 +1,60 @@
+"""Hypothesis building blocks shared by the operator specs."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Mapping
+
+from hypothesis import strategies as st
+
+from operators.case import Layout, Regime
+from operators.device import Device
+from operators.dtypes import DType
+from operators.qwen3_configs import AWKWARD_SIZES, QWEN3_CONFIGS
+
+
+def seeds() -> st.SearchStrategy[int]:
+    return st.integers(min_value=0, max_value=2**31 - 1)
+
+
+def layouts() -> st.SearchStrategy[Layout]:
+    return st.sampled_from(list(Layout))
+
+
+def regimes(*allowed: Regime) -> st.SearchStrategy[Regime]:
+    return st.sampled_from(allowed or list(Regime))
+
+
+def token_counts(device: Device) -> st.SearchStrategy[int]:
+    if device is Device.CPU:
+        return st.sampled_from((1, 2, 3, 5, 8, 13, 33))
+    return st.sampled_from((1, 7, 32, 129, 1024, 4096))
+
+
+def hidden_sizes() -> st.SearchStrategy[int]:
+    """Real Qwen3 hidden sizes, and sizes that are not multiples of a vector width."""
+    real = sorted({c.hidden for c in QWEN3_CONFIGS})
+    return st.one_of(st.sampled_from(real), st.sampled_from(AWKWARD_SIZES))
+
+
+def head_counts() -> st.SearchStrategy[tuple[int, int]]:
+    """(query heads, kv heads) of the real configurations."""
+    return st.sampled_from(sorted({(c.heads, c.kv_heads) for c in QWEN3_CONFIGS}))
+
+
+def all_combos(options: Mapping[str, tuple[DType, ...]]) -> list[dict[str, DType]]:
+    names = list(options)
+    return [dict(zip(names, picked)) for picked in itertools.product(*(options[n] for n in names))]
+
+
+def allowed_combos(spec, working: DType) -> list[dict[str, DType]]:
+    """The dtype combinations inside spec's contract whose first output has the working dtype."""
+    first_output = spec.outputs[0]
+    return [c for c in all_combos(spec.dtype_options) if spec.allows(c) and c[first_output] is working]
+
+
+def dtype_combos(spec, working: DType) -> st.SearchStrategy[dict[str, DType]]:
+    combos = allowed_combos(spec, working)
+    if not combos:
+        raise ValueError(f"{spec.name}: no allowed dtype combination writes {working.value}")
+    return st.sampled_from(combos)
