@@ -1,0 +1,141 @@
+"""The pytest plugin of the harness: options, the `harness` fixture, and the JSON report.
+
+State lives in config.stash (the options and the results of the session), never in globals."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+from kernels.errors import NativeBuildError
+from operators.backends.backend import Backend, BackendError, load_backend
+from operators.case import Case
+from operators.checker import check_case
+from operators.device import Device
+from operators.dtypes import DType, FLOAT_DTYPES
+from operators.profiles import PROFILES, register_profiles
+from operators.registry import get_spec
+from operators.result import CaseResult
+
+
+@dataclass
+class HarnessSession:
+    device: Device
+    backend_name: str
+    dtypes: tuple[DType, ...]
+    profile: str
+    report: Path | None
+    results: list[CaseResult] = field(default_factory=list)
+    backend: Backend | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+SESSION_KEY = pytest.StashKey[HarnessSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qwen3-harness", "Qwen3 kernel accuracy harness")
+    group.addoption("--device", default="cpu", help=f"device to test: {', '.join(d.value for d in Device)}")
+    group.addoption("--backend", default="native",
+                    help="'native', 'torch' (control) or an importable module defining backend(device)")
+    group.addoption("--dtypes", default="f32,f16,bf16", help="comma-separated working dtypes")
+    group.addoption("--profile", default="ci", choices=sorted(PROFILES), help="hypothesis profile (default ci)")
+    group.addoption("--report", type=Path, default=None, help="write the checked cases as a JSON report")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    register_profiles()
+    settings.load_profile(config.getoption("--profile"))
+    try:
+        device = Device.parse(config.getoption("--device"))
+        dtypes = tuple(DType.parse(d.strip()) for d in config.getoption("--dtypes").split(",") if d.strip())
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    if not dtypes or any(d not in FLOAT_DTYPES for d in dtypes):
+        raise pytest.UsageError("--dtypes must name working dtypes among f32, f16, bf16")
+    backend = config.getoption("--backend")
+    if backend not in ("native", "torch"):
+        try:
+            importlib.import_module(backend)
+        except Exception as error:
+            raise pytest.UsageError(f"backend module '{backend}' could not be imported: "
+                                    f"{type(error).__name__}: {error}") from None
+    config.stash[SESSION_KEY] = HarnessSession(device, backend, dtypes, config.getoption("--profile"),
+                                               config.getoption("--report"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    session = config.stash[SESSION_KEY]
+    return (f"qwen3-harness: device={session.device.value} backend={session.backend_name} "
+            f"dtypes={','.join(d.short for d in session.dtypes)} hypothesis profile={session.profile}")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "dtype" in metafunc.fixturenames:
+        dtypes = metafunc.config.stash[SESSION_KEY].dtypes
+        metafunc.parametrize("dtype", dtypes, ids=[d.short for d in dtypes])
+
+
+class Harness:
+    """What a test body needs: the device, the backend, and one-call checking."""
+
+    def __init__(self, session: HarnessSession) -> None:
+        self.session = session
+
+    @property
+    def device(self) -> Device:
+        return self.session.device
+
+    @property
+    def backend(self) -> Backend:
+        return self.session.backend
+
+    def cases(self, operator: str, dtype: DType):
+        return get_spec(operator).cases(self.device, dtype)
+
+    def check(self, case: Case, backend: Backend | None = None) -> CaseResult:
+        backend = backend or self.backend
+        kernel = backend.kernel(case.operator)
+        if kernel is None:
+            pytest.skip(f"backend '{backend.name}' has no kernel for '{case.operator}'")
+        result = check_case(get_spec(case.operator), case, kernel, self.device, backend.name)
+        self.session.results.append(result)
+        return result
+
+    def assert_passes(self, case: Case) -> None:
+        result = self.check(case)
+        assert result.passed, result.describe_failure()
+
+
+@pytest.fixture(scope="session")
+def harness(pytestconfig: pytest.Config) -> Harness:
+    session = pytestconfig.stash[SESSION_KEY]
+    availability = session.device.availability()
+    if not availability.available:
+        pytest.skip(f"device '{session.device.value}' is not available: {availability.reason}")
+    if session.backend is None:
+        try:
+            session.backend = load_backend(session.backend_name, session.device)
+        except (BackendError, NativeBuildError) as error:
+            pytest.fail(str(error), pytrace=False)
+    return Harness(session)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(SESSION_KEY, None)
+    if state is None or state.report is None:
+        return
+    from reports.document import build_document, write_json
+    from reports.environment import collect_environment
+
+    native = state.backend.environment if state.backend else {}
+    config = {"device": state.device.value, "backend": state.backend_name, "profile": state.profile,
+              "dtypes": [d.value for d in state.dtypes], "source": "pytest", "exit_status": int(exitstatus)}
+    document = build_document(state.results, [], config, collect_environment(state.device.torch_type, native))
+    document["seconds"] = round(time.perf_counter() - state.started, 2)
+    write_json(state.report, document)

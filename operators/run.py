@@ -1,0 +1,185 @@
+"""`python -m operators.run`: check every operator x dtype case set on a device and backend,
+print the tables, write the JSON report. Exit 0 when all pass, 1 when any fails, 2 on usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kernels.errors import NativeBuildError
+from operators.backends.backend import Backend, BackendError, load_backend
+from operators.case import Case
+from operators.checker import check_case
+from operators.contract import ContractResult, check_contract
+from operators.device import Device
+from operators.drawing import draw_cases
+from operators.dtypes import DType, FLOAT_DTYPES
+from operators.profiles import PROFILES, examples
+from operators.registry import OPERATOR_NAMES, get_spec
+from operators.result import CaseResult
+from reports.document import build_document, write_json
+from reports.environment import collect_environment
+from reports.tables import contract_table, summary_table
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+FAILURES_SHOWN = 5
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    device: Device
+    backend: str
+    operators: tuple[str, ...]
+    dtypes: tuple[DType, ...]
+    profile: str
+    examples: int
+    seed: int
+    contract: bool
+    output: Path | None
+    replay: Case | None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.update(device=self.device.value, dtypes=[d.value for d in self.dtypes],
+                    output=str(self.output) if self.output else None,
+                    replay=self.replay.to_json() if self.replay else None)
+        return data
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m operators.run", description=__doc__)
+    p.add_argument("--device", default="cpu", help=f"one of {', '.join(d.value for d in Device)} (default cpu)")
+    p.add_argument("--backend", default="native",
+                   help="'native' (the C/CUDA kernels), 'torch' (control) or an importable module path")
+    p.add_argument("--operators", default=",".join(OPERATOR_NAMES), help="comma-separated operator names")
+    p.add_argument("--dtypes", default="f32,f16,bf16", help="comma-separated working dtypes")
+    p.add_argument("--profile", default="ci", choices=sorted(PROFILES), help="case-set size (default ci)")
+    p.add_argument("--examples", type=int, help="cases per operator and dtype (overrides the profile)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the case draws (default 0)")
+    p.add_argument("--no-contract", action="store_true", help="skip the dtype-contract checks")
+    p.add_argument("--output", type=Path, help="write the JSON report here")
+    p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
+    return p
+
+
+def parse_config(argv: list[str] | None) -> RunConfig:
+    args = parser().parse_args(argv)
+    try:
+        device = Device.parse(args.device)
+        dtypes = tuple(DType.parse(d.strip()) for d in args.dtypes.split(",") if d.strip())
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if not dtypes or any(d not in FLOAT_DTYPES for d in dtypes):
+        raise UsageError(f"--dtypes must name working dtypes among f32, f16, bf16; got '{args.dtypes}'")
+    operators = tuple(o.strip() for o in args.operators.split(",") if o.strip())
+    unknown = [o for o in operators if o not in OPERATOR_NAMES]
+    if unknown or not operators:
+        raise UsageError(f"unknown operator(s) {', '.join(unknown) or '(none given)'}; expected among "
+                         f"{', '.join(OPERATOR_NAMES)}")
+    if args.examples is not None and args.examples < 1:
+        raise UsageError("--examples must be at least 1")
+    replay = None
+    if args.replay:
+        try:
+            replay = Case.from_json(json.loads(args.replay))
+        except (ValueError, KeyError, TypeError) as error:
+            raise UsageError(f"--replay is not a case: {type(error).__name__}: {error}") from None
+        if replay.operator not in OPERATOR_NAMES:
+            raise UsageError(f"--replay names unknown operator '{replay.operator}'")
+    return RunConfig(device=device, backend=args.backend, operators=operators, dtypes=dtypes,
+                     profile=args.profile, examples=args.examples or examples(args.profile), seed=args.seed,
+                     contract=not args.no_contract, output=args.output, replay=replay)
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_cases(config: RunConfig, backend: Backend) -> tuple[list[CaseResult], list[str]]:
+    results, skipped = [], []
+    groups = [(op, dtype) for op in config.operators for dtype in config.dtypes]
+    for number, (operator, dtype) in enumerate(groups, 1):
+        spec, kernel = get_spec(operator), backend.kernel(operator)
+        if kernel is None:
+            skipped.append(operator)
+            progress(f"[{number}/{len(groups)}] {operator} {dtype.short}: skipped, backend '{backend.name}' has no kernel")
+            continue
+        started = time.perf_counter()
+        cases = draw_cases(spec, config.device, dtype, config.examples, config.seed)
+        rows = [check_case(spec, case, kernel, config.device, backend.name) for case in cases]
+        results += rows
+        passed = sum(r.passed for r in rows)
+        progress(f"[{number}/{len(groups)}] {operator} {dtype.short}: {len(rows)} cases, {passed} passed "
+                 f"({time.perf_counter() - started:.1f}s)")
+    return results, sorted(set(skipped))
+
+
+def run_contract(config: RunConfig, backend: Backend) -> list[ContractResult]:
+    results = []
+    for operator in config.operators:
+        kernel = backend.kernel(operator)
+        if kernel is not None:
+            results += check_contract(get_spec(operator), kernel, config.device, backend.name)
+    return results
+
+
+def replay(config: RunConfig, backend: Backend) -> int:
+    case = config.replay
+    kernel = backend.kernel(case.operator)
+    if kernel is None:
+        raise UsageError(f"backend '{backend.name}' has no kernel for '{case.operator}'")
+    result = check_case(get_spec(case.operator), case, kernel, config.device, backend.name)
+    print(json.dumps(result.to_json(), indent=1))
+    if not result.passed:
+        progress(result.describe_failure())
+    return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = parse_config(argv)
+        availability = config.device.availability()
+        if not availability.available:
+            raise UsageError(f"device '{config.device.value}' is not available: {availability.reason}")
+        backend = load_backend(config.backend, config.device)
+        if config.replay:
+            return replay(config, backend)
+    except (UsageError, BackendError, NativeBuildError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    started = time.perf_counter()
+    progress(f"checking {len(config.operators)} operators x {len(config.dtypes)} dtypes on {config.device.value} "
+             f"with backend '{backend.name}' ({config.examples} cases each, seed {config.seed})")
+    results, skipped = run_cases(config, backend)
+    contract = run_contract(config, backend) if config.contract else []
+    environment = collect_environment(config.device.torch_type, backend.environment)
+    document = build_document(results, contract, {**config.to_json(), "skipped_operators": skipped}, environment)
+    document["seconds"] = round(time.perf_counter() - started, 2)
+    print(summary_table(document["summary"]))
+    if contract:
+        print()
+        print(contract_table(contract))
+    failures = [r for r in results if not r.passed]
+    for failure in failures[:FAILURES_SHOWN]:
+        progress(failure.describe_failure())
+    for broken in [c for c in contract if not c.passed][:FAILURES_SHOWN]:
+        progress(f"dtype contract: {broken.operator} [{broken.combination}]: {broken.detail}")
+    if config.output:
+        write_json(config.output, document)
+        progress(f"wrote {config.output}")
+    verdict = document["verdict"]
+    progress(f"verdict: {verdict.upper()} ({len(results) - len(failures)}/{len(results)} cases passed, "
+             f"{sum(c.passed for c in contract)}/{len(contract)} contract checks, {document['seconds']}s)")
+    return EXIT_PASS if verdict == "pass" else EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reports: the versioned JSON document, its tables, and the environment it records."""

@@ -1,0 +1,86 @@
+"""The versioned JSON report: environment, configuration, every case, contract checks, summary."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from operators.contract import ContractResult
+from operators.result import CaseResult
+
+SCHEMA_VERSION = "1.0"
+
+
+def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, Any]]]:
+    """operator -> working dtype -> counts and extremes, with the dtype combinations seen."""
+    groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+    for result in results:
+        groups[(result.case.operator, result.case.dtype.short)].append(result)
+    summary: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for (operator, dtype), rows in groups.items():
+        cosines = [r.min_cosine for r in rows if r.min_cosine is not None]
+        ratios = [r.max_error_ratio for r in rows if r.max_error_ratio is not None]
+        ulps = [r.max_ulp for r in rows if r.max_ulp is not None]
+        combinations: dict[str, dict[str, int]] = defaultdict(lambda: {"cases": 0, "passed": 0})
+        for r in rows:
+            combinations[r.case.dtype_label()]["cases"] += 1
+            combinations[r.case.dtype_label()]["passed"] += r.passed
+        passed = sum(r.passed for r in rows)
+        summary[operator][dtype] = {
+            "cases": len(rows),
+            "passed": passed,
+            "min_cosine": min(cosines, default=None),
+            "max_error_ratio": max(ratios, default=None),
+            "max_ulp": max(ulps, default=None),
+            "verdict": "pass" if passed == len(rows) else "fail",
+            "combinations": dict(combinations),
+        }
+    return dict(summary)
+
+
+def build_document(results: list[CaseResult], contract: list[ContractResult], config: Mapping[str, Any],
+                   environment: Mapping[str, Any]) -> dict[str, Any]:
+    failed = [r for r in results if not r.passed] + [c for c in contract if not c.passed]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "environment": dict(environment),
+        "config": dict(config),
+        "verdict": "fail" if failed else "pass",
+        "summary": summarize(results),
+        "contract": [c.to_json() for c in contract],
+        "cases": [r.to_json() for r in results],
+    }
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Write atomically: a reader sees the old file or the whole new one, never half of it."""
+    path = Path(path)
+    text = json.dumps(_clean(document), indent=1, allow_nan=False)
+    directory = path.resolve().parent
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
