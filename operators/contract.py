@@ -61,13 +61,14 @@ def check_rejection(spec: OperatorSpec, dtypes: Mapping[str, DType], kernel: Ker
     return ContractResult(spec.name, label(dtypes), False, passed, detail)
 
 
+def check_combination(spec: OperatorSpec, dtypes: Mapping[str, DType], kernel: Kernel, device: Device,
+                      backend: str) -> ContractResult:
+    if not spec.allows(dtypes):
+        return check_rejection(spec, dtypes, kernel, device)
+    outcome = check_case(spec, spec.contract_case(dtypes), kernel, device, backend)
+    detail = "computed within budget" if outcome.passed else "; ".join(outcome.reasons)
+    return ContractResult(spec.name, label(dtypes), True, outcome.passed, detail)
+
+
 def check_contract(spec: OperatorSpec, kernel: Kernel, device: Device, backend: str) -> list[ContractResult]:
-    results = []
-    for dtypes in all_combos(spec.dtype_options):
-        if spec.allows(dtypes):
-            outcome = check_case(spec, spec.contract_case(dtypes), kernel, device, backend)
-            detail = "computed within budget" if outcome.passed else "; ".join(outcome.reasons)
-            results.append(ContractResult(spec.name, label(dtypes), True, outcome.passed, detail))
-        else:
-            results.append(check_rejection(spec, dtypes, kernel, device))
-    return results
+    return [check_combination(spec, dtypes, kernel, device, backend) for dtypes in all_combos(spec.dtype_options)]

@@ -36,9 +36,11 @@ def _finite_or_none(value: float) -> float | None:
 
 def ulp_of(values: torch.Tensor, dtype: DType) -> torch.Tensor:
     """Spacing of `dtype` at each value's magnitude (float64 in, float64 out)."""
-    _, exponent = torch.frexp(values.abs())
+    magnitude = values.abs()
+    _, exponent = torch.frexp(magnitude)
     spacing = torch.ldexp(torch.ones_like(values), exponent - dtype.mantissa_bits)
-    return spacing.clamp_min(dtype.smallest_subnormal)
+    subnormal = magnitude < torch.finfo(dtype.torch).smallest_normal  # zero included
+    return torch.where(subnormal, torch.full_like(spacing, dtype.smallest_subnormal), spacing)
 
 
 def error_metrics(out: torch.Tensor, ref: torch.Tensor, dtype: DType) -> ErrorMetrics:

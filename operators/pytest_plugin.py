@@ -76,9 +76,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "dtype" in metafunc.fixturenames:
+    if "working_dtype" in metafunc.fixturenames:
         dtypes = metafunc.config.stash[SESSION_KEY].dtypes
-        metafunc.parametrize("dtype", dtypes, ids=[d.short for d in dtypes])
+        metafunc.parametrize("working_dtype", dtypes, ids=[d.short for d in dtypes])
 
 
 class Harness:
@@ -109,7 +109,8 @@ class Harness:
 
     def assert_passes(self, case: Case) -> None:
         result = self.check(case)
-        assert result.passed, result.describe_failure()
+        if not result.passed:
+            raise AssertionError(result.describe_failure())
 
 
 @pytest.fixture(scope="session")

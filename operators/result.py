@@ -12,6 +12,7 @@ from operators.case import Case
 from operators.device import Device
 from operators.dtypes import DType
 from operators.metrics import BudgetCheck, ErrorMetrics
+from operators.placement import strides_for
 
 
 class Verdict(Enum):
@@ -100,6 +101,11 @@ class CaseResult:
             "implementation": dict(self.implementation),
             "dtypes": {n: t.dtype.value for n, t in tensors.items()},
             "dtype_combination": self.case.dtype_label(),
+            "shapes": {n: list(t.shape) for n, t in tensors.items()},
+            "strides": {n: list(strides_for(t.shape, t.layout)) for n, t in tensors.items()},
+            "layouts": {n: t.layout.value for n, t in tensors.items()},
+            "attributes": dict(self.case.attributes),
+            "regime": self.case.regime.value,
             "case": self.case.to_json(),
             "seed": self.case.seed,
             "outputs": {o.name: o.to_json() for o in self.outputs},

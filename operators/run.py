@@ -173,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     for broken in [c for c in contract if not c.passed][:FAILURES_SHOWN]:
         progress(f"dtype contract: {broken.operator} [{broken.combination}]: {broken.detail}")
     if config.output:
-        write_json(config.output, document)
+        try:
+            write_json(config.output, document)
+        except OSError as error:
+            print(f"error: cannot write the report to {config.output}: {error}", file=sys.stderr)
+            return EXIT_USAGE
         progress(f"wrote {config.output}")
     verdict = document["verdict"]
     progress(f"verdict: {verdict.upper()} ({len(results) - len(failures)}/{len(results)} cases passed, "

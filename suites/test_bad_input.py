@@ -1,0 +1,89 @@
+"""Bad input to a native kernel: a typed error naming the operator, the tensor and the problem;
+nothing written, no crash."""
+
+import pytest
+import torch
+
+from kernels.errors import (KernelDTypeError, KernelShapeError, KernelStrideError, KernelValueError)
+from operators.backends.backend import load_backend
+
+
+@pytest.fixture(scope="module")
+def native(harness):
+    return load_backend("native", harness.device)
+
+
+@pytest.fixture
+def on(harness):
+    device = harness.device.torch_device()
+    return lambda *shape, dtype=torch.float32: torch.randn(*shape, device=device).to(dtype)
+
+
+def assert_rejected(native, operator, error_type, words, out, **arguments):
+    before = out.clone()
+    with pytest.raises(error_type) as caught:
+        native.kernel(operator)(out=out, **arguments)
+    message = str(caught.value)
+    assert message.startswith(f"{operator}:"), message
+    for word in words:
+        assert word in message, message
+    assert torch.equal(out.view(torch.uint8) if out.dtype != torch.bool else out, before.view(torch.uint8)), \
+        "a rejected call wrote its output"
+
+
+def test_embedding_rejects_ids_outside_the_vocabulary(native, on, harness):
+    ids = torch.tensor([0, 3, 11], device=harness.device.torch_device())
+    assert_rejected(native, "embedding", KernelValueError, ["'ids'", "11", "[0, 11)"], on(3, 4), ids=ids,
+                    weight=on(11, 4))
+
+
+def test_embedding_rejects_negative_ids(native, on, harness):
+    ids = torch.tensor([-1], device=harness.device.torch_device(), dtype=torch.int32)
+    assert_rejected(native, "embedding", KernelValueError, ["'ids'", "-1"], on(1, 4), ids=ids, weight=on(5, 4))
+
+
+def test_rms_norm_rejects_a_weight_of_the_wrong_size(native, on):
+    assert_rejected(native, "rms_norm", KernelShapeError, ["'weight'", "7"], on(2, 8), x=on(2, 8), weight=on(7),
+                    eps=1e-6)
+
+
+def test_rms_norm_rejects_float64(native, on):
+    assert_rejected(native, "rms_norm", KernelDTypeError, ["'x'", "float64"], on(2, 8),
+                    x=on(2, 8, dtype=torch.float64), weight=on(8), eps=1e-6)
+
+
+def test_rms_norm_rejects_negative_eps(native, on):
+    assert_rejected(native, "rms_norm", KernelValueError, ["eps"], on(2, 8), x=on(2, 8), weight=on(8), eps=-1.0)
+
+
+def test_linear_rejects_float_vs_half(native, on):
+    assert_rejected(native, "linear", KernelDTypeError, ["'weight'", "float32", "float16"],
+                    on(2, 5, dtype=torch.float16), x=on(2, 8, dtype=torch.float16), weight=on(5, 8))
+
+
+def test_linear_rejects_mismatched_features(native, on):
+    assert_rejected(native, "linear", KernelShapeError, ["'weight'", "9", "8"], on(2, 5), x=on(2, 8),
+                    weight=on(5, 9))
+
+
+def test_output_with_overlapping_strides_is_rejected(native, on):
+    out = on(1, 8).expand(3, 8)  # three rows on one row of memory
+    with pytest.raises(KernelStrideError, match="'out'"):
+        native.kernel("swiglu")(out=out, gate=on(3, 8), up=on(3, 8))
+
+
+def test_rope_rejects_an_odd_head_dim(native, on, harness):
+    positions = torch.arange(2, device=harness.device.torch_device())
+    assert_rejected(native, "rope", KernelShapeError, ["head_dim", "7"], on(2, 1, 7), x=on(2, 1, 7),
+                    positions=positions, theta=1e6, layout="neox")
+
+
+def test_rope_rejects_an_unknown_layout(native, on, harness):
+    positions = torch.arange(2, device=harness.device.torch_device())
+    assert_rejected(native, "rope", KernelValueError, ["layout"], on(2, 1, 8), x=on(2, 1, 8),
+                    positions=positions, theta=1e6, layout="interleaved")
+
+
+def test_a_non_tensor_argument_is_rejected(native, on):
+    with pytest.raises(KernelValueError, match="'gate' must be a torch.Tensor"):
+        native.kernel("swiglu")(out=on(2, 3), gate=[[1.0, 2.0, 3.0]] * 2, up=on(2, 3))

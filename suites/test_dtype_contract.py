@@ -1,0 +1,23 @@
+"""The dtype contract, float-vs-Half included: every combination of dtypes of every operator.
+
+Allowed combinations are computed within budget (the harness allocates outputs in the contract's
+dtype); disallowed ones raise KernelDTypeError and leave outputs and inputs untouched."""
+
+import pytest
+
+from operators.contract import check_combination, label
+from operators.registry import OPERATOR_NAMES, get_spec
+from operators.strategies import all_combos
+
+COMBINATIONS = [(name, combo) for name in OPERATOR_NAMES for combo in all_combos(get_spec(name).dtype_options)]
+
+
+@pytest.mark.parametrize("operator, dtypes", COMBINATIONS,
+                         ids=[f"{name}[{label(combo)}]" for name, combo in COMBINATIONS])
+def test_dtype_contract(harness, operator, dtypes):
+    spec = get_spec(operator)
+    kernel = harness.backend.kernel(operator)
+    if kernel is None:
+        pytest.skip(f"backend '{harness.backend.name}' has no kernel for '{operator}'")
+    result = check_combination(spec, dtypes, kernel, harness.device, harness.backend.name)
+    assert result.passed, f"{operator} [{result.combination}] ({'allowed' if result.allowed else 'disallowed'}): {result.detail}"

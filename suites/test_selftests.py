@@ -1,0 +1,59 @@
+"""The harness has teeth: each deliberately wrong kernel fails, and the torch control passes."""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from operators.backends.backend import load_backend
+from operators.checker import check_case
+from operators.contract import check_contract
+from operators.device import Device
+from operators.drawing import draw_cases
+from operators.dtypes import FLOAT_DTYPES
+from operators.registry import OPERATOR_NAMES, get_spec
+from suites.wrong_kernels import WRONG_KERNEL_MODULES
+
+# Enough cases per dtype that each regime that exposes a bug is drawn (derandomised by the seed).
+SELFTEST_EXAMPLES = 24
+
+
+def failure_reasons(backend, operator: str, device: Device) -> list[str]:
+    spec, kernel = get_spec(operator), backend.kernel(operator)
+    reasons = []
+    for dtype in FLOAT_DTYPES:
+        for case in draw_cases(spec, device, dtype, SELFTEST_EXAMPLES, seed=0):
+            reasons += check_case(spec, case, kernel, device, backend.name).reasons
+    reasons += [c.detail for c in check_contract(spec, kernel, device, backend.name) if not c.passed]
+    return reasons
+
+
+@pytest.mark.parametrize("module_name", WRONG_KERNEL_MODULES)
+def test_wrong_kernel_is_caught(harness, module_name):
+    module = importlib.import_module(f"suites.wrong_kernels.{module_name}")
+    backend = module.backend(harness.device)
+    reasons = failure_reasons(backend, module.WRONG_OPERATOR, harness.device)
+    assert reasons, f"{module_name}: the wrong {module.WRONG_OPERATOR} kernel passed every case"
+    assert any(module.EXPECTED_REASON in r for r in reasons), (
+        f"{module_name}: failed, but never with '{module.EXPECTED_REASON}': {reasons[:3]}")
+
+
+@pytest.mark.parametrize("operator", OPERATOR_NAMES)
+def test_torch_control_passes(harness, operator):
+    control = load_backend("torch", harness.device)
+    assert failure_reasons(control, operator, harness.device) == []
+
+
+@pytest.mark.slow
+def test_pytest_run_fails_on_exactly_the_wrong_kernel(harness):
+    """`pytest suites/ --backend <module>` fails the wrong operator's tests and nothing else."""
+    module = "suites.wrong_kernels.rms_norm_eps_outside_sqrt"
+    command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "suites/test_dtype_contract.py",
+               "--backend", module, "--device", harness.device.value, "-q", "-p", "no:cacheprovider",
+               "-o", "addopts=", "--tb=line", "-rf"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    failed = [line for line in completed.stdout.splitlines() if line.startswith("FAILED")]
+    assert completed.returncode == 1, completed.stdout[-3000:]
+    assert failed and all("rms_norm" in line and "add_rms_norm" not in line for line in failed), "\n".join(failed)
+    assert "reproduce: python -m operators.run" in completed.stdout

@@ -1,0 +1,15 @@
+"""Deliberately wrong kernels, one bug per module, each a backend module for `--backend`.
+
+Every module names WRONG_OPERATOR (the only operator it breaks) and EXPECTED_REASON (a phrase
+the checker's failure reason must contain). The self-tests prove the suites catch each one."""
+
+WRONG_KERNEL_MODULES = (
+    "rms_norm_eps_outside_sqrt",
+    "rms_norm_weight_not_applied",
+    "rope_gptj_for_neox",
+    "swiglu_last_element_unwritten",
+    "add_rms_norm_mutates_residual",
+    "linear_ignores_strides",
+    "embedding_off_by_one",
+    "linear_accepts_f32_weight",
+)
