@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
                    help="'native' (the C/CUDA kernels), 'torch' (control) or an importable module path")
     p.add_argument("--operators", default=",".join(OPERATOR_NAMES), help="comma-separated operator names")
     p.add_argument("--dtypes", default="f32,f16,bf16", help="comma-separated working dtypes")
-    p.add_argument("--profile", default="ci", choices=sorted(PROFILES), help="case-set size (default ci)")
+    p.add_argument("--profile", default="dev", choices=sorted(PROFILES), help="case-set size (default dev)")
     p.add_argument("--examples", type=int, help="cases per operator and dtype (overrides the profile)")
     p.add_argument("--seed", type=int, default=0, help="seed of the case draws (default 0)")
     p.add_argument("--no-contract", action="store_true", help="skip the dtype-contract checks")

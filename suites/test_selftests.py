@@ -1,6 +1,7 @@
 """The harness has teeth: each deliberately wrong kernel fails, and the torch control passes."""
 
 import importlib
+import json
 import subprocess
 import sys
 
@@ -46,14 +47,19 @@ def test_torch_control_passes(harness, operator):
 
 
 @pytest.mark.slow
-def test_pytest_run_fails_on_exactly_the_wrong_kernel(harness):
-    """`pytest suites/ --backend <module>` fails the wrong operator's tests and nothing else."""
+def test_pytest_run_fails_on_exactly_the_wrong_kernel(harness, tmp_path):
+    """`pytest suites/ --backend <module>` fails the wrong operator's tests and nothing else,
+    and its --report holds the failing cases."""
     module = "suites.wrong_kernels.rms_norm_eps_outside_sqrt"
+    report = tmp_path / "report.json"
     command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "suites/test_dtype_contract.py",
                "--backend", module, "--device", harness.device.value, "-q", "-p", "no:cacheprovider",
-               "-o", "addopts=", "--tb=line", "-rf"]
+               "-o", "addopts=", "--tb=line", "-rf", "--report", str(report)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
     failed = [line for line in completed.stdout.splitlines() if line.startswith("FAILED")]
     assert completed.returncode == 1, completed.stdout[-3000:]
     assert failed and all("rms_norm" in line and "add_rms_norm" not in line for line in failed), "\n".join(failed)
     assert "reproduce: python -m operators.run" in completed.stdout
+    document = json.loads(report.read_text())
+    assert document["verdict"] == "fail" and document["config"]["backend"] == module
+    assert {c["operator"] for c in document["cases"] if c["verdict"] == "fail"} == {"rms_norm"}

@@ -66,3 +66,9 @@ def test_the_exact_budget_admits_nothing_but_equality():
 def test_a_budget_needs_a_justification():
     with pytest.raises(ValueError, match="justification"):
         Budget(k=3, justification="")
+
+
+def test_cosine_of_a_zero_output_where_the_reference_underflows_is_one():
+    ref = torch.full((8,), 1e-30, dtype=torch.float64)
+    assert error_metrics(torch.zeros(8), ref, DType.F16).cosine == 1.0
+    assert error_metrics(torch.zeros(8), ref, DType.F32).cosine == 0.0

@@ -81,6 +81,66 @@ int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int l
 /* out = silu(gate) * up, elementwise over tensors of one shape. */
 int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream);
 
+/* out = softmax(x) over the last dim: max-subtracted, exp and sum in float32, written in x's dtype. */
+int q3_softmax(q3_tensor out, q3_tensor x, void *stream);
+
+/* Causal softmax over the last dim of x [..., q_len, k_len] (q_len <= k_len): query row i sees keys
+ * j <= i + (k_len - q_len); masked entries are written as 0. */
+int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream);
+
+/* Causal grouped-query attention over one sequence: q [T, Hq, D], k and v [T, Hkv, D], Hq % Hkv == 0;
+ * query head h reads kv head h / (Hq / Hkv). scores = (q . k) * scale, causal softmax in float32,
+ * out [T, Hq, D] = P @ v in q's dtype. q, k, v and out share one dtype. */
+int q3_attention_prefill(q3_tensor out, q3_tensor q, q3_tensor k, q3_tensor v, double scale, void *stream);
+
+/* Attention of S new tokens per request against a contiguous KV cache: q [B, S, Hq, D];
+ * k_cache, v_cache [B, L, Hkv, D]; seq_lens [B] (int32/int64) counts every cached token of a request,
+ * the S new ones included (already written), S <= seq_lens[b] <= L. New token s of request b sits at
+ * position seq_lens[b] - S + s and attends to positions 0 .. that one. Positions >= seq_lens[b] are
+ * never read. out [B, S, Hq, D]. */
+int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
+                        q3_tensor seq_lens, double scale, void *stream);
+
+/* The same against a paged cache: k_cache, v_cache [num_blocks, block_size, Hkv, D]; block_table
+ * [B, max_blocks] (int32/int64): position p of request b lives in block block_table[b, p / block_size]
+ * at offset p % block_size. seq_lens[b] <= max_blocks * block_size. */
+int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
+                              q3_tensor block_table, q3_tensor seq_lens, double scale, void *stream);
+
+/* k_cache[b, positions[b, s]] = k[b, s] and the same for v: k, v [B, S, Hkv, D]; caches [B, L, Hkv, D];
+ * positions [B, S] (int32/int64) in [0, L), distinct within a request. Nothing else is written. */
+int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v,
+                      q3_tensor positions, void *stream);
+
+/* Paged: k, v [N, Hkv, D]; slots [N] (int32/int64), slot = block * block_size + offset into caches
+ * [num_blocks, block_size, Hkv, D]; slots distinct and in range. Nothing else is written. */
+int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v,
+                            q3_tensor slots, void *stream);
+
+/* out [B] (int64) = the first index of the largest value of each row of logits [B, V]. */
+int q3_argmax(q3_tensor out, q3_tensor logits, void *stream);
+
+/* One token per row of logits [B, V] from an explicit uniform value random [B] (float32, [0, 1)):
+ * p = softmax(logits / temperature) in float32; tokens sorted by descending p (ties: lower index
+ * first); keep the first top_k (top_k <= 0 or >= V keeps all); then keep the shortest prefix whose
+ * cumulative p reaches top_p times the kept total (the token that crosses is kept); pick the first
+ * kept token whose cumulative p exceeds random * (kept prefix total). out [B] (int64). */
+int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double temperature,
+                     int64_t top_k, double top_p, void *stream);
+
+/* Qwen3-MoE router: logits = x @ gate_weight^T (x [T, H], gate_weight [E, H], one dtype, float32
+ * accumulation, rounded to x's dtype), p = softmax(logits) in float32, the top_k experts by
+ * descending p (ties: lower index first); weights = their p, divided by their sum when
+ * norm_topk_prob; weights [T, top_k] in x's dtype, ids [T, top_k] int64, in descending order. */
+int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_weight,
+                  int64_t top_k, int norm_topk_prob, void *stream);
+
+/* Qwen3-MoE experts: out[t] = sum_j weights[t, j] * down[e] @ (silu(gate[e] @ x[t]) * (up[e] @ x[t]))
+ * with e = ids[t, j]; gate_up [E, 2I, H] (rows 0..I-1 gate, I..2I-1 up), down [E, H, I]; x, weights,
+ * gate_up, down and out [T, H] in one dtype; ids [T, k] int32/int64 in [0, E). */
+int q3_moe_experts(q3_tensor out, q3_tensor x, q3_tensor weights, q3_tensor ids, q3_tensor gate_up,
+                   q3_tensor down, void *stream);
+
 #ifdef __cplusplus
 }
 #endif
