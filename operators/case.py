@@ -27,6 +27,8 @@ class Regime(Enum):
     NEAR_LIMIT = "near_limit"  # magnitudes near the largest finite value the dtype's sums allow
     TINY_RMS = "tiny_rms"  # rows whose RMS is near sqrt(eps): where an eps in the wrong place shows
     CONSTANT_ROWS = "constant_rows"  # rows of one repeated value: ties, zero variance
+    MASKED = "masked"  # a fifth of the entries -inf, some rows entirely: attention masks
+    LARGE_SCORES = "large_scores"  # magnitudes of 30-100: where a softmax without max subtraction overflows
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ class Case:
 
     @property
     def dtype(self) -> DType:
-        """The working dtype: that of the first output."""
-        return next(iter(self.outputs.values())).dtype
+        """The working dtype: that of the first float output, else of the first float input."""
+        tensors = list(self.outputs.values()) + list(self.inputs.values())
+        return next((t.dtype for t in tensors if t.dtype.is_float), tensors[0].dtype)
 
     def dtype_label(self) -> str:
         """The dtype combination, e.g. 'x=bf16 weight=f32 out=bf16'."""

@@ -14,7 +14,7 @@ from operators.device import Device
 from operators.dtypes import DType
 from operators.kernel import Kernel
 from operators.metrics import budget_checks, error_metrics
-from operators.placement import Placed, place_input, place_poisoned_output, poison_value
+from operators.placement import GUARD, Placed, place_input, place_poisoned_output, poison_value
 from operators.result import CaseResult, OutputResult, Verdict
 from operators.spec import OperatorSpec
 
@@ -39,9 +39,18 @@ def _first_index(mask: torch.Tensor) -> list[int]:
     return [int(i) for i in mask.nonzero()[0].tolist()] if mask.any() else []
 
 
+def expected_writes(placed: Placed, mask: torch.Tensor | None) -> torch.Tensor:
+    """Boolean mask over the buffer: the elements the kernel must write (all of the view by default)."""
+    if mask is None:
+        return placed.coverage()
+    expected = torch.zeros(placed.buffer.numel(), dtype=torch.bool, device=placed.buffer.device)
+    expected.as_strided(placed.view.shape, placed.view.stride(), GUARD).copy_(mask)
+    return expected
+
+
 def contract_reasons(inputs: Mapping[str, Placed], snapshots: Mapping[str, torch.Tensor],
-                     outputs: Mapping[str, Placed]) -> list[str]:
-    """Inputs untouched, every output element written, nothing written outside the outputs."""
+                     outputs: Mapping[str, Placed], masks: Mapping[str, torch.Tensor] | None = None) -> list[str]:
+    """Inputs untouched, every expected output element written, nothing written anywhere else."""
     reasons = []
     for name, placed in inputs.items():
         changed = placed.bits(placed.buffer) != placed.bits(snapshots[name])
@@ -49,14 +58,19 @@ def contract_reasons(inputs: Mapping[str, Placed], snapshots: Mapping[str, torch
             reasons.append(f"input '{name}' was modified: {int(changed.sum())} elements of its buffer changed")
     for name, placed in outputs.items():
         poison = poison_value(placed.spec.dtype)
-        unwritten = placed.bits(placed.view) == poison
+        expected = expected_writes(placed, (masks or {}).get(name))
+        poisoned = placed.bits(placed.buffer) == poison
+        unwritten = expected & poisoned
         if unwritten.any():
-            reasons.append(f"output '{name}': {int(unwritten.sum())} of {unwritten.numel()} elements left "
-                           f"unwritten (first at {_first_index(unwritten)})")
-        outside = ~placed.coverage() & (placed.bits(placed.buffer) != poison)
+            view_unwritten = placed.bits(placed.view) == poison
+            if masks and name in masks:
+                view_unwritten &= masks[name].to(view_unwritten.device)
+            reasons.append(f"output '{name}': {int(unwritten.sum())} of {int(expected.sum())} elements left "
+                           f"unwritten (first at {_first_index(view_unwritten)})")
+        outside = ~expected & ~poisoned
         if outside.any():
-            reasons.append(f"output '{name}': {int(outside.sum())} elements written outside the view "
-                           "(guard band or stride gaps overwritten)")
+            reasons.append(f"output '{name}': {int(outside.sum())} elements written where nothing may be "
+                           "(outside the written slots, in stride gaps or the guard band)")
     return reasons
 
 
@@ -117,19 +131,32 @@ def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, b
         return finish(Verdict.FAIL, [f"kernel raised {type(error).__name__}: {error} "
                                      f"({frame.filename}:{frame.lineno})"])
 
-    reasons = contract_reasons(inputs, snapshots, outputs)
-    reference = spec.reference({n: to_reference_precision(t) for n, t in clean.items()},
-                               case.attributes, torch.float64)
-    baseline = spec.reference(clean, case.attributes, torch.float32)
+    precise = {n: to_reference_precision(t) for n, t in clean.items()}
+    masks = spec.written(case, precise) if spec.written else {}
+    reasons = contract_reasons(inputs, snapshots, outputs, masks)
+    decisions = None
+    if spec.decisions:
+        decisions = {name: outputs[name].view.detach().to("cpu") for name in spec.decisions}
+        judged = spec.judge(decisions, precise, case.attributes, case.dtype)
+        reasons += judged
+        if judged:
+            return finish(Verdict.FAIL, reasons)
+    reference = spec.run_reference(precise, case.attributes, torch.float64, decisions)
+    baseline = spec.run_reference(clean, case.attributes, torch.float32,
+                                  {n: d.to(target) for n, d in decisions.items()} if decisions else None)
+    sensitivity = spec.sensitivity(precise, case.attributes) if spec.sensitivity else 0.0
     results = []
-    for name, placed in outputs.items():
+    for name in spec.numeric_outputs:
+        placed = outputs[name]
         dtype = placed.spec.dtype
-        out, ref = placed.view, reference[name]
-        base = baseline[name].to(dtype.torch)
+        out, ref, base = placed.view, reference[name], baseline[name].to(dtype.torch)
+        if name in masks:
+            mask = masks[name]
+            out, ref, base = out[mask.to(out.device)], ref[mask], base[mask.to(base.device)]
         reasons += parity_reasons(name, out, ref, dtype)
         reasons += magnitude_reasons(name, out, ref, dtype)
         metrics, base_metrics = error_metrics(out, ref, dtype), error_metrics(base, ref, dtype)
-        checks = budget_checks(metrics, base_metrics, spec.budget, dtype)
+        checks = budget_checks(metrics, base_metrics, spec.budget, dtype, sensitivity)
         reasons += [f"output '{name}': {check.describe()}" for check in checks if not check.passed]
         results.append(OutputResult(name=name, dtype=dtype, metrics=metrics, baseline=base_metrics,
                                     checks=tuple(checks)))

@@ -106,9 +106,10 @@ class BudgetCheck:
                 f"(same-dtype baseline {self.baseline:.3e})")
 
 
-def budget_checks(out: ErrorMetrics, base: ErrorMetrics, budget: Budget, dtype: DType) -> list[BudgetCheck]:
+def budget_checks(out: ErrorMetrics, base: ErrorMetrics, budget: Budget, dtype: DType,
+                  sensitivity: float = 0.0) -> list[BudgetCheck]:
     return [
         BudgetCheck("max_abs", out.max_abs, base.max_abs,
-                    budget.k * base.max_abs + budget.max_abs_floor(dtype, out.scale)),
+                    budget.k * base.max_abs + budget.max_abs_floor(dtype, out.scale, sensitivity)),
         BudgetCheck("rel_l2", out.rel_l2, base.rel_l2, budget.k * base.rel_l2 + budget.rel_l2_floor(dtype)),
     ]

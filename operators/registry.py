@@ -6,7 +6,9 @@ import importlib
 
 from operators.spec import OperatorSpec
 
-OPERATOR_NAMES = ("embedding", "rms_norm", "add_rms_norm", "linear", "rope", "swiglu")
+OPERATOR_NAMES = ("embedding", "rms_norm", "add_rms_norm", "linear", "rope", "swiglu", "softmax", "causal_softmax",
+                  "attention_prefill", "attention_decode", "attention_decode_paged", "kv_cache_write",
+                  "kv_cache_write_paged", "argmax", "random_sample", "moe_router", "moe_experts")
 
 
 def get_spec(name: str) -> OperatorSpec:

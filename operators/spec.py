@@ -43,8 +43,31 @@ class OperatorSpec:
     # A small case used by the dtype-contract suite, given a combination of dtypes.
     contract_case: Callable[[Mapping[str, DType]], Case]
     budget: Budget = Budget()
+    # Outputs the kernel writes only in part (a KV cache): name -> bool mask of the elements it must
+    # write; every other element must keep its poison.
+    written: Callable[[Case, Tensors], dict[str, torch.Tensor]] | None = None
+    # Discrete outputs (token ids, expert ids), judged exactly and tie-aware by `judge`, which returns
+    # failure reasons. The reference then receives them as `decisions` (the router's weights are
+    # judged on the experts the kernel chose).
+    decisions: tuple[str, ...] = ()
+    judge: Callable[[Tensors, Tensors, Mapping[str, Any], DType], list[str]] | None = None
+    # The magnitude at which one float32 rounding of an intermediate reaches the output (see
+    # Budget.sensitivity_ulps), from the float64 inputs.
+    sensitivity: Callable[[Tensors, Mapping[str, Any]], float] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.dtype_options) - set(self.inputs) - set(self.outputs)
         if unknown:
             raise ValueError(f"{self.name}: dtype_options names unknown tensors {sorted(unknown)}")
+        if bool(self.decisions) != (self.judge is not None):
+            raise ValueError(f"{self.name}: discrete outputs need a judge, and a judge needs discrete outputs")
+
+    @property
+    def numeric_outputs(self) -> tuple[str, ...]:
+        return tuple(name for name in self.outputs if name not in self.decisions)
+
+    def run_reference(self, inputs: Tensors, attributes: Mapping[str, Any], upcast: torch.dtype,
+                      decisions: Tensors | None = None) -> dict[str, torch.Tensor]:
+        if self.decisions:
+            return self.reference(inputs, attributes, upcast, decisions)
+        return self.reference(inputs, attributes, upcast)

@@ -47,10 +47,15 @@ def all_combos(options: Mapping[str, tuple[DType, ...]]) -> list[dict[str, DType
     return [dict(zip(names, picked)) for picked in itertools.product(*(options[n] for n in names))]
 
 
+def working_dtype(spec, combo: Mapping[str, DType]) -> DType:
+    """The dtype of the first float output, else of the first float input (as Case.dtype)."""
+    names = [n for n in (*spec.outputs, *spec.inputs) if n in combo]
+    return next((combo[n] for n in names if combo[n].is_float), combo[names[0]])
+
+
 def allowed_combos(spec, working: DType) -> list[dict[str, DType]]:
-    """The dtype combinations inside spec's contract whose first output has the working dtype."""
-    first_output = spec.outputs[0]
-    return [c for c in all_combos(spec.dtype_options) if spec.allows(c) and c[first_output] is working]
+    """The dtype combinations inside spec's contract with the given working dtype."""
+    return [c for c in all_combos(spec.dtype_options) if spec.allows(c) and working_dtype(spec, c) is working]
 
 
 def dtype_combos(spec, working: DType) -> st.SearchStrategy[dict[str, DType]]:

@@ -40,6 +40,13 @@ def draw(shape: tuple[int, ...], regime: Regime, dtype: DType, generator: torch.
         return normal * math.sqrt(1e-6) * torch.pow(10.0, exponents)
     if regime is Regime.CONSTANT_ROWS:
         return torch.randn(shape[:-1] + (1,), generator=generator, dtype=torch.float64).expand(shape).clone()
+    if regime is Regime.MASKED:
+        masked = normal.masked_fill(torch.rand(shape, generator=generator) < 0.2, -math.inf)
+        if len(shape) >= 2 and shape[-2] > 1:
+            masked[..., -1, :] = -math.inf  # a fully masked row: softmax gives NaN, as PyTorch does
+        return masked
+    if regime is Regime.LARGE_SCORES:
+        return normal * (30 + 70 * torch.rand(shape[:-1] + (1,), generator=generator, dtype=torch.float64))
     raise ValueError(f"unknown regime {regime}")
 
 

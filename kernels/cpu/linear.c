@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "common.h"
+#include "scratch.h"
 
 int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void *stream) {
     static const char op[] = "linear";
@@ -40,7 +41,13 @@ int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void
     if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
 
     float *packed = malloc(sizeof(float) * (size_t)(out_features * in_features + 1));
-    if (packed == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot pack 'weight' as float32");
+    size_t stride = 0;
+    char *scratch = q3_scratch_alloc(sizeof(float) * (size_t)(in_features + 1), &stride);
+    if (packed == NULL || scratch == NULL) {
+        free(packed);
+        free(scratch);
+        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate float32 copies of 'weight' and 'x'");
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < out_features; ++n) {
         for (int64_t k = 0; k < in_features; ++k) {
@@ -53,10 +60,9 @@ int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void
     const int64_t out_stride = out.strides[out.ndim - 1];
 #pragma omp parallel
     {
-        float *row_values = malloc(sizeof(float) * (size_t)(in_features + 1));
+        float *row_values = (float *)(scratch + stride * (size_t)q3_thread_id());
 #pragma omp for schedule(static)
         for (int64_t row = 0; row < rows; ++row) {
-            if (row_values == NULL) continue;
             const int64_t x_offset = q3_row_offset(&x, row);
             const int64_t out_offset = q3_row_offset(&out, row);
             for (int64_t k = 0; k < in_features; ++k) {
@@ -69,8 +75,8 @@ int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void
                 q3_store(&out, out_offset + n * out_stride, (float)acc);
             }
         }
-        free(row_values);
     }
+    free(scratch);
     free(packed);
     return Q3_OK;
 }

@@ -53,8 +53,66 @@ def entry_points(library: NativeLibrary) -> dict[str, tuple[str, object]]:
         call("q3_swiglu", "swiglu", describe("swiglu", "out", out), describe("swiglu", "gate", gate),
              describe("swiglu", "up", up), None)
 
+    def softmax(*, out, x):
+        call("q3_softmax", "softmax", describe("softmax", "out", out), describe("softmax", "x", x), None)
+
+    def causal_softmax(*, out, x):
+        op = "causal_softmax"
+        call("q3_causal_softmax", op, describe(op, "out", out), describe(op, "x", x), None)
+
+    def attention_prefill(*, out, q, k, v, scale):
+        op = "attention_prefill"
+        call("q3_attention_prefill", op, describe(op, "out", out), describe(op, "q", q), describe(op, "k", k),
+             describe(op, "v", v), ctypes.c_double(scale), None)
+
+    def attention_decode(*, out, q, k_cache, v_cache, seq_lens, scale):
+        op = "attention_decode"
+        call("q3_attention_decode", op, describe(op, "out", out), describe(op, "q", q),
+             describe(op, "k_cache", k_cache), describe(op, "v_cache", v_cache), describe(op, "seq_lens", seq_lens),
+             ctypes.c_double(scale), None)
+
+    def attention_decode_paged(*, out, q, k_cache, v_cache, block_table, seq_lens, scale):
+        op = "attention_decode_paged"
+        call("q3_attention_decode_paged", op, describe(op, "out", out), describe(op, "q", q),
+             describe(op, "k_cache", k_cache), describe(op, "v_cache", v_cache),
+             describe(op, "block_table", block_table), describe(op, "seq_lens", seq_lens), ctypes.c_double(scale),
+             None)
+
+    def kv_cache_write(*, k_cache, v_cache, k, v, positions):
+        op = "kv_cache_write"
+        call("q3_kv_cache_write", op, describe(op, "k_cache", k_cache), describe(op, "v_cache", v_cache),
+             describe(op, "k", k), describe(op, "v", v), describe(op, "positions", positions), None)
+
+    def kv_cache_write_paged(*, k_cache, v_cache, k, v, slots):
+        op = "kv_cache_write_paged"
+        call("q3_kv_cache_write_paged", op, describe(op, "k_cache", k_cache), describe(op, "v_cache", v_cache),
+             describe(op, "k", k), describe(op, "v", v), describe(op, "slots", slots), None)
+
+    def argmax(*, out, logits):
+        call("q3_argmax", "argmax", describe("argmax", "out", out), describe("argmax", "logits", logits), None)
+
+    def random_sample(*, out, logits, random, temperature, top_k, top_p):
+        op = "random_sample"
+        call("q3_random_sample", op, describe(op, "out", out), describe(op, "logits", logits),
+             describe(op, "random", random), ctypes.c_double(temperature), ctypes.c_int64(top_k),
+             ctypes.c_double(top_p), None)
+
+    def moe_router(*, weights, ids, x, gate_weight, top_k, norm_topk_prob):
+        op = "moe_router"
+        call("q3_moe_router", op, describe(op, "weights", weights), describe(op, "ids", ids), describe(op, "x", x),
+             describe(op, "gate_weight", gate_weight), ctypes.c_int64(top_k), ctypes.c_int(int(norm_topk_prob)), None)
+
+    def moe_experts(*, out, x, weights, ids, gate_up, down):
+        op = "moe_experts"
+        call("q3_moe_experts", op, describe(op, "out", out), describe(op, "x", x), describe(op, "weights", weights),
+             describe(op, "ids", ids), describe(op, "gate_up", gate_up), describe(op, "down", down), None)
+
     adapters = {"embedding": embedding, "rms_norm": rms_norm, "add_rms_norm": add_rms_norm, "linear": linear,
-                "rope": rope, "swiglu": swiglu}
+                "rope": rope, "swiglu": swiglu, "softmax": softmax, "causal_softmax": causal_softmax,
+                "attention_prefill": attention_prefill, "attention_decode": attention_decode,
+                "attention_decode_paged": attention_decode_paged, "kv_cache_write": kv_cache_write,
+                "kv_cache_write_paged": kv_cache_write_paged, "argmax": argmax, "random_sample": random_sample,
+                "moe_router": moe_router, "moe_experts": moe_experts}
     return {op: (f"q3_{op}", adapter) for op, adapter in adapters.items()}
 
 

@@ -73,9 +73,131 @@ def swiglu(*, out, gate, up):
     out.copy_(F.silu(gate) * up)
 
 
+def softmax(*, out, x):
+    enforce_contract("softmax", out=out, x=x)
+    out.copy_(F.softmax(x, dim=-1, dtype=torch.float32))
+
+
+def bottom_right_causal(queries: int, keys: int, device: torch.device) -> torch.Tensor:
+    return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(diagonal=keys - queries)
+
+
+def causal_softmax(*, out, x):
+    enforce_contract("causal_softmax", out=out, x=x)
+    visible = bottom_right_causal(x.shape[-2], x.shape[-1], x.device)
+    out.copy_(F.softmax(x.float().masked_fill(~visible, float("-inf")), dim=-1).masked_fill(~visible, 0.0))
+
+
+def sdpa(q, k, v, mask, scale):
+    """q [Tq, Hq, D], k/v [Tk, Hkv, D] through F.scaled_dot_product_attention (GQA enabled)."""
+    heads_first = [t.transpose(0, 1)[None] for t in (q, k, v)]
+    out = F.scaled_dot_product_attention(*heads_first, attn_mask=mask, scale=scale, enable_gqa=True)
+    return out[0].transpose(0, 1)
+
+
+def check_gqa(operator, q, k):
+    if q.shape[-2] % k.shape[-2]:
+        raise KernelShapeError(operator, f"{q.shape[-2]} query heads are not a multiple of {k.shape[-2]} kv heads")
+
+
+def attention_prefill(*, out, q, k, v, scale):
+    enforce_contract("attention_prefill", out=out, q=q, k=k, v=v)
+    check_gqa("attention_prefill", q, k)
+    out.copy_(sdpa(q, k, v, bottom_right_causal(q.shape[0], k.shape[0], q.device), scale))
+
+
+def attention_decode(*, out, q, k_cache, v_cache, seq_lens, scale):
+    enforce_contract("attention_decode", out=out, q=q, k_cache=k_cache, v_cache=v_cache, seq_lens=seq_lens)
+    check_gqa("attention_decode", q, k_cache)
+    for b, length in enumerate(seq_lens.tolist()):
+        mask = bottom_right_causal(q.shape[1], length, q.device)
+        out[b] = sdpa(q[b], k_cache[b, :length], v_cache[b, :length], mask, scale)
+
+
+def attention_decode_paged(*, out, q, k_cache, v_cache, block_table, seq_lens, scale):
+    enforce_contract("attention_decode_paged", out=out, q=q, k_cache=k_cache, v_cache=v_cache,
+                     block_table=block_table, seq_lens=seq_lens)
+    check_gqa("attention_decode_paged", q, k_cache)
+    block_size = k_cache.shape[1]
+    for b, length in enumerate(seq_lens.tolist()):
+        positions = torch.arange(length, device=q.device)
+        blocks = block_table[b, positions // block_size].long()
+        keys, values = k_cache[blocks, positions % block_size], v_cache[blocks, positions % block_size]
+        out[b] = sdpa(q[b], keys, values, bottom_right_causal(q.shape[1], length, q.device), scale)
+
+
+def kv_cache_write(*, k_cache, v_cache, k, v, positions):
+    enforce_contract("kv_cache_write", k_cache=k_cache, v_cache=v_cache, k=k, v=v, positions=positions)
+    if positions.numel() and (positions.min() < 0 or positions.max() >= k_cache.shape[1]):
+        raise KernelValueError("kv_cache_write", f"tensor 'positions' holds values outside [0, {k_cache.shape[1]})")
+    rows = torch.arange(k.shape[0], device=k.device)[:, None].expand_as(positions)
+    k_cache.index_put_((rows, positions.long()), k)
+    v_cache.index_put_((rows, positions.long()), v)
+
+
+def kv_cache_write_paged(*, k_cache, v_cache, k, v, slots):
+    enforce_contract("kv_cache_write_paged", k_cache=k_cache, v_cache=v_cache, k=k, v=v, slots=slots)
+    block_size = k_cache.shape[1]
+    if slots.numel() and (slots.min() < 0 or slots.max() >= k_cache.shape[0] * block_size):
+        raise KernelValueError("kv_cache_write_paged", "tensor 'slots' holds values outside the cache")
+    index = (slots.long() // block_size, slots.long() % block_size)
+    k_cache.index_put_(index, k)
+    v_cache.index_put_(index, v)
+
+
+def argmax(*, out, logits):
+    enforce_contract("argmax", out=out, logits=logits)
+    out.copy_(torch.argmax(logits, dim=-1))
+
+
+def random_sample(*, out, logits, random, temperature, top_k, top_p):
+    """Sorted walk with searchsorted: a different formulation from the reference's loop."""
+    enforce_contract("random_sample", out=out, logits=logits, random=random)
+    probs = F.softmax(logits.float() / temperature, dim=-1)
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    vocab = probs.shape[-1]
+    kept = vocab if top_k <= 0 else min(top_k, vocab)
+    cumulative = torch.cumsum(sorted_probs[:, :kept], dim=-1)
+    ends = torch.searchsorted(cumulative, top_p * cumulative[:, -1:], right=False).clamp_max(kept - 1)
+    totals = torch.gather(cumulative, 1, ends)
+    picks = torch.searchsorted(cumulative, random[:, None].float() * totals, right=True)
+    picks = torch.minimum(picks, ends)
+    out.copy_(torch.gather(order, 1, picks)[:, 0])
+
+
+def moe_router(*, weights, ids, x, gate_weight, top_k, norm_topk_prob):
+    enforce_contract("moe_router", weights=weights, ids=ids, x=x, gate_weight=gate_weight)
+    probs = F.softmax(F.linear(x, gate_weight), dim=-1, dtype=torch.float32)
+    top, chosen = torch.topk(probs, top_k, dim=-1)
+    if norm_topk_prob:
+        top = top / top.sum(dim=-1, keepdim=True)
+    weights.copy_(top)
+    ids.copy_(chosen)
+
+
+def moe_experts(*, out, x, weights, ids, gate_up, down):
+    """Token by token in float32 (the reference goes expert by expert in the working dtype)."""
+    enforce_contract("moe_experts", out=out, x=x, weights=weights, ids=ids, gate_up=gate_up, down=down)
+    if ids.numel() and (ids.min() < 0 or ids.max() >= gate_up.shape[0]):
+        raise KernelValueError("moe_experts", f"tensor 'ids' holds experts outside [0, {gate_up.shape[0]})")
+    width = down.shape[2]
+    result = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+    for token in range(x.shape[0]):
+        for slot, expert in enumerate(ids[token].tolist()):
+            gate_and_up = F.linear(x[token].float(), gate_up[expert].float())
+            hidden = F.silu(gate_and_up[:width]) * gate_and_up[width:]
+            result[token] += weights[token, slot].float() * F.linear(hidden, down[expert].float())
+    out.copy_(result)
+
+
 def torch_backend(device: Device) -> Backend:
     functions = {"embedding": embedding, "rms_norm": rms_norm, "add_rms_norm": add_rms_norm,
-                 "linear": linear, "rope": rope, "swiglu": swiglu}
+                 "linear": linear, "rope": rope, "swiglu": swiglu, "softmax": softmax,
+                 "causal_softmax": causal_softmax, "attention_prefill": attention_prefill,
+                 "attention_decode": attention_decode, "attention_decode_paged": attention_decode_paged,
+                 "kv_cache_write": kv_cache_write, "kv_cache_write_paged": kv_cache_write_paged,
+                 "argmax": argmax, "random_sample": random_sample, "moe_router": moe_router,
+                 "moe_experts": moe_experts}
     kernels = {op: Kernel(op, f, {"kind": "torch", "function": f"torch control {f.__name__}"}) for op, f in functions.items()}
     return Backend(name="torch", device=device, kernels=kernels,
                    description=f"PyTorch {torch.__version__} production operators (control)")

@@ -12,4 +12,11 @@ WRONG_KERNEL_MODULES = (
     "linear_ignores_strides",
     "embedding_off_by_one",
     "linear_accepts_f32_weight",
+    "attention_mask_off_by_one",
+    "attention_gqa_tiled_heads",
+    "attention_missing_scale",
+    "softmax_without_max_subtraction",
+    "attention_decode_skips_newest",
+    "random_sample_top_p_wrong_side",
+    "moe_router_not_renormalised",
 )

@@ -1,0 +1,181 @@
+/* Attention of S new tokens per request against a KV cache that already holds them, contiguous
+ * [B, L, Hkv, D] or paged [num_blocks, block_size, Hkv, D]. New token s of request b sits at
+ * position seq_lens[b] - S + s and attends to positions 0 .. that one; positions >= seq_lens[b]
+ * are never read. */
+#include "attention_row.h"
+#include "common.h"
+#include "scratch.h"
+
+/* Checks shared by both variants: dtypes, ranks, q/out/cache shapes, scale. */
+static int check_common(const char *op, const q3_tensor *out, const q3_tensor *q,
+                        const q3_tensor *k_cache, const q3_tensor *v_cache,
+                        const q3_tensor *seq_lens, double scale) {
+    int status;
+    if ((status = q3_check_float(op, "q", q)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "v_cache", v_cache)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "out", out)) != Q3_OK) return status;
+    if ((status = q3_check_index(op, "seq_lens", seq_lens)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "q", q, 4)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "k_cache", k_cache, 4)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "v_cache", v_cache, 4)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "seq_lens", seq_lens, 1)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "k_cache", k_cache, "q", q)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "v_cache", v_cache, "q", q)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "out", out, "q", q)) != Q3_OK) return status;
+    if ((status = q3_check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
+        return status;
+    }
+    const int64_t q_heads = q->shape[2], head_dim = q->shape[3], kv_heads = k_cache->shape[2];
+    if (k_cache->shape[3] != head_dim) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has head_dim %lld; q has %lld",
+                       (long long)k_cache->shape[3], (long long)head_dim);
+    }
+    if (kv_heads == 0 ? q_heads != 0 : q_heads % kv_heads != 0) {
+        return q3_fail(Q3_BAD_SHAPE, op,
+                       "tensor 'q' has %lld heads, not a multiple of k_cache's %lld",
+                       (long long)q_heads, (long long)kv_heads);
+    }
+    if (seq_lens->shape[0] != q->shape[0]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'seq_lens' has %lld entries for %lld requests",
+                       (long long)seq_lens->shape[0], (long long)q->shape[0]);
+    }
+    if ((status = q3_check_same_shape(op, "out", out, "q", q)) != Q3_OK) return status;
+    if ((status = q3_check_writable(op, "out", out)) != Q3_OK) return status;
+    if (!(scale > 0.0) || !isfinite(scale)) {
+        return q3_fail(Q3_BAD_ATTRIBUTE, op, "scale must be finite and > 0, got %g", scale);
+    }
+    return Q3_OK;
+}
+
+/* seq_lens in [S, max_len]; *longest receives the largest. */
+static int check_seq_lens(const char *op, const q3_tensor *seq_lens, int64_t new_tokens,
+                          int64_t max_len, int64_t *longest) {
+    *longest = 0;
+    for (int64_t b = 0; b < seq_lens->shape[0]; ++b) {
+        const int64_t len = q3_load_index(seq_lens, b * seq_lens->strides[0]);
+        if (len < new_tokens || len > max_len) {
+            return q3_fail(Q3_BAD_VALUE, op,
+                           "tensor 'seq_lens' holds %lld for request %lld, outside [%lld, %lld]",
+                           (long long)len, (long long)b, (long long)new_tokens,
+                           (long long)max_len);
+        }
+        if (len > *longest) *longest = len;
+    }
+    return Q3_OK;
+}
+
+/* The compute shared by both variants; table == NULL for the contiguous cache. */
+static int run(const char *op, const q3_tensor *out, const q3_tensor *q, const q3_tensor *k_cache,
+               const q3_tensor *v_cache, const q3_tensor *table, int64_t block_size,
+               const q3_tensor *seq_lens, int64_t longest, double scale) {
+    const int64_t batch = q->shape[0], new_tokens = q->shape[1], q_heads = q->shape[2];
+    const int64_t head_dim = q->shape[3], kv_heads = k_cache->shape[2];
+    size_t stride;
+    float *scratch = q3_scratch_alloc(sizeof(float) * (size_t)(2 * head_dim + longest), &stride);
+    if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate score scratch");
+    const int64_t group = kv_heads == 0 ? 1 : q_heads / kv_heads;
+#pragma omp parallel for collapse(3) schedule(dynamic, 4)
+    for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t s = 0; s < new_tokens; ++s) {
+            for (int64_t h = 0; h < q_heads; ++h) {
+                const int64_t len = q3_load_index(seq_lens, b * seq_lens->strides[0]);
+                const int64_t position = len - new_tokens + s;
+                const int64_t kv = h / group;
+                q3_kv_source src = {
+                    .k = k_cache, .v = v_cache,
+                    .k_base = kv * k_cache->strides[2], .v_base = kv * v_cache->strides[2],
+                    .k_pos = k_cache->strides[1], .v_pos = v_cache->strides[1],
+                    .k_block = k_cache->strides[0], .v_block = v_cache->strides[0],
+                    .k_dim = k_cache->strides[3], .v_dim = v_cache->strides[3],
+                    .table = table, .block_size = block_size,
+                };
+                if (table == NULL) {
+                    src.k_base += b * k_cache->strides[0];
+                    src.v_base += b * v_cache->strides[0];
+                } else {
+                    src.table_base = b * table->strides[0];
+                    src.table_stride = table->strides[1];
+                }
+                q3_attention_row(out, b * out->strides[0] + s * out->strides[1] +
+                                          h * out->strides[2],
+                                 out->strides[3], q,
+                                 b * q->strides[0] + s * q->strides[1] + h * q->strides[2],
+                                 q->strides[3], head_dim, &src, position + 1, (float)scale,
+                                 q3_scratch_for_thread(scratch, stride));
+            }
+        }
+    }
+    free(scratch);
+    return Q3_OK;
+}
+
+int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
+                        q3_tensor seq_lens, double scale, void *stream) {
+    static const char op[] = "attention_decode";
+    int status;
+    q3_clear_error();
+    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
+    if ((status = check_common(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) {
+        return status;
+    }
+    if (k_cache.shape[0] != q.shape[0]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; q has %lld",
+                       (long long)k_cache.shape[0], (long long)q.shape[0]);
+    }
+    int64_t longest;
+    if ((status = check_seq_lens(op, &seq_lens, q.shape[1], k_cache.shape[1], &longest)) !=
+        Q3_OK) {
+        return status;
+    }
+    return run(op, &out, &q, &k_cache, &v_cache, NULL, 0, &seq_lens, longest, scale);
+}
+
+int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
+                              q3_tensor block_table, q3_tensor seq_lens, double scale,
+                              void *stream) {
+    static const char op[] = "attention_decode_paged";
+    int status;
+    q3_clear_error();
+    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
+    if ((status = check_common(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) {
+        return status;
+    }
+    if ((status = q3_check_index(op, "block_table", &block_table)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "block_table", &block_table, 2)) != Q3_OK) return status;
+    if (block_table.shape[0] != q.shape[0]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'block_table' has %lld rows for %lld requests",
+                       (long long)block_table.shape[0], (long long)q.shape[0]);
+    }
+    const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
+    const int64_t max_blocks = block_table.shape[1];
+    if (block_size < 1) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has block_size %lld; expected >= 1",
+                       (long long)block_size);
+    }
+    if (max_blocks > INT64_MAX / block_size) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'block_table' has too many blocks per request");
+    }
+    int64_t longest;
+    if ((status = check_seq_lens(op, &seq_lens, q.shape[1], max_blocks * block_size,
+                                 &longest)) != Q3_OK) {
+        return status;
+    }
+    for (int64_t b = 0; b < q.shape[0]; ++b) {
+        const int64_t len = q3_load_index(&seq_lens, b * seq_lens.strides[0]);
+        const int64_t used = (len + block_size - 1) / block_size;
+        for (int64_t i = 0; i < used; ++i) {
+            const int64_t block = q3_load_index(
+                &block_table, b * block_table.strides[0] + i * block_table.strides[1]);
+            if (block < 0 || block >= num_blocks) {
+                return q3_fail(Q3_BAD_VALUE, op,
+                               "tensor 'block_table' holds %lld at [%lld, %lld], outside "
+                               "[0, %lld)",
+                               (long long)block, (long long)b, (long long)i,
+                               (long long)num_blocks);
+            }
+        }
+    }
+    return run(op, &out, &q, &k_cache, &v_cache, &block_table, block_size, &seq_lens, longest,
+               scale);
+}

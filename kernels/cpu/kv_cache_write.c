@@ -1,0 +1,187 @@
+/* KV cache writes. Contiguous: k_cache[b, positions[b, s]] = k[b, s] (and v), caches
+ * [B, L, Hkv, D], k/v [B, S, Hkv, D]. Paged: slot = block * block_size + offset, caches
+ * [num_blocks, block_size, Hkv, D], k/v [N, Hkv, D]. Indices are checked to be in range and
+ * distinct before anything is written; nothing else of the caches is written. */
+#include <stdlib.h>
+
+#include "common.h"
+
+static int compare_int64(const void *a, const void *b) {
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
+static int check_tensors(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache,
+                         const q3_tensor *k, const q3_tensor *v, const q3_tensor *index,
+                         const char *index_name, int cache_rank, int kv_rank) {
+    int status;
+    if ((status = q3_check_float(op, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "v_cache", v_cache)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "k", k)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "v", v)) != Q3_OK) return status;
+    if ((status = q3_check_index(op, index_name, index)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "k_cache", k_cache, cache_rank)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "v_cache", v_cache, cache_rank)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "k", k, kv_rank)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "v", v, kv_rank)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
+        return status;
+    }
+    if ((status = q3_check_same_dtype(op, "k", k, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "v", v, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
+        return status;
+    }
+    if ((status = q3_check_same_shape(op, "v", v, "k", k)) != Q3_OK) return status;
+    /* The trailing [Hkv, D] of k must match the cache's. */
+    if (k->shape[kv_rank - 2] != k_cache->shape[2] || k->shape[kv_rank - 1] != k_cache->shape[3]) {
+        return q3_fail(Q3_BAD_SHAPE, op,
+                       "tensor 'k' has [Hkv, D] = [%lld, %lld]; k_cache has [%lld, %lld]",
+                       (long long)k->shape[kv_rank - 2], (long long)k->shape[kv_rank - 1],
+                       (long long)k_cache->shape[2], (long long)k_cache->shape[3]);
+    }
+    if ((status = q3_check_writable(op, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_check_writable(op, "v_cache", v_cache)) != Q3_OK) return status;
+    return Q3_OK;
+}
+
+static void copy_head_block(const q3_tensor *dst, int64_t dst_base, const q3_tensor *src,
+                            int64_t src_base, int64_t heads, int64_t head_dim, int dst_h,
+                            int src_h) {
+    for (int64_t h = 0; h < heads; ++h) {
+        const int64_t d0 = dst_base + h * dst->strides[dst_h];
+        const int64_t s0 = src_base + h * src->strides[src_h];
+        if (dst->dtype == src->dtype && dst->dtype != Q3_F32) {
+            /* 16-bit dtypes: copy the bits. */
+            for (int64_t d = 0; d < head_dim; ++d) {
+                ((uint16_t *)dst->data)[d0 + d * dst->strides[dst_h + 1]] =
+                    ((const uint16_t *)src->data)[s0 + d * src->strides[src_h + 1]];
+            }
+        } else {
+            for (int64_t d = 0; d < head_dim; ++d) {
+                q3_store(dst, d0 + d * dst->strides[dst_h + 1],
+                         q3_load(src, s0 + d * src->strides[src_h + 1]));
+            }
+        }
+    }
+}
+
+int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v,
+                      q3_tensor positions, void *stream) {
+    static const char op[] = "kv_cache_write";
+    int status;
+    q3_clear_error();
+    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
+    if ((status = check_tensors(op, &k_cache, &v_cache, &k, &v, &positions, "positions", 4, 4)) !=
+        Q3_OK) {
+        return status;
+    }
+    if ((status = q3_check_ndim(op, "positions", &positions, 2)) != Q3_OK) return status;
+    const int64_t batch = k.shape[0], new_tokens = k.shape[1], length = k_cache.shape[1];
+    if (k_cache.shape[0] != batch) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; k has %lld",
+                       (long long)k_cache.shape[0], (long long)batch);
+    }
+    if (positions.shape[0] != batch || positions.shape[1] != new_tokens) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'positions' has shape [%lld, %lld]; expected [%lld, %lld]",
+                       (long long)positions.shape[0], (long long)positions.shape[1],
+                       (long long)batch, (long long)new_tokens);
+    }
+    int64_t *sorted = malloc(sizeof(int64_t) * (size_t)(new_tokens + 1));
+    if (sorted == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate position scratch");
+    for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t s = 0; s < new_tokens; ++s) {
+            const int64_t p =
+                q3_load_index(&positions, b * positions.strides[0] + s * positions.strides[1]);
+            if (p < 0 || p >= length) {
+                free(sorted);
+                return q3_fail(Q3_BAD_VALUE, op,
+                               "tensor 'positions' holds %lld at [%lld, %lld], outside [0, %lld)",
+                               (long long)p, (long long)b, (long long)s, (long long)length);
+            }
+            sorted[s] = p;
+        }
+        qsort(sorted, (size_t)new_tokens, sizeof(int64_t), compare_int64);
+        for (int64_t s = 1; s < new_tokens; ++s) {
+            if (sorted[s] == sorted[s - 1]) {
+                const long long p = (long long)sorted[s];
+                free(sorted);
+                return q3_fail(Q3_BAD_VALUE, op,
+                               "tensor 'positions' holds %lld twice for request %lld", p,
+                               (long long)b);
+            }
+        }
+    }
+    free(sorted);
+
+    const int64_t heads = k.shape[2], head_dim = k.shape[3];
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t s = 0; s < new_tokens; ++s) {
+            const int64_t p =
+                q3_load_index(&positions, b * positions.strides[0] + s * positions.strides[1]);
+            copy_head_block(&k_cache, b * k_cache.strides[0] + p * k_cache.strides[1], &k,
+                            b * k.strides[0] + s * k.strides[1], heads, head_dim, 2, 2);
+            copy_head_block(&v_cache, b * v_cache.strides[0] + p * v_cache.strides[1], &v,
+                            b * v.strides[0] + s * v.strides[1], heads, head_dim, 2, 2);
+        }
+    }
+    return Q3_OK;
+}
+
+int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v,
+                            q3_tensor slots, void *stream) {
+    static const char op[] = "kv_cache_write_paged";
+    int status;
+    q3_clear_error();
+    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
+    if ((status = check_tensors(op, &k_cache, &v_cache, &k, &v, &slots, "slots", 4, 3)) !=
+        Q3_OK) {
+        return status;
+    }
+    if ((status = q3_check_ndim(op, "slots", &slots, 1)) != Q3_OK) return status;
+    const int64_t count = k.shape[0];
+    const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
+    if (slots.shape[0] != count) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'slots' has %lld entries for %lld tokens",
+                       (long long)slots.shape[0], (long long)count);
+    }
+    if (block_size != 0 && num_blocks > INT64_MAX / block_size) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has too many slots");
+    }
+    const int64_t total = num_blocks * block_size;
+    int64_t *sorted = malloc(sizeof(int64_t) * (size_t)(count + 1));
+    if (sorted == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate slot scratch");
+    for (int64_t n = 0; n < count; ++n) {
+        const int64_t slot = q3_load_index(&slots, n * slots.strides[0]);
+        if (slot < 0 || slot >= total) {
+            free(sorted);
+            return q3_fail(Q3_BAD_VALUE, op,
+                           "tensor 'slots' holds %lld at [%lld], outside [0, %lld)",
+                           (long long)slot, (long long)n, (long long)total);
+        }
+        sorted[n] = slot;
+    }
+    qsort(sorted, (size_t)count, sizeof(int64_t), compare_int64);
+    for (int64_t n = 1; n < count; ++n) {
+        if (sorted[n] == sorted[n - 1]) {
+            const long long slot = (long long)sorted[n];
+            free(sorted);
+            return q3_fail(Q3_BAD_VALUE, op, "tensor 'slots' holds %lld twice", slot);
+        }
+    }
+    free(sorted);
+
+    const int64_t heads = k.shape[1], head_dim = k.shape[2];
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < count; ++n) {
+        const int64_t slot = q3_load_index(&slots, n * slots.strides[0]);
+        const int64_t block = slot / block_size, offset = slot % block_size;
+        copy_head_block(&k_cache, block * k_cache.strides[0] + offset * k_cache.strides[1], &k,
+                        n * k.strides[0], heads, head_dim, 2, 1);
+        copy_head_block(&v_cache, block * v_cache.strides[0] + offset * v_cache.strides[1], &v,
+                        n * v.strides[0], heads, head_dim, 2, 1);
+    }
+    return Q3_OK;
+}

@@ -1,0 +1,77 @@
+/* Softmax over the last dim, and the causal variant over x [..., q_len, k_len]: max-subtracted,
+ * exp in float32 (sum accumulated in double), written once in x's dtype. A row that is all -inf
+ * yields NaN, as PyTorch does. */
+#include "common.h"
+
+/* Softmax of the first `visible` entries of a row; entries visible .. cols-1 are written as 0. */
+static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_stride,
+                        const q3_tensor *x, int64_t x_offset, int64_t x_stride, int64_t visible,
+                        int64_t cols) {
+    float max_value = -INFINITY;
+    for (int64_t c = 0; c < visible; ++c) {
+        max_value = fmaxf(max_value, q3_load(x, x_offset + c * x_stride));
+    }
+    double sum = 0.0;
+    for (int64_t c = 0; c < visible; ++c) {
+        sum += expf(q3_load(x, x_offset + c * x_stride) - max_value);
+    }
+    const float total = (float)sum;
+    for (int64_t c = 0; c < visible; ++c) {
+        const float e = expf(q3_load(x, x_offset + c * x_stride) - max_value);
+        q3_store(out, out_offset + c * out_stride, e / total);
+    }
+    for (int64_t c = visible; c < cols; ++c) q3_store(out, out_offset + c * out_stride, 0.0f);
+}
+
+static int check_common(const char *op, const q3_tensor *out, const q3_tensor *x, int min_rank) {
+    int status;
+    if ((status = q3_check_float(op, "x", x)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "out", out)) != Q3_OK) return status;
+    if (x->ndim < min_rank) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has rank %d; expected at least %d", x->ndim,
+                       min_rank);
+    }
+    if ((status = q3_check_same_dtype(op, "out", out, "x", x)) != Q3_OK) return status;
+    if ((status = q3_check_same_shape(op, "out", out, "x", x)) != Q3_OK) return status;
+    return q3_check_writable(op, "out", out);
+}
+
+int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
+    static const char op[] = "softmax";
+    int status;
+    q3_clear_error();
+    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
+    if ((status = check_common(op, &out, &x, 1)) != Q3_OK) return status;
+
+    const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
+    const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) {
+        softmax_row(&out, q3_row_offset(&out, row), out_stride, &x, q3_row_offset(&x, row),
+                    x_stride, cols, cols);
+    }
+    return Q3_OK;
+}
+
+int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream) {
+    static const char op[] = "causal_softmax";
+    int status;
+    q3_clear_error();
+    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
+    if ((status = check_common(op, &out, &x, 2)) != Q3_OK) return status;
+    const int64_t q_len = x.shape[x.ndim - 2], k_len = x.shape[x.ndim - 1];
+    if (q_len > k_len) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has q_len %lld > k_len %lld",
+                       (long long)q_len, (long long)k_len);
+    }
+
+    const int64_t rows = q3_rows(&x);
+    const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) {
+        const int64_t i = row % q_len;
+        softmax_row(&out, q3_row_offset(&out, row), out_stride, &x, q3_row_offset(&x, row),
+                    x_stride, i + (k_len - q_len) + 1, k_len);
+    }
+    return Q3_OK;
+}
