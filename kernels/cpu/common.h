@@ -9,6 +9,10 @@
 
 #include "qwen3_kernels.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Records the message returned by q3_last_error() and passes the status through. */
 int q3_fail(int status, const char *op, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -144,5 +148,9 @@ int q3_check_weight_dtype(const char *op, const char *name, const q3_tensor *w,
 /* Fails when two distinct writes of `t` could land on one element (zero or overlapping strides). */
 int q3_check_writable(const char *op, const char *name, const q3_tensor *t);
 const char *q3_dtype_name(int dtype);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,7 +5,13 @@
 
 #include "common.h"
 
-static _Thread_local char last_error[512];
+#ifdef __cplusplus
+#define Q3_THREAD_LOCAL thread_local
+#else
+#define Q3_THREAD_LOCAL _Thread_local
+#endif
+
+static Q3_THREAD_LOCAL char last_error[512];
 
 int q3_abi_version(void) { return Q3_ABI_VERSION; }
 
@@ -130,7 +136,7 @@ int q3_check_weight_dtype(const char *op, const char *name, const q3_tensor *w,
 }
 
 static int compare_extent(const void *a, const void *b) {
-    const int64_t *x = a, *y = b;
+    const int64_t *x = (const int64_t *)a, *y = (const int64_t *)b;
     return (x[0] > y[0]) - (x[0] < y[0]);
 }
 

@@ -1,0 +1,105 @@
+// Host-side helpers of the CUDA library (see common.cuh).
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.cuh"
+
+int q3_cuda_launch_status(const char *op) {
+    cudaError_t error = cudaGetLastError();
+    if (error == cudaSuccess) return Q3_OK;
+    return q3_fail(error == cudaErrorMemoryAllocation ? Q3_OUT_OF_MEMORY : Q3_LAUNCH_FAILED, op,
+                   "CUDA error %s: %s", cudaGetErrorName(error), cudaGetErrorString(error));
+}
+
+int q3_cuda_check_device(const char *op, const char *name, const q3_tensor *t) {
+    if (t->data == NULL || q3_numel(t) == 0) return Q3_OK;
+    cudaPointerAttributes attributes;
+    cudaError_t error = cudaPointerGetAttributes(&attributes, t->data);
+    if (error != cudaSuccess) {
+        cudaGetLastError();
+        return q3_fail(Q3_UNSUPPORTED, op, "tensor '%s' is not in CUDA memory (%s)", name, cudaGetErrorString(error));
+    }
+    if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) {
+        return q3_fail(Q3_UNSUPPORTED, op, "tensor '%s' is in host memory; the CUDA library needs device tensors",
+                       name);
+    }
+    return Q3_OK;
+}
+
+// Span in elements from the first to the last element of a strided tensor, plus one.
+static int64_t extent(const q3_tensor *t) {
+    int64_t last = 0;
+    for (int d = 0; d < t->ndim; ++d) {
+        if (t->shape[d] == 0) return 0;
+        last += (t->shape[d] - 1) * t->strides[d];
+    }
+    return last + 1;
+}
+
+static void *copy_extent(const char *op, const char *name, const q3_tensor *t, size_t element, cudaStream_t stream,
+                         int *status) {
+    int64_t span = extent(t);
+    void *host = malloc((size_t)(span > 0 ? span : 1) * element);
+    if (host == NULL) {
+        *status = q3_fail(Q3_OUT_OF_MEMORY, op, "cannot copy tensor '%s' to the host", name);
+        return NULL;
+    }
+    if (span > 0) {
+        cudaError_t error = cudaMemcpyAsync(host, t->data, (size_t)span * element, cudaMemcpyDeviceToHost, stream);
+        if (error == cudaSuccess) error = cudaStreamSynchronize(stream);
+        if (error != cudaSuccess) {
+            free(host);
+            *status = q3_fail(Q3_LAUNCH_FAILED, op, "reading tensor '%s' back failed: %s", name,
+                              cudaGetErrorString(error));
+            return NULL;
+        }
+    }
+    *status = Q3_OK;
+    return host;
+}
+
+// Offset of the i-th element in row-major logical order.
+static int64_t logical_offset(const q3_tensor *t, int64_t index) {
+    int64_t offset = 0;
+    for (int d = t->ndim - 1; d >= 0; --d) {
+        offset += (index % t->shape[d]) * t->strides[d];
+        index /= t->shape[d];
+    }
+    return offset;
+}
+
+int64_t *q3_cuda_indices_to_host(const char *op, const char *name, const q3_tensor *t, cudaStream_t stream,
+                                 int *status) {
+    size_t element = t->dtype == Q3_I32 ? 4 : 8;
+    char *raw = (char *)copy_extent(op, name, t, element, stream, status);
+    if (raw == NULL) return NULL;
+    int64_t count = q3_numel(t);
+    int64_t *values = (int64_t *)malloc(sizeof(int64_t) * (size_t)(count > 0 ? count : 1));
+    if (values == NULL) {
+        free(raw);
+        *status = q3_fail(Q3_OUT_OF_MEMORY, op, "cannot copy tensor '%s' to the host", name);
+        return NULL;
+    }
+    for (int64_t i = 0; i < count; ++i) {
+        int64_t offset = logical_offset(t, i);
+        values[i] = t->dtype == Q3_I32 ? ((int32_t *)raw)[offset] : ((int64_t *)raw)[offset];
+    }
+    free(raw);
+    return values;
+}
+
+float *q3_cuda_floats_to_host(const char *op, const char *name, const q3_tensor *t, cudaStream_t stream,
+                              int *status) {
+    float *raw = (float *)copy_extent(op, name, t, sizeof(float), stream, status);
+    if (raw == NULL) return NULL;
+    int64_t count = q3_numel(t);
+    float *values = (float *)malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
+    if (values == NULL) {
+        free(raw);
+        *status = q3_fail(Q3_OUT_OF_MEMORY, op, "cannot copy tensor '%s' to the host", name);
+        return NULL;
+    }
+    for (int64_t i = 0; i < count; ++i) values[i] = raw[logical_offset(t, i)];
+    free(raw);
+    return values;
+}
