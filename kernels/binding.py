@@ -49,6 +49,17 @@ class CTensor(ctypes.Structure):
 
 ABSENT = CTensor(None, 0, 0)
 
+# Every entry point of include/qwen3_kernels.h: t = q3_tensor, d = double, l = int64_t, i = int;
+# each ends with the stream (void *). ctypes checks every call against these.
+SIGNATURES = {
+    "q3_embedding": "ttt", "q3_rms_norm": "tttd", "q3_add_rms_norm": "tttttd", "q3_linear": "tttt",
+    "q3_rope": "tttdi", "q3_swiglu": "ttt", "q3_softmax": "tt", "q3_causal_softmax": "tt",
+    "q3_attention_prefill": "ttttd", "q3_attention_decode": "tttttd", "q3_attention_decode_paged": "ttttttd",
+    "q3_kv_cache_write": "ttttt", "q3_kv_cache_write_paged": "ttttt", "q3_argmax": "tt",
+    "q3_random_sample": "tttdld", "q3_moe_router": "ttttli", "q3_moe_experts": "tttttt",
+}
+ARGUMENT_TYPES = {"t": CTensor, "d": ctypes.c_double, "l": ctypes.c_int64, "i": ctypes.c_int}
+
 
 def describe(operator: str, name: str, tensor: torch.Tensor | None) -> CTensor:
     """The q3_tensor view of a torch tensor (no copy); None becomes an absent tensor."""
@@ -93,7 +104,9 @@ class NativeLibrary:
     def call(self, symbol: str, operator: str, *arguments) -> None:
         """Call one entry point; raise the typed error its status names."""
         function = getattr(self.handle, symbol)
-        function.restype = ctypes.c_int
+        if function.argtypes is None:
+            function.argtypes = [ARGUMENT_TYPES[code] for code in SIGNATURES[symbol]] + [ctypes.c_void_p]
+            function.restype = ctypes.c_int
         status = function(*arguments)
         self.calls[symbol] += 1
         if status != 0:

@@ -1,6 +1,7 @@
 """Compile a native kernel library from source, cached by the hash of its sources and flags.
 
-Prebuild with `python -m kernels.build` (the CPU library; `--device nvidia` for CUDA)."""
+Prebuild with `python -m kernels.build` (the CPU library; `--device nvidia` for CUDA, which needs
+only nvcc: it builds without a GPU)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class BuildRecipe:
     source_suffixes: tuple[str, ...]
     compiler: str
     flags: tuple[str, ...]
+    include_dirs: tuple[Path, ...] = (INCLUDE_DIR,)
+    extra_inputs: tuple[Path, ...] = ()  # files the sources include from elsewhere
+    libraries: tuple[str, ...] = ("-lm",)
 
     def sources(self) -> list[Path]:
         found = [p for p in sorted(self.source_dir.iterdir()) if p.suffix in self.source_suffixes]
@@ -37,8 +41,9 @@ class BuildRecipe:
         return found
 
     def inputs(self) -> list[Path]:
-        headers = sorted(self.source_dir.glob("*.h")) + sorted(INCLUDE_DIR.glob("*.h"))
-        return self.sources() + headers
+        headers = [p for d in (self.source_dir, *self.include_dirs) for p in sorted(d.glob("*.h"))]
+        headers += sorted(self.source_dir.glob("*.cuh"))
+        return self.sources() + headers + list(self.extra_inputs)
 
     def build_hash(self) -> str:
         digest = hashlib.sha256()
@@ -58,6 +63,30 @@ def cpu_recipe() -> BuildRecipe:
         compiler=compiler,
         flags=("-O2", "-std=c11", "-fopenmp", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"),
     )
+
+
+def nvcc_path() -> str:
+    return os.environ.get("NVCC") or shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc"
+
+
+def nvidia_recipe() -> BuildRecipe:
+    """CUDA kernels for sm_80 and sm_90 (QWEN3_CUDA_ARCHS="80;90" overrides), cuBLAS loaded at run time."""
+    archs = [a.strip() for a in os.environ.get("QWEN3_CUDA_ARCHS", "80;90").split(";") if a.strip()]
+    gencode = tuple(flag for arch in archs for flag in ("-gencode", f"arch=compute_{arch},code=sm_{arch}"))
+    cpu = KERNELS_DIR / "cpu"
+    return BuildRecipe(
+        name="nvidia",
+        source_dir=KERNELS_DIR / "nvidia",
+        source_suffixes=(".cu",),
+        compiler=nvcc_path(),
+        flags=("-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "-lineinfo", *gencode),
+        include_dirs=(INCLUDE_DIR, cpu),
+        extra_inputs=(cpu / "status.c",),
+        libraries=("-lm", "-ldl"),
+    )
+
+
+RECIPES = {"cpu": cpu_recipe, "nvidia": nvidia_recipe}
 
 
 def cache_dir() -> Path:
@@ -82,8 +111,8 @@ def build(recipe: BuildRecipe, force: bool = False) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         partial = Path(scratch) / target.name
         command = [
-            recipe.compiler, *recipe.flags, f"-I{INCLUDE_DIR}",
-            *map(str, recipe.sources()), "-o", str(partial), "-lm",
+            recipe.compiler, *recipe.flags, *(f"-I{d}" for d in recipe.include_dirs),
+            *map(str, recipe.sources()), "-o", str(partial), *recipe.libraries,
         ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
@@ -96,11 +125,11 @@ def build(recipe: BuildRecipe, force: bool = False) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build a native kernel library into the cache.")
-    parser.add_argument("--device", choices=("cpu",), default="cpu")
+    parser.add_argument("--device", choices=sorted(RECIPES), default="cpu")
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
     args = parser.parse_args(argv)
     try:
-        path = build(cpu_recipe(), force=args.force)
+        path = build(RECIPES[args.device](), force=args.force)
     except NativeBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -47,7 +47,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
         lambda dtypes, tokens, hidden, eps, layouts, regime, seed: make_case(
             dtypes, (tokens, hidden), eps, dict(zip(names, layouts)), regime, seed),
         strat.dtype_combos(spec(), working), strat.token_counts(device), strat.hidden_sizes(),
-        st.sampled_from((RMS_EPS, 1e-5)), st.tuples(*(strat.layouts() for _ in names)),
+        st.sampled_from((RMS_EPS, 1e-5)), strat.layout_sets(len(names)),
         strat.regimes(), strat.seeds())
 
 

@@ -60,7 +60,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
 
     return st.builds(build, strat.dtype_combos(spec(), working), shapes.batch_sizes(device),
                      st.sampled_from(NEW_TOKENS), shapes.cache_lengths(device), st.sampled_from(BLOCK_SIZES),
-                     shapes.gqa_heads(), shapes.head_dims(), st.tuples(*(strat.layouts() for _ in range(4))),
+                     shapes.gqa_heads(), shapes.head_dims(), strat.layout_sets(4),
                      strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.LARGE_SCORES), strat.seeds())
 
 

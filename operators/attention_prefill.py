@@ -51,7 +51,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
 
     lengths = st.sampled_from(shapes.PREFILL_LENGTHS if device is Device.CPU else shapes.PREFILL_LENGTHS + (4096,))
     return st.builds(build, strat.dtype_combos(spec(), working), lengths, shapes.gqa_heads(), shapes.head_dims(),
-                     st.tuples(*(strat.layouts() for _ in range(4))), strat.regimes(*REGIMES), strat.seeds())
+                     strat.layout_sets(4), strat.regimes(*REGIMES), strat.seeds())
 
 
 def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:

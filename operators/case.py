@@ -11,9 +11,10 @@ from operators.dtypes import DType
 
 
 class Layout(Enum):
-    """How a tensor sits in memory. Every tensor also starts at a non-zero storage offset."""
+    """How a tensor sits in memory, inside a larger guarded buffer (see placement.py)."""
 
-    CONTIGUOUS = "contiguous"
+    CONTIGUOUS = "contiguous"  # starts 64 bytes into its buffer: aligned for vector loads
+    OFFSET = "offset"  # contiguous, but starting one element later: misaligned for vector loads
     PADDED = "padded"  # rows padded: the second-to-last stride exceeds the last dim
     REVERSED = "reversed"  # strides in reversed dim order: the last dim is not unit-stride
 

@@ -26,7 +26,7 @@ def cases(device: Device, working: DType):
 
     return st.builds(build, strat.dtype_combos(spec(), working), st.sampled_from((1, 2, 5)),
                      row_lengths(device).filter(lambda n: n <= 1025), st.sampled_from((1, 3, 129, 1025)),
-                     st.tuples(strat.layouts(), strat.layouts()), strat.regimes(*REGIMES), strat.seeds())
+                     strat.layout_sets(2), strat.regimes(*REGIMES), strat.seeds())
 
 
 def reference(inputs, attributes, upcast: torch.dtype) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from operators.device import Device
 from operators.dtypes import DType
 from operators.kernel import Kernel
 from operators.metrics import budget_checks, error_metrics
-from operators.placement import GUARD, Placed, place_input, place_poisoned_output, poison_value
+from operators.placement import Placed, place_input, place_poisoned_output, poison_value
 from operators.result import CaseResult, OutputResult, Verdict
 from operators.spec import OperatorSpec
 
@@ -25,13 +25,16 @@ def synchronize(device: torch.device) -> None:
 
 
 def build_inputs(spec: OperatorSpec, case: Case, device: torch.device) -> dict[str, Placed]:
-    generator = torch.Generator().manual_seed(case.seed)
-    values = spec.values(case, generator)
+    """Inputs drawn on the target device (a GPU case's weights never pass through host memory)."""
+    generator = torch.Generator(device=device).manual_seed(case.seed)
+    with device:
+        values = spec.values(case, generator)
     return {name: place_input(values[name], tensor, device) for name, tensor in case.inputs.items()}
 
 
 def to_reference_precision(tensor: torch.Tensor) -> torch.Tensor:
-    tensor = tensor.detach().to("cpu")
+    """float64 on the tensor's own device: a GPU case's reference runs on the GPU."""
+    tensor = tensor.detach()
     return tensor.to(torch.float64) if tensor.is_floating_point() else tensor
 
 
@@ -41,11 +44,7 @@ def _first_index(mask: torch.Tensor) -> list[int]:
 
 def expected_writes(placed: Placed, mask: torch.Tensor | None) -> torch.Tensor:
     """Boolean mask over the buffer: the elements the kernel must write (all of the view by default)."""
-    if mask is None:
-        return placed.coverage()
-    expected = torch.zeros(placed.buffer.numel(), dtype=torch.bool, device=placed.buffer.device)
-    expected.as_strided(placed.view.shape, placed.view.stride(), GUARD).copy_(mask)
-    return expected
+    return placed.coverage() if mask is None else placed.mask(mask)
 
 
 def contract_reasons(inputs: Mapping[str, Placed], snapshots: Mapping[str, torch.Tensor],
@@ -75,7 +74,7 @@ def contract_reasons(inputs: Mapping[str, Placed], snapshots: Mapping[str, torch
 
 
 def parity_reasons(name: str, out: torch.Tensor, ref: torch.Tensor, dtype: DType) -> list[str]:
-    out = out.detach().to("cpu", torch.float64)
+    out = out.detach().to(ref.device, torch.float64)
     ref_rounded = ref.to(dtype.torch).to(torch.float64)
     nan_differs = torch.isnan(out) != torch.isnan(ref)
     inf_differs = (torch.isinf(out) != torch.isinf(ref_rounded)) | (
@@ -92,7 +91,7 @@ def parity_reasons(name: str, out: torch.Tensor, ref: torch.Tensor, dtype: DType
 
 def magnitude_reasons(name: str, out: torch.Tensor, ref: torch.Tensor, dtype: DType) -> list[str]:
     """An all-zero or constant output never passes where the reference, rounded to dtype, varies."""
-    out = out.detach().to("cpu", torch.float64)
+    out = out.detach().to(ref.device, torch.float64)
     ref = ref.to(dtype.torch).to(torch.float64)
     finite = torch.isfinite(out) & torch.isfinite(ref)
     o, r = out[finite], ref[finite]
@@ -132,16 +131,18 @@ def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, b
                                      f"({frame.filename}:{frame.lineno})"])
 
     precise = {n: to_reference_precision(t) for n, t in clean.items()}
-    masks = spec.written(case, precise) if spec.written else {}
+    on_cpu = {n: t.cpu() for n, t in precise.items()} if spec.written or spec.decisions else {}
+    masks = {n: m.to(target) for n, m in spec.written(case, on_cpu).items()} if spec.written else {}
     reasons = contract_reasons(inputs, snapshots, outputs, masks)
     decisions = None
     if spec.decisions:
         decisions = {name: outputs[name].view.detach().to("cpu") for name in spec.decisions}
-        judged = spec.judge(decisions, precise, case.attributes, case.dtype)
+        judged = spec.judge(decisions, on_cpu, case.attributes, case.dtype)
         reasons += judged
         if judged:
             return finish(Verdict.FAIL, reasons)
-    reference = spec.run_reference(precise, case.attributes, torch.float64, decisions)
+    reference = spec.run_reference(precise, case.attributes, torch.float64,
+                                   {n: d.to(target) for n, d in decisions.items()} if decisions else None)
     baseline = spec.run_reference(clean, case.attributes, torch.float32,
                                   {n: d.to(target) for n, d in decisions.items()} if decisions else None)
     sensitivity = spec.sensitivity(precise, case.attributes) if spec.sensitivity else 0.0
@@ -152,7 +153,7 @@ def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, b
         out, ref, base = placed.view, reference[name], baseline[name].to(dtype.torch)
         if name in masks:
             mask = masks[name]
-            out, ref, base = out[mask.to(out.device)], ref[mask], base[mask.to(base.device)]
+            out, ref, base = out[mask], ref[mask], base[mask]
         reasons += parity_reasons(name, out, ref, dtype)
         reasons += magnitude_reasons(name, out, ref, dtype)
         metrics, base_metrics = error_metrics(out, ref, dtype), error_metrics(base, ref, dtype)

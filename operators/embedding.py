@@ -47,7 +47,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
             dtypes, shape, vocab, hidden, dict(zip(("ids", "weight", "out"), layouts)), regime, seed,
             "full Qwen3 vocabulary" if vocab == VOCAB_SIZE else ""),
         strat.dtype_combos(spec(), working), ids_shape, st.sampled_from(vocabs), strat.hidden_sizes(),
-        st.tuples(strat.layouts(), strat.layouts(), strat.layouts()),
+        strat.layout_sets(3),
         strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.OUTLIER_CHANNELS, Regime.NEAR_LIMIT),
         strat.seeds())
 

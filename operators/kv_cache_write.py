@@ -47,7 +47,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
             dict(zip(("k", "v", "k_cache", "v_cache"), layouts)), regime, seed),
         strat.dtype_combos(spec(), working), shapes.batch_sizes(device), st.sampled_from((1, 3, 17)),
         shapes.cache_lengths(device), st.sampled_from((1, 4, 8)), shapes.head_dims(),
-        st.tuples(*(strat.layouts() for _ in range(4))),
+        strat.layout_sets(4),
         strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.NEAR_LIMIT), strat.seeds())
 
 

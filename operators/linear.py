@@ -65,7 +65,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
     return st.builds(
         build, strat.dtype_combos(spec(), working), st.sampled_from(projection_shapes(device)),
         strat.token_counts(device), st.sampled_from((False, False, False, True)),  # Qwen3 has no bias; other models do
-        st.tuples(*(strat.layouts() for _ in range(4))),
+        strat.layout_sets(4),
         strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.OUTLIER_CHANNELS, Regime.NEAR_LIMIT,
                       Regime.CONSTANT_ROWS),
         strat.seeds())

@@ -47,7 +47,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
                          dict(zip(("x", "gate_up", "down", "out"), layouts)), regime, seed, note)
 
     return st.builds(build, strat.dtype_combos(spec(), working), strat.token_counts(device), moe_shapes(device),
-                     st.tuples(*(strat.layouts() for _ in range(4))),
+                     strat.layout_sets(4),
                      strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.OUTLIER_CHANNELS), strat.seeds())
 
 

@@ -49,7 +49,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
 
     # Both Qwen3-MoE models renormalise (norm_topk_prob = true); the other setting is tested too.
     return st.builds(build, strat.dtype_combos(spec(), working), strat.token_counts(device), moe_shapes(device),
-                     st.sampled_from((True, True, False)), st.tuples(*(strat.layouts() for _ in range(3))),
+                     st.sampled_from((True, True, False)), strat.layout_sets(3),
                      strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.OUTLIER_CHANNELS), strat.seeds())
 
 

@@ -14,8 +14,8 @@ import torch
 from operators.case import Layout, TensorCase
 from operators.dtypes import DType
 
-GUARD = 7  # sentinel elements before and after every view; odd, so views start misaligned
-ROW_PADDING = 3
+GUARD_BYTES = 64  # sentinels before and after every view; keeps a CONTIGUOUS view 64-byte aligned
+ROW_PADDING = 3  # elements: padded rows start misaligned
 
 # Signalling-NaN payloads no arithmetic produces (arithmetic NaNs come out quiet and canonical).
 POISON_BITS = {DType.F32: 0x7FA5A5A5, DType.F16: 0x7D5A, DType.BF16: 0x7FA5,
@@ -46,28 +46,45 @@ def strides_for(shape: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
     return tuple(strides)
 
 
+def guard_elements(dtype: DType) -> int:
+    return GUARD_BYTES // torch.empty(0, dtype=dtype.torch).element_size()
+
+
+def view_offset(spec: TensorCase) -> int:
+    return guard_elements(spec.dtype) + (1 if spec.layout is Layout.OFFSET else 0)
+
+
 @dataclass(frozen=True)
 class Placed:
-    """A view and the buffer holding it (the view starts at offset GUARD into the buffer)."""
+    """A view and the buffer holding it (the view starts at `offset` elements into the buffer)."""
 
     view: torch.Tensor
     buffer: torch.Tensor
     spec: TensorCase
 
+    @property
+    def offset(self) -> int:
+        return view_offset(self.spec)
+
     def bits(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.view(BIT_VIEWS[self.spec.dtype])
 
-    def coverage(self) -> torch.Tensor:
-        """Boolean mask over the buffer: True where the view has an element."""
+    def mask(self, values: torch.Tensor | bool = True) -> torch.Tensor:
+        """Boolean mask over the buffer: `values` (default all True) where the view has elements."""
         mask = torch.zeros(self.buffer.numel(), dtype=torch.bool, device=self.buffer.device)
-        mask.as_strided(self.view.shape, self.view.stride(), GUARD).fill_(True)
+        region = mask.as_strided(self.view.shape, self.view.stride(), self.offset)
+        region.copy_(values) if isinstance(values, torch.Tensor) else region.fill_(values)
         return mask
+
+    def coverage(self) -> torch.Tensor:
+        return self.mask()
 
 
 def _buffer(spec: TensorCase, device: torch.device) -> tuple[torch.Tensor, tuple[int, ...]]:
     strides = strides_for(spec.shape, spec.layout)
     extent = 1 + sum((n - 1) * s for n, s in zip(spec.shape, strides)) if all(spec.shape) else 0
-    buffer = torch.empty(extent + 2 * GUARD, dtype=spec.dtype.torch, device=device)
+    buffer = torch.empty(extent + view_offset(spec) + guard_elements(spec.dtype), dtype=spec.dtype.torch,
+                         device=device)
     return buffer, strides
 
 
@@ -77,7 +94,7 @@ def place_input(values: torch.Tensor, spec: TensorCase, device: torch.device) ->
         buffer.fill_(math.nan)
     else:
         buffer.fill_(torch.iinfo(spec.dtype.torch).max)
-    view = buffer.as_strided(spec.shape, strides, GUARD)
+    view = buffer.as_strided(spec.shape, strides, view_offset(spec))
     view.copy_(values.to(device=device, dtype=spec.dtype.torch))
     return Placed(view, buffer, spec)
 
@@ -85,7 +102,7 @@ def place_input(values: torch.Tensor, spec: TensorCase, device: torch.device) ->
 def place_poisoned_output(spec: TensorCase, device: torch.device) -> Placed:
     buffer, strides = _buffer(spec, device)
     buffer.view(BIT_VIEWS[spec.dtype]).fill_(_as_signed(POISON_BITS[spec.dtype], spec.dtype))
-    return Placed(buffer.as_strided(spec.shape, strides, GUARD), buffer, spec)
+    return Placed(buffer.as_strided(spec.shape, strides, view_offset(spec)), buffer, spec)
 
 
 def poison_value(dtype: DType) -> int:

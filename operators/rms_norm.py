@@ -44,11 +44,11 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
     head_shape = st.tuples(strat.token_counts(device), st.sampled_from((1, 4, 8, 16, 40, 64)),
                            st.sampled_from((64, 128, 7)))
     return st.builds(
-        lambda dtypes, shape, eps, x_layout, out_layout, regime, seed: make_case(
-            dtypes, shape, eps, {"x": x_layout, "out": out_layout}, regime, seed,
+        lambda dtypes, shape, eps, layouts, regime, seed: make_case(
+            dtypes, shape, eps, dict(zip(("x", "out"), layouts)), regime, seed,
             "per-head q/k norm" if len(shape) == 3 else "hidden norm"),
         strat.dtype_combos(spec(), working), st.one_of(hidden_shape, head_shape),
-        st.sampled_from((RMS_EPS, 1e-5)), strat.layouts(), strat.layouts(),
+        st.sampled_from((RMS_EPS, 1e-5)), strat.layout_sets(2),
         strat.regimes(), strat.seeds())
 
 

@@ -21,6 +21,12 @@ def layouts() -> st.SearchStrategy[Layout]:
     return st.sampled_from(list(Layout))
 
 
+def layout_sets(count: int) -> st.SearchStrategy[tuple[Layout, ...]]:
+    """Layouts of `count` tensors: half the cases all CONTIGUOUS (aligned: the vectorised fast paths
+    of a kernel), the others drawn per tensor (offsets, padded rows, reversed strides)."""
+    return st.one_of(st.just((Layout.CONTIGUOUS,) * count), st.tuples(*(layouts() for _ in range(count))))
+
+
 def regimes(*allowed: Regime) -> st.SearchStrategy[Regime]:
     return st.sampled_from(allowed or list(Regime))
 

@@ -41,7 +41,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
         lambda dtypes, tokens, width, layouts, regime, seed: make_case(
             dtypes, (tokens, width), dict(zip(("gate", "up", "out"), layouts)), regime, seed),
         strat.dtype_combos(spec(), working), strat.token_counts(device), st.sampled_from(widths),
-        st.tuples(strat.layouts(), strat.layouts(), strat.layouts()),
+        strat.layout_sets(3),
         strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.OUTLIER_CHANNELS, Regime.NEAR_LIMIT),
         strat.seeds())
 
