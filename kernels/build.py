@@ -6,6 +6,7 @@ only nvcc: it builds without a GPU)."""
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import os
 import shutil
@@ -29,7 +30,8 @@ class BuildRecipe:
     source_dir: Path
     source_suffixes: tuple[str, ...]
     compiler: str
-    flags: tuple[str, ...]
+    flags: tuple[str, ...]  # used to compile each source and to link
+    link_flags: tuple[str, ...]
     include_dirs: tuple[Path, ...] = (INCLUDE_DIR,)
     extra_inputs: tuple[Path, ...] = ()  # files the sources include from elsewhere
     libraries: tuple[str, ...] = ("-lm",)
@@ -41,13 +43,13 @@ class BuildRecipe:
         return found
 
     def inputs(self) -> list[Path]:
-        headers = [p for d in (self.source_dir, *self.include_dirs) for p in sorted(d.glob("*.h"))]
-        headers += sorted(self.source_dir.glob("*.cuh"))
+        headers = [p for d in (self.source_dir, *self.include_dirs) for suffix in ("*.h", "*.cuh")
+                   for p in sorted(d.glob(suffix))]
         return self.sources() + headers + list(self.extra_inputs)
 
     def build_hash(self) -> str:
         digest = hashlib.sha256()
-        digest.update(" ".join((self.compiler, *self.flags)).encode())
+        digest.update(" ".join((self.compiler, *self.flags, *self.link_flags, *self.libraries)).encode())
         for path in self.inputs():
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
@@ -61,7 +63,8 @@ def cpu_recipe() -> BuildRecipe:
         source_dir=KERNELS_DIR / "cpu",
         source_suffixes=(".c",),
         compiler=compiler,
-        flags=("-O2", "-std=c11", "-fopenmp", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror"),
+        flags=("-O2", "-std=c11", "-fopenmp", "-fPIC", "-Wall", "-Wextra", "-Werror"),
+        link_flags=("-shared", "-fopenmp"),
     )
 
 
@@ -79,7 +82,8 @@ def nvidia_recipe() -> BuildRecipe:
         source_dir=KERNELS_DIR / "nvidia",
         source_suffixes=(".cu",),
         compiler=nvcc_path(),
-        flags=("-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "-lineinfo", *gencode),
+        flags=("-O3", "-std=c++17", "-Xcompiler", "-fPIC", "-lineinfo", *gencode),
+        link_flags=("-shared", *gencode),
         include_dirs=(INCLUDE_DIR, cpu),
         extra_inputs=(cpu / "status.c",),
         libraries=("-lm", "-ldl"),
@@ -100,6 +104,27 @@ def library_path(recipe: BuildRecipe) -> Path:
     return cache_dir() / f"libq3_{recipe.name}-{recipe.build_hash()}.so"
 
 
+def run_compiler(recipe: BuildRecipe, command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise NativeBuildError(
+            f"building the {recipe.name} kernels failed ({' '.join(command)}):\n{result.stderr.strip()}"
+        )
+
+
+def compile_sources(recipe: BuildRecipe, scratch: Path) -> list[Path]:
+    """One object per source, compiled in parallel (one job per core)."""
+    includes = [f"-I{d}" for d in recipe.include_dirs]
+    jobs = {source: scratch / f"{source.stem}.o" for source in recipe.sources()}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = [pool.submit(run_compiler, recipe, [recipe.compiler, *recipe.flags, *includes, "-c", str(source),
+                                                      "-o", str(obj)])
+                   for source, obj in jobs.items()]
+        for future in futures:
+            future.result()
+    return list(jobs.values())
+
+
 def build(recipe: BuildRecipe, force: bool = False) -> Path:
     """Return the path of the compiled library, compiling it first if the cache lacks it."""
     target = library_path(recipe)
@@ -109,16 +134,10 @@ def build(recipe: BuildRecipe, force: bool = False) -> Path:
         raise NativeBuildError(f"cannot build the {recipe.name} kernels: compiler '{recipe.compiler}' not found")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        objects = compile_sources(recipe, Path(scratch))
         partial = Path(scratch) / target.name
-        command = [
-            recipe.compiler, *recipe.flags, *(f"-I{d}" for d in recipe.include_dirs),
-            *map(str, recipe.sources()), "-o", str(partial), *recipe.libraries,
-        ]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise NativeBuildError(
-                f"building the {recipe.name} kernels failed ({' '.join(command)}):\n{result.stderr.strip()}"
-            )
+        run_compiler(recipe, [recipe.compiler, *recipe.link_flags, *map(str, objects), "-o", str(partial),
+                              *recipe.libraries])
         os.replace(partial, target)
     return target
 

@@ -102,6 +102,47 @@ def magnitude_reasons(name: str, out: torch.Tensor, ref: torch.Tensor, dtype: DT
     return []
 
 
+def written_masks(spec: OperatorSpec, case: Case, clean: Mapping[str, torch.Tensor],
+                  target: torch.device) -> dict[str, torch.Tensor]:
+    """Boolean masks of the output elements the kernel must write, for specs that write only some."""
+    if not spec.written:
+        return {}
+    on_cpu = {n: to_reference_precision(t).cpu() for n, t in clean.items()}
+    return {n: m.to(target) for n, m in spec.written(case, on_cpu).items()}
+
+
+def judge_outputs(spec: OperatorSpec, case: Case, clean: Mapping[str, torch.Tensor], views: Mapping[str, torch.Tensor],
+                  masks: Mapping[str, torch.Tensor], target: torch.device) -> tuple[list[str], list[OutputResult]]:
+    """The decisions judged and every numeric output against the float64 reference and its budget."""
+    precise = {n: to_reference_precision(t) for n, t in clean.items()}
+    reasons: list[str] = []
+    decisions = None
+    if spec.decisions:
+        decisions = {name: views[name].detach().to("cpu") for name in spec.decisions}
+        reasons += spec.judge(decisions, {n: t.cpu() for n, t in precise.items()}, case.attributes, case.dtype)
+        if reasons:
+            return reasons, []
+    on_target = {n: d.to(target) for n, d in decisions.items()} if decisions else None
+    reference = spec.run_reference(precise, case.attributes, torch.float64, on_target)
+    baseline = spec.run_reference(clean, case.attributes, torch.float32, on_target)
+    sensitivity = spec.sensitivity(precise, case.attributes) if spec.sensitivity else 0.0
+    results = []
+    for name in spec.numeric_outputs:
+        dtype = case.outputs[name].dtype
+        out, ref, base = views[name], reference[name], baseline[name].to(dtype.torch)
+        if name in masks:
+            mask = masks[name]
+            out, ref, base = out[mask], ref[mask], base[mask]
+        reasons += parity_reasons(name, out, ref, dtype)
+        reasons += magnitude_reasons(name, out, ref, dtype)
+        metrics, base_metrics = error_metrics(out, ref, dtype), error_metrics(base, ref, dtype)
+        checks = budget_checks(metrics, base_metrics, spec.budget, dtype, sensitivity)
+        reasons += [f"output '{name}': {check.describe()}" for check in checks if not check.passed]
+        results.append(OutputResult(name=name, dtype=dtype, metrics=metrics, baseline=base_metrics,
+                                    checks=tuple(checks)))
+    return reasons, results
+
+
 def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, backend: str) -> CaseResult:
     started = time.perf_counter()
     target = device.torch_device()
@@ -130,35 +171,8 @@ def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, b
         return finish(Verdict.FAIL, [f"kernel raised {type(error).__name__}: {error} "
                                      f"({frame.filename}:{frame.lineno})"])
 
-    precise = {n: to_reference_precision(t) for n, t in clean.items()}
-    on_cpu = {n: t.cpu() for n, t in precise.items()} if spec.written or spec.decisions else {}
-    masks = {n: m.to(target) for n, m in spec.written(case, on_cpu).items()} if spec.written else {}
+    masks = written_masks(spec, case, clean, target)
     reasons = contract_reasons(inputs, snapshots, outputs, masks)
-    decisions = None
-    if spec.decisions:
-        decisions = {name: outputs[name].view.detach().to("cpu") for name in spec.decisions}
-        judged = spec.judge(decisions, on_cpu, case.attributes, case.dtype)
-        reasons += judged
-        if judged:
-            return finish(Verdict.FAIL, reasons)
-    reference = spec.run_reference(precise, case.attributes, torch.float64,
-                                   {n: d.to(target) for n, d in decisions.items()} if decisions else None)
-    baseline = spec.run_reference(clean, case.attributes, torch.float32,
-                                  {n: d.to(target) for n, d in decisions.items()} if decisions else None)
-    sensitivity = spec.sensitivity(precise, case.attributes) if spec.sensitivity else 0.0
-    results = []
-    for name in spec.numeric_outputs:
-        placed = outputs[name]
-        dtype = placed.spec.dtype
-        out, ref, base = placed.view, reference[name], baseline[name].to(dtype.torch)
-        if name in masks:
-            mask = masks[name]
-            out, ref, base = out[mask], ref[mask], base[mask]
-        reasons += parity_reasons(name, out, ref, dtype)
-        reasons += magnitude_reasons(name, out, ref, dtype)
-        metrics, base_metrics = error_metrics(out, ref, dtype), error_metrics(base, ref, dtype)
-        checks = budget_checks(metrics, base_metrics, spec.budget, dtype, sensitivity)
-        reasons += [f"output '{name}': {check.describe()}" for check in checks if not check.passed]
-        results.append(OutputResult(name=name, dtype=dtype, metrics=metrics, baseline=base_metrics,
-                                    checks=tuple(checks)))
+    judged, results = judge_outputs(spec, case, clean, {n: p.view for n, p in outputs.items()}, masks, target)
+    reasons += judged
     return finish(Verdict.FAIL if reasons else Verdict.PASS, reasons, tuple(results))

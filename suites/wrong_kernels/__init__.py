@@ -1,7 +1,8 @@
 """Deliberately wrong kernels, one bug per module, each a backend module for `--backend`.
 
 Every module names WRONG_OPERATOR (the only operator it breaks) and EXPECTED_REASON (a phrase
-the checker's failure reason must contain). The self-tests prove the suites catch each one."""
+the checker's failure reason must contain), and DEVICES when it runs only on some devices (the
+CUDA kernels of `cuda/`). The self-tests prove the suites catch each one."""
 
 WRONG_KERNEL_MODULES = (
     "rms_norm_eps_outside_sqrt",
@@ -19,4 +20,7 @@ WRONG_KERNEL_MODULES = (
     "attention_decode_skips_newest",
     "random_sample_top_p_wrong_side",
     "moe_router_not_renormalised",
+    "cuda_swiglu_tail_block",
+    "cuda_rms_norm_missing_sync",
+    "cuda_attention_decode_gqa_tiled",
 )

@@ -1,0 +1,108 @@
+// Token embedding: out[..., :] = weight[ids[...], :]. Every id is read back and checked on the host
+// before any write; then a gather of whole rows, one 16-byte pack per thread on the fast path (one
+// element otherwise), bits copied unchanged.
+#include <stdlib.h>
+
+#include "rows.cuh"
+
+namespace {
+
+using namespace q3r;
+
+template <typename T, int N, typename I>
+__global__ void __launch_bounds__(256) embedding_kernel(q3_tensor out, q3_tensor id_rows, q3_tensor weight, I total,
+                                                        I items_per_row) {
+    const int64_t os = out.strides[out.ndim - 1], ws = weight.strides[1];
+    const I step = (I)gridDim.x * (I)blockDim.x;
+    for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < total; i += step) {
+        const I row = i / items_per_row, item = i - row * items_per_row;
+        const int64_t id = q3::load_index(id_rows, row_offset(id_rows, (int64_t)row));
+        const T *source = static_cast<const T *>(weight.data) + id * weight.strides[0];
+        T *target = static_cast<T *>(out.data) + row_offset(out, (int64_t)row);
+        store_item<T, N>(target, os, (int64_t)item, load_item<T, N>(source, ws, (int64_t)item));
+    }
+}
+
+template <typename T, int N>
+void launch_n(const q3_tensor &out, const q3_tensor &id_rows, const q3_tensor &weight, int64_t tokens,
+              int64_t hidden, cudaStream_t stream) {
+    const int64_t items_per_row = hidden / N, total = tokens * items_per_row;
+    int64_t blocks = ceil_div(total, 256);
+    if (blocks > ((int64_t)1 << 22)) blocks = (int64_t)1 << 22;  // grid-stride step <= 2^30
+    if (total <= ((int64_t)1 << 31)) {
+        embedding_kernel<T, N, uint32_t><<<(unsigned)blocks, 256, 0, stream>>>(out, id_rows, weight, (uint32_t)total,
+                                                                              (uint32_t)items_per_row);
+    } else {
+        embedding_kernel<T, N, uint64_t><<<(unsigned)blocks, 256, 0, stream>>>(out, id_rows, weight, (uint64_t)total,
+                                                                              (uint64_t)items_per_row);
+    }
+}
+
+// T: an unsigned integer of the element's size (the gather copies bits).
+template <typename T>
+void launch(const q3_tensor &out, const q3_tensor &id_rows, const q3_tensor &weight, int64_t tokens, int64_t hidden,
+            cudaStream_t stream) {
+    constexpr int V = Vec<T>::N;
+    if (hidden % V == 0 && rows_vectorizable(out, V) && rows_vectorizable(weight, V)) {
+        launch_n<T, V>(out, id_rows, weight, tokens, hidden, stream);
+    } else {
+        launch_n<T, 1>(out, id_rows, weight, tokens, hidden, stream);
+    }
+}
+
+}  // namespace
+
+int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
+    static const char op[] = "embedding";
+    int status;
+    q3_clear_error();
+    if ((status = q3_check_index(op, "ids", &ids)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "weight", &weight)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "weight", &weight, 2)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "out", &out, "weight", &weight)) != Q3_OK) return status;
+    if (ids.ndim + 1 > Q3_MAX_DIMS) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'ids' has too many dims");
+    int shape_ok = out.ndim == ids.ndim + 1 && out.shape[ids.ndim] == weight.shape[1];
+    for (int d = 0; shape_ok && d < ids.ndim; ++d) shape_ok = out.shape[d] == ids.shape[d];
+    if (!shape_ok) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' must have shape ids.shape + [%lld]",
+                       (long long)weight.shape[1]);
+    }
+    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "ids", &ids)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "weight", &weight)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+
+    cudaStream_t s = (cudaStream_t)stream;
+    const int64_t tokens = q3_numel(&ids);
+    const int64_t vocab = weight.shape[0];
+    int64_t *host_ids = q3_cuda_indices_to_host(op, "ids", &ids, s, &status);
+    if (host_ids == NULL) return status;
+    for (int64_t t = 0; t < tokens; ++t) {
+        const int64_t id = host_ids[t];
+        if (id < 0 || id >= vocab) {
+            free(host_ids);
+            return q3_fail(Q3_BAD_VALUE, op,
+                           "tensor 'ids' holds %lld at flat position %lld, outside the vocabulary "
+                           "[0, %lld)",
+                           (long long)id, (long long)t, (long long)vocab);
+        }
+    }
+    free(host_ids);
+
+    const int64_t hidden = weight.shape[1];
+    if (tokens == 0 || hidden == 0) return Q3_OK;
+    /* ids viewed as rows of a [numel, 1] matrix so that row_offset walks its strides. */
+    q3_tensor id_rows = ids;
+    id_rows.ndim = ids.ndim + 1;
+    id_rows.shape[ids.ndim] = 1;
+    id_rows.strides[ids.ndim] = 1;
+    q3_tensor *const tensors[] = {&out, &id_rows};
+    collapse(tensors, 2, true);
+    if (out.dtype == Q3_F32) {
+        launch<uint32_t>(out, id_rows, weight, tokens, hidden, s);
+    } else {
+        launch<uint16_t>(out, id_rows, weight, tokens, hidden, s);
+    }
+    return q3_cuda_launch_status(op);
+}

@@ -1,0 +1,263 @@
+// KV cache writes. Contiguous: k_cache[b, positions[b, s]] = k[b, s] (and v), caches
+// [B, L, Hkv, D], k/v [B, S, Hkv, D]. Paged: slot = block * block_size + offset, caches
+// [num_blocks, block_size, Hkv, D], k/v [N, Hkv, D]. The indices are read back and checked on the
+// host (range, distinctness) before anything is written; then one thread per 16-byte pack (one
+// element when a layout does not allow packs) of the written head rows copies the bits of k and of
+// v. Nothing else of the caches is written.
+#include <stdlib.h>
+
+#include "rows.cuh"
+
+namespace {
+
+using namespace q3r;
+
+int compare_int64(const void *a, const void *b) {
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
+int check_tensors(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *k,
+                  const q3_tensor *v, const q3_tensor *index, const char *index_name, int cache_rank, int kv_rank) {
+    int status;
+    if ((status = q3_check_float(op, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "v_cache", v_cache)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "k", k)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "v", v)) != Q3_OK) return status;
+    if ((status = q3_check_index(op, index_name, index)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "k_cache", k_cache, cache_rank)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "v_cache", v_cache, cache_rank)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "k", k, kv_rank)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "v", v, kv_rank)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
+        return status;
+    }
+    if ((status = q3_check_same_dtype(op, "k", k, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "v", v, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
+        return status;
+    }
+    if ((status = q3_check_same_shape(op, "v", v, "k", k)) != Q3_OK) return status;
+    /* The trailing [Hkv, D] of k must match the cache's. */
+    if (k->shape[kv_rank - 2] != k_cache->shape[2] || k->shape[kv_rank - 1] != k_cache->shape[3]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k' has [Hkv, D] = [%lld, %lld]; k_cache has [%lld, %lld]",
+                       (long long)k->shape[kv_rank - 2], (long long)k->shape[kv_rank - 1],
+                       (long long)k_cache->shape[2], (long long)k_cache->shape[3]);
+    }
+    if ((status = q3_check_writable(op, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_check_writable(op, "v_cache", v_cache)) != Q3_OK) return status;
+    return Q3_OK;
+}
+
+int check_devices(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *k,
+                  const q3_tensor *v, const q3_tensor *index, const char *index_name) {
+    int status;
+    if ((status = q3_cuda_check_device(op, "k_cache", k_cache)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "v_cache", v_cache)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "k", k)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "v", v)) != Q3_OK) return status;
+    return q3_cuda_check_device(op, index_name, index);
+}
+
+// Copies one pack of the head row of k (and of v) at `src_*` to the cache head row at `dst_*`.
+template <typename T, int N>
+__device__ __forceinline__ void copy_item(const q3_tensor &kc, const q3_tensor &vc, const q3_tensor &k,
+                                          const q3_tensor &v, int64_t kc_row, int64_t vc_row, int64_t k_row,
+                                          int64_t v_row, int64_t item) {
+    const Pack<T, N> a = load_item<T, N>(static_cast<const T *>(k.data) + k_row, k.strides[k.ndim - 1], item);
+    const Pack<T, N> b = load_item<T, N>(static_cast<const T *>(v.data) + v_row, v.strides[v.ndim - 1], item);
+    store_item<T, N>(static_cast<T *>(kc.data) + kc_row, kc.strides[3], item, a);
+    store_item<T, N>(static_cast<T *>(vc.data) + vc_row, vc.strides[3], item, b);
+}
+
+// Thread i: pack `item` of head h of token s of request b (i = ((b * S + s) * H + h) * items + item).
+template <typename T, int N, typename I>
+__global__ void __launch_bounds__(256) kv_write_kernel(q3_tensor kc, q3_tensor vc, q3_tensor k, q3_tensor v,
+                                                       q3_tensor positions, I total, I items, I heads, I tokens) {
+    const I step = (I)gridDim.x * (I)blockDim.x;
+    for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < total; i += step) {
+        I r = i / items;
+        const I item = i - r * items;
+        const I h = r % heads;
+        r /= heads;
+        const I s = r % tokens, b = r / tokens;
+        const int64_t p = q3::load_index(positions, (int64_t)b * positions.strides[0] + (int64_t)s * positions.strides[1]);
+        copy_item<T, N>(kc, vc, k, v, (int64_t)b * kc.strides[0] + p * kc.strides[1] + (int64_t)h * kc.strides[2],
+                        (int64_t)b * vc.strides[0] + p * vc.strides[1] + (int64_t)h * vc.strides[2],
+                        (int64_t)b * k.strides[0] + (int64_t)s * k.strides[1] + (int64_t)h * k.strides[2],
+                        (int64_t)b * v.strides[0] + (int64_t)s * v.strides[1] + (int64_t)h * v.strides[2],
+                        (int64_t)item);
+    }
+}
+
+// Thread i: pack `item` of head h of token n (i = (n * H + h) * items + item).
+template <typename T, int N, typename I>
+__global__ void __launch_bounds__(256) kv_write_paged_kernel(q3_tensor kc, q3_tensor vc, q3_tensor k, q3_tensor v,
+                                                             q3_tensor slots, I total, I items, I heads) {
+    const int64_t block_size = kc.shape[1];
+    const I step = (I)gridDim.x * (I)blockDim.x;
+    for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < total; i += step) {
+        const I r = i / items;
+        const I item = i - r * items;
+        const I h = r % heads, n = r / heads;
+        const int64_t slot = q3::load_index(slots, (int64_t)n * slots.strides[0]);
+        const int64_t block = slot / block_size, offset = slot - block * block_size;
+        copy_item<T, N>(kc, vc, k, v, block * kc.strides[0] + offset * kc.strides[1] + (int64_t)h * kc.strides[2],
+                        block * vc.strides[0] + offset * vc.strides[1] + (int64_t)h * vc.strides[2],
+                        (int64_t)n * k.strides[0] + (int64_t)h * k.strides[1],
+                        (int64_t)n * v.strides[0] + (int64_t)h * v.strides[1], (int64_t)item);
+    }
+}
+
+bool packs_allowed(const q3_tensor &kc, const q3_tensor &vc, const q3_tensor &k, const q3_tensor &v, int vec) {
+    return kc.shape[3] % vec == 0 && rows_vectorizable(kc, vec) && rows_vectorizable(vc, vec) &&
+           rows_vectorizable(k, vec) && rows_vectorizable(v, vec);
+}
+
+int64_t grid_for(int64_t total) {
+    const int64_t blocks = ceil_div(total, 256);
+    return blocks > ((int64_t)1 << 22) ? ((int64_t)1 << 22) : blocks;  // grid-stride step <= 2^30
+}
+
+// T: an unsigned integer of the element's size (the copy moves bits).
+template <typename T, int N, typename I>
+void launch_contiguous(const q3_tensor &kc, const q3_tensor &vc, const q3_tensor &k, const q3_tensor &v,
+                       const q3_tensor &positions, cudaStream_t stream) {
+    const int64_t items = k.shape[3] / N, total = k.shape[0] * k.shape[1] * k.shape[2] * items;
+    kv_write_kernel<T, N, I><<<(unsigned)grid_for(total), 256, 0, stream>>>(kc, vc, k, v, positions, (I)total, (I)items,
+                                                                          (I)k.shape[2], (I)k.shape[1]);
+}
+
+template <typename T, int N, typename I>
+void launch_paged(const q3_tensor &kc, const q3_tensor &vc, const q3_tensor &k, const q3_tensor &v,
+                  const q3_tensor &slots, cudaStream_t stream) {
+    const int64_t items = k.shape[2] / N, total = k.shape[0] * k.shape[1] * items;
+    kv_write_paged_kernel<T, N, I><<<(unsigned)grid_for(total), 256, 0, stream>>>(kc, vc, k, v, slots, (I)total,
+                                                                                (I)items, (I)k.shape[1]);
+}
+
+template <typename T>
+void dispatch(bool paged, const q3_tensor &kc, const q3_tensor &vc, const q3_tensor &k, const q3_tensor &v,
+              const q3_tensor &index, int64_t total_elements, cudaStream_t stream) {
+    constexpr int V = Vec<T>::N;
+    const bool vec = packs_allowed(kc, vc, k, v, V);
+    const bool small = total_elements <= ((int64_t)1 << 31);
+#define Q3_KV_LAUNCH(N, I) \
+    (paged ? launch_paged<T, N, I>(kc, vc, k, v, index, stream) : launch_contiguous<T, N, I>(kc, vc, k, v, index, stream))
+    if (vec && small) Q3_KV_LAUNCH(V, uint32_t);
+    else if (vec) Q3_KV_LAUNCH(V, uint64_t);
+    else if (small) Q3_KV_LAUNCH(1, uint32_t);
+    else Q3_KV_LAUNCH(1, uint64_t);
+#undef Q3_KV_LAUNCH
+}
+
+int run(const char *op, bool paged, const q3_tensor &kc, const q3_tensor &vc, const q3_tensor &k, const q3_tensor &v,
+        const q3_tensor &index, cudaStream_t stream) {
+    const int64_t total = q3_numel(&k);
+    if (total == 0) return Q3_OK;
+    if (kc.dtype == Q3_F32) {
+        dispatch<uint32_t>(paged, kc, vc, k, v, index, total, stream);
+    } else {
+        dispatch<uint16_t>(paged, kc, vc, k, v, index, total, stream);
+    }
+    return q3_cuda_launch_status(op);
+}
+
+}  // namespace
+
+int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v, q3_tensor positions,
+                      void *stream) {
+    static const char op[] = "kv_cache_write";
+    int status;
+    q3_clear_error();
+    if ((status = check_tensors(op, &k_cache, &v_cache, &k, &v, &positions, "positions", 4, 4)) != Q3_OK) {
+        return status;
+    }
+    if ((status = q3_check_ndim(op, "positions", &positions, 2)) != Q3_OK) return status;
+    const int64_t batch = k.shape[0], new_tokens = k.shape[1], length = k_cache.shape[1];
+    if (k_cache.shape[0] != batch) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; k has %lld",
+                       (long long)k_cache.shape[0], (long long)batch);
+    }
+    if (positions.shape[0] != batch || positions.shape[1] != new_tokens) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'positions' has shape [%lld, %lld]; expected [%lld, %lld]",
+                       (long long)positions.shape[0], (long long)positions.shape[1], (long long)batch,
+                       (long long)new_tokens);
+    }
+    if ((status = check_devices(op, &k_cache, &v_cache, &k, &v, &positions, "positions")) != Q3_OK) return status;
+    cudaStream_t s = (cudaStream_t)stream;
+    int64_t *host = q3_cuda_indices_to_host(op, "positions", &positions, s, &status);
+    if (host == NULL) return status;
+    int64_t *sorted = (int64_t *)malloc(sizeof(int64_t) * (size_t)(new_tokens + 1));
+    if (sorted == NULL) {
+        free(host);
+        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate position scratch");
+    }
+    for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t t = 0; t < new_tokens; ++t) {
+            const int64_t p = host[b * new_tokens + t];
+            if (p < 0 || p >= length) {
+                free(sorted);
+                free(host);
+                return q3_fail(Q3_BAD_VALUE, op, "tensor 'positions' holds %lld at [%lld, %lld], outside [0, %lld)",
+                               (long long)p, (long long)b, (long long)t, (long long)length);
+            }
+            sorted[t] = p;
+        }
+        qsort(sorted, (size_t)new_tokens, sizeof(int64_t), compare_int64);
+        for (int64_t t = 1; t < new_tokens; ++t) {
+            if (sorted[t] == sorted[t - 1]) {
+                const long long p = (long long)sorted[t];
+                free(sorted);
+                free(host);
+                return q3_fail(Q3_BAD_VALUE, op, "tensor 'positions' holds %lld twice for request %lld", p,
+                               (long long)b);
+            }
+        }
+    }
+    free(sorted);
+    free(host);
+    return run(op, false, k_cache, v_cache, k, v, positions, s);
+}
+
+int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v, q3_tensor slots,
+                            void *stream) {
+    static const char op[] = "kv_cache_write_paged";
+    int status;
+    q3_clear_error();
+    if ((status = check_tensors(op, &k_cache, &v_cache, &k, &v, &slots, "slots", 4, 3)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "slots", &slots, 1)) != Q3_OK) return status;
+    const int64_t count = k.shape[0];
+    const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
+    if (slots.shape[0] != count) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'slots' has %lld entries for %lld tokens", (long long)slots.shape[0],
+                       (long long)count);
+    }
+    if (block_size != 0 && num_blocks > INT64_MAX / block_size) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has too many slots");
+    }
+    if ((status = check_devices(op, &k_cache, &v_cache, &k, &v, &slots, "slots")) != Q3_OK) return status;
+    const int64_t total = num_blocks * block_size;
+    cudaStream_t s = (cudaStream_t)stream;
+    int64_t *sorted = q3_cuda_indices_to_host(op, "slots", &slots, s, &status);
+    if (sorted == NULL) return status;
+    for (int64_t n = 0; n < count; ++n) {
+        const int64_t slot = sorted[n];
+        if (slot < 0 || slot >= total) {
+            free(sorted);
+            return q3_fail(Q3_BAD_VALUE, op, "tensor 'slots' holds %lld at [%lld], outside [0, %lld)",
+                           (long long)slot, (long long)n, (long long)total);
+        }
+    }
+    qsort(sorted, (size_t)count, sizeof(int64_t), compare_int64);
+    for (int64_t n = 1; n < count; ++n) {
+        if (sorted[n] == sorted[n - 1]) {
+            const long long slot = (long long)sorted[n];
+            free(sorted);
+            return q3_fail(Q3_BAD_VALUE, op, "tensor 'slots' holds %lld twice", slot);
+        }
+    }
+    free(sorted);
+    return run(op, true, k_cache, v_cache, k, v, slots, s);
+}

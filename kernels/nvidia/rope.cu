@@ -1,0 +1,206 @@
+// Rotary position embedding of x [tokens, heads, head_dim], Hugging Face Qwen3 semantics as the
+// CPU library computes them: inv_freq[i] = 1 / theta ** (2i / head_dim) in float32 (computed on the
+// host with the CPU's powf for i < 256), angle = position * inv_freq[i] in double, cos/sin in double
+// then float; NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1).
+//
+// Block (token, head group): the token's cos/sin table is built once in shared memory, then the
+// block rotates its heads, one 16-byte pack of each half (NeoX) or of interleaved pairs (GPT-J)
+// per thread on the fast path, one pair per thread otherwise.
+#include <math.h>
+
+#include "rows.cuh"
+
+namespace {
+
+using namespace q3r;
+
+constexpr int HOST_TABLE = 256;
+struct InvFreq {
+    float v[HOST_TABLE];
+};
+
+// The rotated pair, rounded as the CPU's float expression is (no fused multiply-add).
+__device__ __forceinline__ void rotate(float xa, float xb, float2 cs, float &oa, float &ob) {
+    oa = __fsub_rn(__fmul_rn(xa, cs.x), __fmul_rn(xb, cs.y));
+    ob = __fadd_rn(__fmul_rn(xb, cs.x), __fmul_rn(xa, cs.y));
+}
+
+__device__ __forceinline__ float2 cos_sin(double position, const InvFreq &inv, float theta, int64_t i,
+                                          int64_t head_dim) {
+    float inv_freq;
+    if (i < HOST_TABLE) {
+        inv_freq = inv.v[i];
+    } else {  // glibc's powf is correctly rounded in practice; so is the double pow rounded to float
+        inv_freq = 1.0f / (float)pow((double)theta, (double)((float)(2 * i) / (float)head_dim));
+    }
+    double s, c;
+    sincos(position * (double)inv_freq, &s, &c);
+    return make_float2((float)c, (float)s);
+}
+
+template <typename T, int N, bool NEOX>
+__global__ void __launch_bounds__(256) rope_kernel(q3_tensor out, q3_tensor x, q3_tensor positions, InvFreq inv,
+                                                   float theta, int64_t heads_per_block, bool use_table) {
+    extern __shared__ float2 table[];  // [half] when use_table
+    const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
+    const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
+    const int64_t h0 = (int64_t)blockIdx.y * heads_per_block;
+    const int64_t h_end = h0 + heads_per_block < heads ? h0 + heads_per_block : heads;
+    const int64_t work = (h_end - h0) * items_per_head;
+    const T *xd = static_cast<const T *>(x.data);
+    T *od = static_cast<T *>(out.data);
+    const int64_t xs2 = x.strides[2], os2 = out.strides[2];
+    for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
+        const double position = (double)q3::load_index(positions, t * positions.strides[0]);
+        if (use_table) {
+            __syncthreads();  // the previous token's readers are done with the table
+            for (int64_t i = threadIdx.x; i < half; i += blockDim.x) table[i] = cos_sin(position, inv, theta, i, head_dim);
+            __syncthreads();
+        }
+        for (int64_t j = threadIdx.x; j < work; j += blockDim.x) {
+            int64_t hl, item;
+            if (work <= (int64_t)UINT32_MAX) {
+                const uint32_t jj = (uint32_t)j, per = (uint32_t)items_per_head;
+                hl = jj / per;
+                item = jj - (uint32_t)hl * per;
+            } else {
+                hl = j / items_per_head;
+                item = j - hl * items_per_head;
+            }
+            const int64_t h = h0 + hl;
+            const T *xh = xd + t * x.strides[0] + h * x.strides[1];
+            T *oh = od + t * out.strides[0] + h * out.strides[1];
+            if constexpr (N == 1) {
+                const int64_t a = NEOX ? item : 2 * item, b = NEOX ? item + half : 2 * item + 1;
+                const float2 cs = use_table ? table[item] : cos_sin(position, inv, theta, item, head_dim);
+                float oa, ob;
+                rotate(q3::to_float(xh[a * xs2]), q3::to_float(xh[b * xs2]), cs, oa, ob);
+                oh[a * os2] = q3::from_float<T>(oa);
+                oh[b * os2] = q3::from_float<T>(ob);
+            } else if constexpr (NEOX) {
+                const Pack<T, N> pa = load_item<T, N>(xh, 1, item);
+                const Pack<T, N> pb = load_item<T, N>(xh + half, 1, item);
+                Pack<T, N> qa, qb;
+#pragma unroll
+                for (int e = 0; e < N; ++e) {
+                    const int64_t i = item * N + e;
+                    const float2 cs = use_table ? table[i] : cos_sin(position, inv, theta, i, head_dim);
+                    float oa, ob;
+                    rotate(q3::to_float(pa.v[e]), q3::to_float(pb.v[e]), cs, oa, ob);
+                    qa.v[e] = q3::from_float<T>(oa);
+                    qb.v[e] = q3::from_float<T>(ob);
+                }
+                store_item<T, N>(oh, 1, item, qa);
+                store_item<T, N>(oh + half, 1, item, qb);
+            } else {
+                const Pack<T, N> p = load_item<T, N>(xh, 1, item);
+                Pack<T, N> q;
+#pragma unroll
+                for (int e = 0; e < N; e += 2) {
+                    const int64_t i = (item * N + e) / 2;
+                    const float2 cs = use_table ? table[i] : cos_sin(position, inv, theta, i, head_dim);
+                    float oa, ob;
+                    rotate(q3::to_float(p.v[e]), q3::to_float(p.v[e + 1]), cs, oa, ob);
+                    q.v[e] = q3::from_float<T>(oa);
+                    q.v[e + 1] = q3::from_float<T>(ob);
+                }
+                store_item<T, N>(oh, 1, item, q);
+            }
+        }
+    }
+}
+
+template <typename T, int N, bool NEOX>
+int launch_n(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_tensor &positions,
+             const InvFreq &inv, float theta, cudaStream_t stream) {
+    const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
+    const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
+    // Enough blocks for the GPU when there are few tokens (decode): split the heads.
+    int64_t groups = ceil_div(4 * (int64_t)sm_count(), tokens);
+    if (groups > heads) groups = heads;
+    if (groups > 65535) groups = 65535;
+    if (groups < 1) groups = 1;
+    const int64_t heads_per_block = ceil_div(heads, groups);
+    groups = ceil_div(heads, heads_per_block);
+    const int64_t work = heads_per_block * items_per_head;
+    const int threads = work >= 256 ? 256 : (int)((work + 31) / 32 * 32);
+    // The cos/sin table of a token in shared memory (up to the opt-in maximum; beyond it, which
+    // no real head_dim reaches, each pair computes its own).
+    size_t table_bytes = (size_t)half * sizeof(float2);
+    bool use_table = true;
+    if (table_bytes > 48 * 1024) {
+        int device = 0, limit = 0;
+        cudaGetDevice(&device);
+        cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+        const bool raised = table_bytes <= (size_t)limit &&
+                            cudaFuncSetAttribute(rope_kernel<T, N, NEOX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 (int)table_bytes) == cudaSuccess;
+        if (!raised) {
+            cudaGetLastError();
+            use_table = false;
+            table_bytes = 0;
+        }
+    }
+    const int64_t token_blocks = tokens < ((int64_t)1 << 30) ? tokens : ((int64_t)1 << 30);
+    const dim3 grid((unsigned)token_blocks, (unsigned)groups);
+    rope_kernel<T, N, NEOX><<<grid, threads, table_bytes, stream>>>(out, x, positions, inv, theta, heads_per_block,
+                                                                    use_table);
+    return q3_cuda_launch_status(op);
+}
+
+template <typename T>
+int launch(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_tensor &positions, const InvFreq &inv,
+           float theta, bool neox, cudaStream_t stream) {
+    constexpr int V = Vec<T>::N;
+    const int64_t head_dim = x.shape[2];
+    const bool vec = (neox ? (head_dim / 2) % V == 0 : head_dim % V == 0) && rows_vectorizable(x, V) &&
+                     rows_vectorizable(out, V);
+    if (neox) {
+        return vec ? launch_n<T, V, true>(op, out, x, positions, inv, theta, stream)
+                   : launch_n<T, 1, true>(op, out, x, positions, inv, theta, stream);
+    }
+    return vec ? launch_n<T, V, false>(op, out, x, positions, inv, theta, stream)
+               : launch_n<T, 1, false>(op, out, x, positions, inv, theta, stream);
+}
+
+}  // namespace
+
+int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int layout, void *stream) {
+    static const char op[] = "rope";
+    int status;
+    q3_clear_error();
+    if ((status = q3_check_float(op, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_index(op, "positions", &positions)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "x", &x, 3)) != Q3_OK) return status;
+    if ((status = q3_check_ndim(op, "positions", &positions, 1)) != Q3_OK) return status;
+    if ((status = q3_check_same_dtype(op, "out", &out, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_check_same_shape(op, "out", &out, "x", &x)) != Q3_OK) return status;
+    if (positions.shape[0] != x.shape[0]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'positions' has %lld entries for %lld tokens",
+                       (long long)positions.shape[0], (long long)x.shape[0]);
+    }
+    const int64_t head_dim = x.shape[2];
+    if (head_dim % 2 != 0) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has odd head_dim %lld", (long long)head_dim);
+    }
+    if (layout != Q3_ROPE_NEOX && layout != Q3_ROPE_GPTJ) {
+        return q3_fail(Q3_BAD_ATTRIBUTE, op, "unknown layout %d", layout);
+    }
+    if (!(theta > 0.0)) return q3_fail(Q3_BAD_ATTRIBUTE, op, "theta must be > 0, got %g", theta);
+    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "positions", &positions)) != Q3_OK) return status;
+
+    if (q3_numel(&x) == 0) return Q3_OK;
+    InvFreq inv;
+    for (int64_t i = 0; i < HOST_TABLE; ++i) {
+        inv.v[i] = i < head_dim / 2 ? 1.0f / powf((float)theta, (float)(2 * i) / (float)head_dim) : 0.0f;
+    }
+    cudaStream_t s = (cudaStream_t)stream;
+    status = Q3_OK;
+    Q3_DISPATCH_FLOAT(x.dtype, T,
+                      status = launch<T>(op, out, x, positions, inv, (float)theta, layout == Q3_ROPE_NEOX, s));
+    return status;
+}

@@ -1,0 +1,299 @@
+// Softmax over the last dim, and the causal variant over x [..., q_len, k_len]: max-subtracted,
+// exp in float32, the sum accumulated in double, written once in x's dtype; masked entries are
+// written as 0. A row that is all -inf yields NaN, as PyTorch does.
+//
+// Rows of up to 4096 items (16-byte packs, or single elements for strided layouts) live in
+// registers: a team of 1..32 lanes per short row, a block per longer row; x is read once. Longer
+// rows, and long rows when there are too few to fill the GPU, are split into chunks: one kernel
+// writes each chunk's (max, sum of exp) to a scratch buffer, a second combines them in a fixed
+// order and writes its chunk.
+#include <math.h>
+
+#include "rows.cuh"
+
+namespace {
+
+using namespace q3r;
+
+// softmax is causal_softmax with q_len = 1 and shift = cols - 1: every column visible.
+__device__ __forceinline__ int64_t visible_cols(int64_t row, int64_t q_len, int64_t shift) {
+    return row % q_len + shift + 1;
+}
+
+template <typename T, int N, int G, int K>
+__global__ void __launch_bounds__(MAX_ROW_THREADS) softmax_rows(q3_tensor out, q3_tensor x, int64_t rows, int64_t cols,
+                                                     int64_t q_len, int64_t shift) {
+    const int lanes = G > 0 ? G : (int)blockDim.x;
+    const int lane = G > 0 ? (int)(threadIdx.x % G) : (int)threadIdx.x;
+    const int64_t rows_per_block = G > 0 ? (int64_t)(blockDim.x / G) : 1;
+    const int64_t items = cols / N;
+    const T *xd = static_cast<const T *>(x.data);
+    T *od = static_cast<T *>(out.data);
+    const int64_t xs = x.strides[x.ndim - 1], os = out.strides[out.ndim - 1];
+    for (int64_t base = (int64_t)blockIdx.x * rows_per_block; base < rows;
+         base += (int64_t)gridDim.x * rows_per_block) {
+        const int64_t row = base + (G > 0 ? (int64_t)(threadIdx.x / G) : 0);
+        const bool valid = row < rows;
+        const int64_t visible = valid ? visible_cols(row, q_len, shift) : 0;
+        const T *xr = xd + (valid ? row_offset(x, row) : 0);
+        Pack<T, N> cache[K];
+        float max_value = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            const int64_t item = lane + (int64_t)k * lanes;
+            if (valid && item < items && item * N < visible) {
+                cache[k] = load_item<T, N>(xr, xs, item);
+#pragma unroll
+                for (int e = 0; e < N; ++e) {
+                    if (item * N + e < visible) max_value = fmaxf(max_value, q3::to_float(cache[k].v[e]));
+                }
+            }
+        }
+        max_value = team_max<G>(max_value);
+        double sum = 0.0;
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            const int64_t item = lane + (int64_t)k * lanes;
+            if (valid && item < items && item * N < visible) {
+#pragma unroll
+                for (int e = 0; e < N; ++e) {
+                    if (item * N + e < visible) sum += expf(q3::to_float(cache[k].v[e]) - max_value);
+                }
+            }
+        }
+        const float total = (float)team_sum<G>(sum);
+        T *orow = od + (valid ? row_offset(out, row) : 0);
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            const int64_t item = lane + (int64_t)k * lanes;
+            if (valid && item < items) {
+                Pack<T, N> o;
+                const bool loaded = item * N < visible;
+#pragma unroll
+                for (int e = 0; e < N; ++e) {
+                    const float p = loaded && item * N + e < visible
+                                        ? expf(q3::to_float(cache[k].v[e]) - max_value) / total
+                                        : 0.0f;
+                    o.v[e] = q3::from_float<T>(p);
+                }
+                store_item<T, N>(orow, os, item, o);
+            }
+        }
+    }
+}
+
+// Split rows: block (chunk, row) covers items [chunk * chunk_items, ...) with 256 threads of up to
+// SPLIT_K items each.
+constexpr int SPLIT_THREADS = 256, SPLIT_K = 4;
+
+template <typename T, int N>
+__global__ void __launch_bounds__(SPLIT_THREADS) softmax_chunk_stats(q3_tensor x, int64_t rows, int64_t cols,
+                                                                     int64_t q_len, int64_t shift,
+                                                                     int64_t chunk_items, float *chunk_max,
+                                                                     double *chunk_sum) {
+    const int64_t items = cols / N;
+    const int64_t first = (int64_t)blockIdx.x * chunk_items;
+    const int64_t end = first + chunk_items < items ? first + chunk_items : items;
+    const int64_t xs = x.strides[x.ndim - 1];
+    for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
+        const int64_t visible = visible_cols(row, q_len, shift);
+        const T *xr = static_cast<const T *>(x.data) + row_offset(x, row);
+        Pack<T, N> cache[SPLIT_K];
+        float max_value = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < SPLIT_K; ++k) {
+            const int64_t item = first + threadIdx.x + (int64_t)k * SPLIT_THREADS;
+            if (item < end && item * N < visible) {
+                cache[k] = load_item<T, N>(xr, xs, item);
+#pragma unroll
+                for (int e = 0; e < N; ++e) {
+                    if (item * N + e < visible) max_value = fmaxf(max_value, q3::to_float(cache[k].v[e]));
+                }
+            }
+        }
+        max_value = team_max<0>(max_value);
+        // A chunk whose max is -inf (nothing visible, or only -inf and NaN) adds 0, or NaN when it
+        // holds a NaN: exp(-inf - -inf) would make every fully masked chunk NaN.
+        const bool empty = max_value == -INFINITY;
+        double sum = 0.0;
+#pragma unroll
+        for (int k = 0; k < SPLIT_K; ++k) {
+            const int64_t item = first + threadIdx.x + (int64_t)k * SPLIT_THREADS;
+            if (item < end && item * N < visible) {
+#pragma unroll
+                for (int e = 0; e < N; ++e) {
+                    if (item * N + e < visible) {
+                        const float v = q3::to_float(cache[k].v[e]);
+                        sum += empty ? (isnan(v) ? (double)NAN : 0.0) : (double)expf(v - max_value);
+                    }
+                }
+            }
+        }
+        sum = team_sum<0>(sum);
+        if (threadIdx.x == 0) {
+            chunk_max[row * gridDim.x + blockIdx.x] = max_value;
+            chunk_sum[row * gridDim.x + blockIdx.x] = sum;
+        }
+    }
+}
+
+template <typename T, int N>
+__global__ void __launch_bounds__(SPLIT_THREADS) softmax_chunk_write(q3_tensor out, q3_tensor x, int64_t rows,
+                                                                     int64_t cols, int64_t q_len, int64_t shift,
+                                                                     int64_t chunk_items, const float *chunk_max,
+                                                                     const double *chunk_sum) {
+    const int64_t items = cols / N;
+    const int64_t first = (int64_t)blockIdx.x * chunk_items;
+    const int64_t end = first + chunk_items < items ? first + chunk_items : items;
+    const int64_t xs = x.strides[x.ndim - 1], os = out.strides[out.ndim - 1];
+    const int chunks = (int)gridDim.x;
+    for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
+        const int64_t visible = visible_cols(row, q_len, shift);
+        const T *xr = static_cast<const T *>(x.data) + row_offset(x, row);
+        T *orow = static_cast<T *>(out.data) + row_offset(out, row);
+        // Issue this chunk's loads first, then combine the row's chunk statistics.
+        Pack<T, N> cache[SPLIT_K];
+#pragma unroll
+        for (int k = 0; k < SPLIT_K; ++k) {
+            const int64_t item = first + threadIdx.x + (int64_t)k * SPLIT_THREADS;
+            if (item < end && item * N < visible) cache[k] = load_item<T, N>(xr, xs, item);
+        }
+        float max_value = -INFINITY;
+        for (int c = threadIdx.x; c < chunks; c += SPLIT_THREADS) {
+            max_value = fmaxf(max_value, chunk_max[row * chunks + c]);
+        }
+        max_value = team_max<0>(max_value);
+        double sum = 0.0;
+        for (int c = threadIdx.x; c < chunks; c += SPLIT_THREADS) {
+            const float m = chunk_max[row * chunks + c];
+            // exp(m - max) is NaN when both are -inf: such a chunk adds its sum as is (0, or NaN
+            // when it holds a NaN). A fully masked row still ends as NaN through exp(x - max)
+            // below, as in the one-pass kernel.
+            const double s = chunk_sum[row * chunks + c];
+            sum += m == -INFINITY ? s : s * (double)expf(m - max_value);
+        }
+        const float total = (float)team_sum<0>(sum);
+#pragma unroll
+        for (int k = 0; k < SPLIT_K; ++k) {
+            const int64_t item = first + threadIdx.x + (int64_t)k * SPLIT_THREADS;
+            if (item < end) {
+                Pack<T, N> o;
+                const bool loaded = item * N < visible;
+#pragma unroll
+                for (int e = 0; e < N; ++e) {
+                    const float p = loaded && item * N + e < visible
+                                        ? expf(q3::to_float(cache[k].v[e]) - max_value) / total
+                                        : 0.0f;
+                    o.v[e] = q3::from_float<T>(p);
+                }
+                store_item<T, N>(orow, os, item, o);
+            }
+        }
+    }
+}
+
+template <typename T, int N>
+int launch_split(const char *op, const q3_tensor &out, const q3_tensor &x, int64_t rows, int64_t cols, int64_t q_len,
+                 int64_t shift, cudaStream_t stream) {
+    const int64_t items = cols / N;
+    const int64_t capacity = (int64_t)SPLIT_THREADS * SPLIT_K;
+    const int64_t least = ceil_div(items, capacity), most = ceil_div(items, SPLIT_THREADS);
+    int64_t chunks = ceil_div(4 * (int64_t)sm_count(), rows);
+    if (chunks < least) chunks = least;
+    if (chunks > most) chunks = most;
+    const int64_t chunk_items = ceil_div(items, chunks);
+    chunks = ceil_div(items, chunk_items);
+    if (chunks > 0x7fffffff) return q3_fail(Q3_UNSUPPORTED, op, "tensor 'x' has rows too long to split");
+    const int64_t count = rows * chunks;
+    void *scratch = NULL;
+    cudaError_t error = scratch_alloc(&scratch, (size_t)count * (sizeof(float) + sizeof(double)), stream);
+    if (error != cudaSuccess) {
+        cudaGetLastError();
+        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate %lld chunk statistics: %s", (long long)count,
+                       cudaGetErrorString(error));
+    }
+    double *chunk_sum = static_cast<double *>(scratch);
+    float *chunk_max = reinterpret_cast<float *>(chunk_sum + count);
+    const dim3 grid((unsigned)chunks, (unsigned)(rows < 65535 ? rows : 65535));
+    softmax_chunk_stats<T, N><<<grid, SPLIT_THREADS, 0, stream>>>(x, rows, cols, q_len, shift, chunk_items,
+                                                                  chunk_max, chunk_sum);
+    softmax_chunk_write<T, N><<<grid, SPLIT_THREADS, 0, stream>>>(out, x, rows, cols, q_len, shift, chunk_items,
+                                                                  chunk_max, chunk_sum);
+    const int status = q3_cuda_launch_status(op);
+    cudaFreeAsync(scratch, stream);
+    return status;
+}
+
+template <typename T>
+int launch(const char *op, const q3_tensor &out, const q3_tensor &x, int64_t rows, int64_t cols, int64_t q_len,
+           int64_t shift, cudaStream_t stream) {
+    constexpr int V = Vec<T>::N;
+    const bool vec = cols % V == 0 && rows_vectorizable(x, V) && rows_vectorizable(out, V);
+    const int64_t items = vec ? cols / V : cols;
+    RowPlan plan;
+    const bool fits = plan_rows(items, vec, &plan);
+    // Long rows that would leave most of the GPU idle are split too.
+    if (!fits || (items > 2048 && rows < 2 * (int64_t)sm_count())) {
+        return vec ? launch_split<T, V>(op, out, x, rows, cols, q_len, shift, stream)
+                   : launch_split<T, 1>(op, out, x, rows, cols, q_len, shift, stream);
+    }
+    dim3 grid, block;
+    plan_grid(plan, rows, &grid, &block);
+    if (vec) {
+        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, V, G, K><<<grid, block, 0, stream>>>(out, x, rows, cols, q_len, shift));
+    } else {
+        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, 1, G, K><<<grid, block, 0, stream>>>(out, x, rows, cols, q_len, shift));
+    }
+    return q3_cuda_launch_status(op);
+}
+
+int check_common(const char *op, const q3_tensor *out, const q3_tensor *x, int min_rank) {
+    int status;
+    if ((status = q3_check_float(op, "x", x)) != Q3_OK) return status;
+    if ((status = q3_check_float(op, "out", out)) != Q3_OK) return status;
+    if (x->ndim < min_rank) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has rank %d; expected at least %d", x->ndim, min_rank);
+    }
+    if ((status = q3_check_same_dtype(op, "out", out, "x", x)) != Q3_OK) return status;
+    if ((status = q3_check_same_shape(op, "out", out, "x", x)) != Q3_OK) return status;
+    return q3_check_writable(op, "out", out);
+}
+
+int run(const char *op, q3_tensor out, q3_tensor x, int64_t q_len, int64_t shift, void *stream) {
+    const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
+    if (rows == 0 || cols == 0) return Q3_OK;
+    q3_tensor *const tensors[] = {&out, &x};
+    collapse(tensors, 2, true);
+    cudaStream_t s = (cudaStream_t)stream;
+    int status = Q3_OK;
+    Q3_DISPATCH_FLOAT(x.dtype, T, status = launch<T>(op, out, x, rows, cols, q_len, shift, s));
+    return status;
+}
+
+}  // namespace
+
+int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
+    static const char op[] = "softmax";
+    int status;
+    q3_clear_error();
+    if ((status = check_common(op, &out, &x, 1)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    const int64_t cols = x.shape[x.ndim - 1];
+    return run(op, out, x, 1, cols - 1, stream);
+}
+
+int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream) {
+    static const char op[] = "causal_softmax";
+    int status;
+    q3_clear_error();
+    if ((status = check_common(op, &out, &x, 2)) != Q3_OK) return status;
+    const int64_t q_len = x.shape[x.ndim - 2], k_len = x.shape[x.ndim - 1];
+    if (q_len > k_len) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has q_len %lld > k_len %lld", (long long)q_len,
+                       (long long)k_len);
+    }
+    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
+    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    return run(op, out, x, q_len, k_len - q_len, stream);
+}
