@@ -14,7 +14,7 @@ from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
 from operators.moe_shapes import moe_shapes
 from operators.spec import OperatorSpec
-from operators.values import draw
+from operators.values import draw, norm_weight
 from reference.moe import moe_experts
 
 CONTRACT = ("x, weights, gate_up, down and out in one dtype (f32/f16/bf16); ids int32/int64 in [0, E); "
@@ -56,7 +56,13 @@ def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
     experts, top_k = gate_up.shape[0], ids.shape[1]
     chosen = torch.stack([torch.randperm(experts, generator=generator)[:top_k] for _ in range(ids.shape[0])])
     weights = torch.softmax(torch.randn(ids.shape, generator=generator, dtype=torch.float64), dim=-1)
-    return {"x": draw(x.shape, case.regime, x.dtype, generator), "weights": weights, "ids": chosen,
+    # The experts' input is always the post-attention RMSNorm's output: rows of unit RMS times the
+    # norm weight. Unnormalised heavy tails at hidden 4096 overflow float16 inside every expert
+    # (Hugging Face's own float16 forward returns inf there), which says nothing about a kernel.
+    raw = draw(x.shape, case.regime, x.dtype, generator)
+    rms = raw.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-30)
+    normed = raw / rms * norm_weight(x.shape[-1], generator)
+    return {"x": normed, "weights": weights, "ids": chosen,
             "gate_up": torch.randn(gate_up.shape, generator=generator, dtype=torch.float64) / math.sqrt(gate_up.shape[2]),
             "down": torch.randn(down.shape, generator=generator, dtype=torch.float64) / math.sqrt(down.shape[2])}
 

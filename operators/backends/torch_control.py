@@ -88,9 +88,18 @@ def causal_softmax(*, out, x):
     out.copy_(F.softmax(x.float().masked_fill(~visible, float("-inf")), dim=-1).masked_fill(~visible, 0.0))
 
 
+SDPA_ALIGNMENT = 16  # bytes
+
+
+def sdpa_ready(t: torch.Tensor) -> torch.Tensor:
+    """PyTorch's fused SDPA kernels fault ('misaligned address') on a view whose data pointer is not
+    16-byte aligned, which the OFFSET layout makes on purpose; such a view is copied first."""
+    return t.clone() if t.data_ptr() % SDPA_ALIGNMENT else t
+
+
 def sdpa(q, k, v, mask, scale):
     """q [Tq, Hq, D], k/v [Tk, Hkv, D] through F.scaled_dot_product_attention (GQA enabled)."""
-    heads_first = [t.transpose(0, 1)[None] for t in (q, k, v)]
+    heads_first = [sdpa_ready(t).transpose(0, 1)[None] for t in (q, k, v)]
     out = F.scaled_dot_product_attention(*heads_first, attn_mask=mask, scale=scale, enable_gqa=True)
     return out[0].transpose(0, 1)
 

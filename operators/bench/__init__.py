@@ -1,0 +1,1 @@
+"""Benchmark mode: native kernels timed against PyTorch on Qwen3 shapes (`python -m operators.bench`)."""

@@ -1,0 +1,5 @@
+import sys
+
+from operators.bench.run import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""`python -m operators.bench`: every operator's native kernel timed against PyTorch on Qwen3 shapes.
+
+Each workload is checked for accuracy first (only passing kernels are timed) and judged again on
+its timed output. Copy bandwidth and the bf16 matmul rate are measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from kernels.errors import NativeBuildError
+from operators.backends.backend import BackendError, load_backend
+from operators.bench.measure import Measurement, measure
+from operators.bench.timing import Ceilings, measure_ceilings
+from operators.bench.workloads import workloads
+from operators.device import Device
+from reports.document import write_json
+from reports.environment import collect_environment
+
+SCHEMA_VERSION = "1.0"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m operators.bench", description=__doc__)
+    p.add_argument("--device", default="nvidia", help="a GPU device (default nvidia)")
+    p.add_argument("--backend", default="native")
+    p.add_argument("--operators", help="comma-separated operator names (default: all)")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile candidates")
+    p.add_argument("--output", type=Path, help="JSON results")
+    p.add_argument("--markdown", type=Path, help="the table as Markdown, with card, date and command")
+    return p
+
+
+def table_rows(results: list[Measurement], ceilings: Ceilings) -> list[list]:
+    rows = []
+    for m in results:
+        f = m.figures(ceilings)
+        best = m.best_pytorch()
+        target, verdict = m.target_verdict(ceilings)
+        rows.append([m.workload.name, m.status if m.status != "timed" else "",
+                     f"{m.native_ms * 1e3:.1f}" if m.native_ms else "-",
+                     f"{best[1] * 1e3:.1f} ({best[0]})" if best else "-",
+                     f"{m.speedup():.2f}x" if m.speedup() else "-",
+                     f"{f['gb_per_s']:.0f}" if f else "-", f"{f['of_copy_bandwidth']:.0%}" if f else "-",
+                     f"{f['tflop_per_s']:.1f} ({f['of_matmul_rate']:.0%})" if f.get("tflop_per_s") else "-",
+                     verdict])
+    return rows
+
+
+HEADERS = ["workload (bf16)", "status", "native us", "PyTorch best us", "speed vs PyTorch", "GB/s", "% copy",
+           "TFLOP/s (% matmul)", "target"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        device = Device.parse(args.device)
+        if device is Device.CPU:
+            raise ValueError("benchmark mode times GPU kernels with triton.testing.do_bench; use --device nvidia")
+        availability = device.availability()
+        if not availability.available:
+            raise ValueError(f"device '{device.value}' is not available: {availability.reason}")
+        backend = load_backend(args.backend, device)
+        chosen = workloads()
+        if args.operators:
+            names = {n.strip() for n in args.operators.split(",") if n.strip()}
+            unknown = names - {w.operator for w in chosen}
+            if unknown:
+                raise ValueError(f"unknown operator(s) {', '.join(sorted(unknown))}")
+            chosen = [w for w in chosen if w.operator in names]
+    except (ValueError, BackendError, NativeBuildError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    target = device.torch_device()
+    ceilings = measure_ceilings(target)
+    print(f"copy {ceilings.copy_gb_per_s:.0f} GB/s, bf16 matmul {ceilings.matmul_tflop_per_s:.0f} TFLOP/s", flush=True)
+    results = []
+    for index, workload in enumerate(chosen, 1):
+        results.append(measure(workload, backend, device, compile_baselines=not args.no_compile))
+        print(f"[{index}/{len(chosen)}] {workload.name}: {results[-1].status}", flush=True)
+    table = tabulate(table_rows(results, ceilings), headers=HEADERS)
+    print(table)
+    environment = collect_environment(device.torch_type, backend.environment)
+    command = "python -m operators.bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if args.output:
+        write_json(args.output, {"schema_version": SCHEMA_VERSION, "kind": "benchmark", "date": date, "command": command,
+                                 "environment": environment, "ceilings": ceilings.to_json(),
+                                 "results": [m.to_json(ceilings) for m in results]})
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(
+            f"# Benchmark: native kernels vs PyTorch\n\ncard: {environment['device']}  \ndate: {date}  \n"
+            f"command: `{command}`  \ntorch {environment['torch']}, harness {environment['harness']['git_sha']}  \n"
+            f"measured in the same run: copy {ceilings.copy_gb_per_s:.0f} GB/s, bf16 matmul "
+            f"{ceilings.matmul_tflop_per_s:.0f} TFLOP/s (triton.testing.do_bench medians)\n\n"
+            + tabulate(table_rows(results, ceilings), headers=HEADERS, tablefmt="github") + "\n")
+    return EXIT_FAILED if any(m.status != "timed" for m in results) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
