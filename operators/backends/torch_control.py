@@ -43,7 +43,11 @@ def rms_norm(*, out, x, weight, eps):
 def add_rms_norm(*, out, sum, x, residual, weight, eps):
     enforce_contract("add_rms_norm", out=out, sum=sum, x=x, residual=residual, weight=weight)
     torch.add(x, residual, out=sum)
-    out.copy_(F.rms_norm(sum.float(), (x.shape[-1],), eps=eps).to(x.dtype) * weight)
+    # Qwen3RMSNorm's own formula: PyTorch's fused CUDA F.rms_norm turns a whole row holding -inf
+    # into NaN, where transformers (and the reference) give 0 for the row's finite elements.
+    hidden = sum.float()
+    hidden = hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + eps)
+    out.copy_(hidden.to(x.dtype) * weight)
 
 
 def linear(*, out, x, weight, bias=None):
@@ -92,9 +96,14 @@ SDPA_ALIGNMENT = 16  # bytes
 
 
 def sdpa_ready(t: torch.Tensor) -> torch.Tensor:
-    """PyTorch's fused SDPA kernels fault ('misaligned address') on a view whose data pointer is not
-    16-byte aligned, which the OFFSET layout makes on purpose; such a view is copied first."""
-    return t.clone() if t.data_ptr() % SDPA_ALIGNMENT else t
+    """PyTorch's fused CUDA SDPA kernels misbehave on views that are not 16-byte aligned (seen with
+    torch 2.11 + CUDA 13: 'misaligned address' for an offset pointer, NaN outputs or 'no kernel found'
+    for padded row strides), which the OFFSET and PADDED layouts make on purpose; such a view is
+    copied to fresh memory first, as a user's own tensors would be."""
+    size = t.element_size()
+    aligned = t.data_ptr() % SDPA_ALIGNMENT == 0 and t.stride(-1) == 1 and all(
+        (stride * size) % SDPA_ALIGNMENT == 0 for stride in t.stride()[:-1])
+    return t if aligned else t.contiguous() if not t.is_contiguous() else t.clone()
 
 
 def sdpa(q, k, v, mask, scale):

@@ -1,0 +1,156 @@
+"""`python -m operators.integrate`: Qwen3 built from backend kernels against transformers, point by point.
+
+Prefills the prompt through our runner (working dtype), transformers in the working dtype and transformers
+in float64, judges every (layer, point) by the error budget, compares next-token distributions, generates
+greedily through both decode paths and checks our decode-step logits. Exit 0 pass, 1 fail, 2 usage error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from kernels.errors import KernelError, NativeBuildError
+from operators.backends.backend import Backend, BackendError, load_backend
+from operators.device import Device
+from operators.dtypes import DType, FLOAT_DTYPES
+from operators.model.attribution import attribute
+from operators.model.errors import CheckpointError
+from operators.model.generate import generate
+from operators.model.integration import Models, compare_prefill, load_models
+from operators.model.report import IntegrationResult, attribution_table, build_document, points_table, summary_lines
+from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
+from reports.document import write_json
+from reports.environment import collect_environment
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+PROMPT_TOKENS = 16  # the default prompt: this many token ids drawn with --seed (a tokenizer is not needed)
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m operators.integrate", description=__doc__)
+    p.add_argument("--device", default="cpu", help=f"one of {', '.join(d.value for d in Device)} (default cpu)")
+    p.add_argument("--backend", default="native", help="'native', 'torch' (control) or an importable module path")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model-dir", type=Path, help="a Qwen3 / Qwen3-MoE checkpoint directory")
+    source.add_argument("--synthetic", choices=list(SYNTHETIC_MODELS), help="a synthetic checkpoint (default tiny)")
+    p.add_argument("--layers", type=int, help="keep the first N layers of the synthetic model")
+    p.add_argument("--dtype", default="bf16", help="working dtype: f32, f16 or bf16 (default bf16)")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", help="prompt text (needs the checkpoint's tokenizer)")
+    prompt.add_argument("--tokens", help="prompt as comma-separated token ids")
+    p.add_argument("--steps", type=int, default=8, help="greedy generation steps (default 8; 0 skips)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic weights and default prompt (default 0)")
+    p.add_argument("--attribution", action="store_true", help="attribute the logits error even when passing")
+    p.add_argument("--all-points", action="store_true", help="print every (layer, point), not the worst per layer")
+    p.add_argument("--output", type=Path, default=Path("integration_results.json"), help="the JSON document")
+    return p
+
+
+def checkpoint_directory(args: argparse.Namespace) -> Path:
+    if args.model_dir is not None:
+        if args.layers is not None:
+            raise UsageError("--layers applies to --synthetic models only")
+        return args.model_dir
+    try:
+        return synthetic_checkpoint(args.synthetic or "tiny", args.seed, torch.bfloat16, layers=args.layers)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def prompt_ids(args: argparse.Namespace, models: Models) -> torch.Tensor:
+    vocab = models.config.vocab_size
+    if args.tokens is not None:
+        try:
+            ids = torch.tensor([int(t) for t in args.tokens.split(",") if t.strip()], dtype=torch.int64)
+        except ValueError:
+            raise UsageError(f"--tokens must be comma-separated integers, got '{args.tokens}'") from None
+    elif args.prompt is not None:
+        if not models.checkpoint.has_tokenizer:
+            raise UsageError(f"--prompt needs a tokenizer; {models.checkpoint.directory} has none (use --tokens)")
+        from transformers import AutoTokenizer
+        ids = AutoTokenizer.from_pretrained(str(models.checkpoint.directory))(args.prompt, return_tensors="pt")
+        ids = ids["input_ids"][0]
+    else:
+        ids = torch.randint(0, vocab, (PROMPT_TOKENS,), generator=torch.Generator().manual_seed(args.seed))
+    if ids.numel() == 0 or ids.min() < 0 or ids.max() >= vocab:
+        raise UsageError(f"the prompt needs 1 or more token ids in [0, {vocab})")
+    return ids
+
+
+def setup(args: argparse.Namespace):
+    try:
+        device, dtype = Device.parse(args.device), DType.parse(args.dtype)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if dtype not in FLOAT_DTYPES:
+        raise UsageError(f"--dtype must be f32, f16 or bf16, got '{args.dtype}'")
+    if args.steps < 0:
+        raise UsageError("--steps must be 0 or more")
+    availability = device.availability()
+    if not availability.available:
+        raise UsageError(f"device '{device.value}' is not available: {availability.reason}")
+    backend = load_backend(args.backend, device)
+    models = load_models(checkpoint_directory(args), dtype, device)
+    return backend, models, prompt_ids(args, models)
+
+
+def integrate(models: Models, backend: Backend, ids: torch.Tensor, steps: int, attribution: bool) -> IntegrationResult:
+    """The prefill comparison, the generation, and the attribution when asked for or when the run fails."""
+    prefill = compare_prefill(models, backend, ids)
+    generation = generate(models, backend, ids, steps) if steps else None
+    result = IntegrationResult(models.dtype, prefill, generation, None)
+    if not (attribution or not result.passed):
+        return result
+    decode = None if generation is None else generation.decode
+    return replace(result, attribution=attribute(models, backend, ids, steps, (prefill, decode)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from transformers.utils import logging as transformers_logging
+    transformers_logging.disable_progress_bar()
+    started = time.perf_counter()
+    try:
+        backend, models, ids = setup(args)
+        result = integrate(models, backend, ids, args.steps, args.attribution)
+    except (UsageError, CheckpointError, BackendError, NativeBuildError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KernelError as error:
+        print(f"error: a kernel of backend '{args.backend}' failed: {error}", file=sys.stderr)
+        return EXIT_FAIL
+    print(points_table(result.prefill.points, args.all_points))
+    print()
+    print("\n".join(summary_lines(result)))
+    if result.attribution is not None:
+        print()
+        print(attribution_table(result.attribution))
+    config = {"device": models.device.value, "backend": backend.name, "model_dir": str(models.checkpoint.directory),
+              "synthetic": None if args.model_dir else (args.synthetic or "tiny"), "layers": args.layers,
+              "architecture": models.config.architecture, "dtype": models.dtype.value, "prompt_ids": ids.tolist(),
+              "steps": args.steps, "seed": args.seed, "reference": "transformers float64 on cpu (eager)",
+              "baseline": f"transformers {models.dtype.short} on {models.device.value} (eager)"}
+    document = build_document(result, config, collect_environment(models.device.torch_type, backend.environment))
+    document["seconds"] = round(time.perf_counter() - started, 2)
+    try:
+        write_json(args.output, document)
+    except OSError as error:
+        print(f"error: cannot write the report to {args.output}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    where = result.first_failure()
+    verdict = "PASS" if result.passed else f"FAIL: first over budget at {where}"
+    print(f"\nverdict: {verdict} ({document['seconds']}s, wrote {args.output})", file=sys.stderr)
+    return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

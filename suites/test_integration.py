@@ -1,0 +1,176 @@
+"""The whole model built from the backend's kernels against transformers (operators.integrate): correct
+kernels pass on the dense and MoE synthetic models, and a subtly wrong kernel fails at its own point.
+
+On the CPU the synthetic "tiny" and "tiny-moe" models run; with --device nvidia the dense model is the
+synthetic "0.6b" (its first GPU_LAYERS layers: the float64 reference runs on the CPU)."""
+
+import importlib
+import json
+
+import pytest
+import torch
+
+from operators.backends.backend import load_backend
+from operators.device import Device
+from operators.dtypes import DType
+from operators.integrate import integrate, main
+from operators.model.compare import judge_routing
+from operators.model.integration import Models, compare_prefill, load_models
+from operators.model.runner import OPERATORS
+from operators.model.synthetic import synthetic_checkpoint
+from suites.test_native_is_native import RecordTorchOps
+
+# Model-level wrong kernels: each names EXPECTED_LAYER and EXPECTED_POINTS, where the run must first fail.
+MODEL_WRONG_KERNELS = ("model_qk_norm_skipped", "model_rope_theta_1e4", "model_gqa_mapping")
+PROMPT_TOKENS, STEPS, GPU_LAYERS = 16, 4, 4
+# What the runner may ask of PyTorch itself: allocation, views and moving index tensors, never arithmetic.
+ALLOCATION_AND_VIEWS = {"aten.empty.memory_format", "aten.empty_like.default", "aten.full.default",
+                        "aten.arange.default", "aten.arange.start", "aten.lift_fresh.default", "aten._to_copy.default",
+                        "aten.copy_.default", "aten.view.default", "aten.slice.Tensor", "aten.select.int",
+                        "aten.unsqueeze.default"}
+
+
+def model_source(device: Device, moe: bool) -> tuple[str, int | None]:
+    if moe or device is Device.CPU:
+        return ("tiny-moe" if moe else "tiny"), None
+    return "0.6b", GPU_LAYERS
+
+
+@pytest.fixture(scope="module")
+def loaded(harness):
+    """(moe, dtype) -> Models, loaded once per module."""
+    cache: dict[tuple[bool, DType], Models] = {}
+
+    def get(moe: bool, dtype: DType) -> Models:
+        if (moe, dtype) not in cache:
+            name, layers = model_source(harness.device, moe)
+            cache[(moe, dtype)] = load_models(synthetic_checkpoint(name, layers=layers), dtype, harness.device)
+        return cache[(moe, dtype)]
+    return get
+
+
+def prompt(models: Models) -> torch.Tensor:
+    return torch.randint(0, models.config.vocab_size, (PROMPT_TOKENS,), generator=torch.Generator().manual_seed(0))
+
+
+def describe(result) -> str:
+    failure = result.prefill.first_failure
+    return "decode step logits" if failure is None else f"{failure.where(result.dtype)}: {'; '.join(failure.reasons)}"
+
+
+@pytest.mark.parametrize("moe", [False, True], ids=["dense", "moe"])
+def test_model_passes(harness, loaded, working_dtype, moe):
+    missing = [op for op in OPERATORS if harness.backend.kernel(op) is None]
+    if missing:
+        pytest.skip(f"backend '{harness.backend.name}' lacks {', '.join(missing)}")
+    models = loaded(moe, working_dtype)
+    result = integrate(models, harness.backend, prompt(models), STEPS, attribution=False)
+    assert result.passed, describe(result)
+
+
+@pytest.mark.parametrize("moe", [False, True], ids=["dense", "moe"])
+def test_runner_computes_only_in_backend_kernels(harness, loaded, moe):
+    models = loaded(moe, DType.BF16)
+    runner, ids = models.runner(load_backend("native", harness.device), PROMPT_TOKENS + 1), prompt(models)
+    uniform = torch.full((1,), 0.5)
+    with RecordTorchOps() as recorder:
+        logits = runner.forward(ids)
+        runner.sample(runner.forward(runner.greedy(logits[-1:])), uniform, temperature=0.6, top_k=20, top_p=0.95)
+    assert set(recorder.ops) <= ALLOCATION_AND_VIEWS, sorted(set(recorder.ops) - ALLOCATION_AND_VIEWS)
+
+
+@pytest.mark.parametrize("moe", [False, True], ids=["dense", "moe"])
+def test_torch_control_passes(harness, loaded, moe):
+    models = loaded(moe, DType.BF16)
+    result = integrate(models, load_backend("torch", harness.device), prompt(models), STEPS, attribution=False)
+    assert result.passed, describe(result)
+
+
+@pytest.mark.parametrize("module", MODEL_WRONG_KERNELS)
+def test_wrong_kernel_fails_at_its_point(harness, loaded, module):
+    wrong = importlib.import_module(f"suites.wrong_kernels.{module}")
+    models = loaded(False, DType.BF16)
+    failure = compare_prefill(models, wrong.backend(harness.device), prompt(models)).first_failure
+    assert failure is not None, f"{module} passed the integration run"
+    assert (failure.layer, failure.point) in {(wrong.EXPECTED_LAYER, p) for p in wrong.EXPECTED_POINTS}, \
+        f"{module} first failed at {failure.where(DType.BF16)}"
+
+
+# Operator-level wrong kernels (suites/wrong_kernels) whose bug the model's forward exercises:
+# module -> (MoE model?, layer, point of the first failure); None: the prefill passes, the decode check fails.
+OPERATOR_BUGS_IN_THE_MODEL = {
+    "rms_norm_weight_not_applied": (False, 0, "input_norm"),
+    "rope_gptj_for_neox": (False, 0, "rope_q"),
+    "embedding_off_by_one": (False, None, "embedding"),
+    "attention_mask_off_by_one": (False, 0, "attention"),
+    "attention_missing_scale": (False, 0, "attention"),
+    "swiglu_last_element_unwritten": (False, 0, "mlp"),  # the poisoned element reaches the MLP output as NaN
+    "attention_decode_skips_newest": (False, None, None),
+    "moe_router_not_renormalised": (True, 0, "moe_router"),
+    "model_rope_theta_1e4": (True, 0, "rope_q"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(OPERATOR_BUGS_IN_THE_MODEL))
+def test_operator_bug_fails_the_model_where_it_is(harness, loaded, module):
+    moe, layer, point = OPERATOR_BUGS_IN_THE_MODEL[module]
+    models = loaded(moe, DType.BF16)
+    backend = importlib.import_module(f"suites.wrong_kernels.{module}").backend(harness.device)
+    result = integrate(models, backend, prompt(models), STEPS, attribution=False)
+    failure = result.prefill.first_failure
+    found = None if failure is None else (failure.layer, failure.point)
+    assert not result.passed, f"{module} passed the integration run"
+    assert found == (None if point is None else (layer, point)), f"{module} first failed at {describe(result)}"
+
+
+def test_decode_path_bug_fails_the_decode_check_and_attribution_names_attention(harness, loaded):
+    models = loaded(False, DType.BF16)
+    wrong = importlib.import_module("suites.wrong_kernels.attention_decode_skips_newest")
+    result = integrate(models, wrong.backend(harness.device), prompt(models), STEPS, attribution=False)
+    assert result.prefill.passed and not result.passed
+    assert result.attribution is not None and result.attribution[1].family == "attention"
+
+
+def test_cli_writes_the_document(harness, tmp_path, capsys):
+    output = tmp_path / "integration.json"
+    code = main(["--device", harness.device.value, "--dtype", "bf16", "--steps", "2", "--output", str(output),
+                 "--tokens", "1,2,3,4,5,6,7,8"])
+    captured = capsys.readouterr()
+    document = json.loads(output.read_text())
+    assert code == 0, captured.err
+    assert document["schema_version"] and document["verdict"] == "pass" and document["first_failure"] is None
+    assert document["config"]["prompt_ids"] == list(range(1, 9)) and document["environment"]["torch"]
+    assert {"layer", "point", "rel_l2", "budget_use"} <= set(document["points"][0])
+    assert "| layer" in captured.out and "verdict: PASS" in captured.err
+
+
+def test_cli_fails_with_exit_1_and_names_the_point(harness, tmp_path, capsys):
+    output = tmp_path / "integration.json"
+    code = main(["--device", harness.device.value, "--backend", "suites.wrong_kernels.model_gqa_mapping",
+                 "--steps", "0", "--output", str(output)])
+    assert code == 1
+    assert "layer 0, after attention, in bf16" in capsys.readouterr().err
+    document = json.loads(output.read_text())
+    assert document["verdict"] == "fail" and document["attribution"][1]["family"] == "attention"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--tokens", "1,99999"], "token ids in [0, 512)"),
+    (["--tokens", "a,b"], "comma-separated integers"),
+    (["--model-dir", "/nonexistent/qwen3"], "not a directory"),
+    (["--backend", "no.such.module"], "could not be imported"),
+    (["--dtype", "i32"], "--dtype must be"),
+    (["--prompt", "hello"], "needs a tokenizer"),
+])
+def test_cli_usage_errors_exit_2_in_one_line(tmp_path, capsys, arguments, message):
+    assert main([*arguments, "--output", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_routing_judge_allows_near_ties_only():
+    ref = torch.tensor([[4.0, 3.0, 1.0, 0.999, -2.0]], dtype=torch.float64)
+    base = ref + 0.01  # the same-dtype router's logits err by 0.01: a swap across 0.001 is legitimate
+    near_tie, wrong = torch.tensor([[0, 1, 3]]), torch.tensor([[0, 1, 4]])
+    assert judge_routing(0, near_tie, ref, base, DType.BF16).passed
+    assert not judge_routing(0, wrong, ref, base, DType.BF16).passed
