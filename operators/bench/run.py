@@ -57,6 +57,10 @@ HEADERS = ["workload (bf16)", "status", "native us", "PyTorch best us", "speed v
            "TFLOP/s (% matmul)", "target"]
 
 
+def card_name(device: object) -> str:
+    return device.get("name", str(device)) if isinstance(device, dict) else str(device)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(
-            f"# Benchmark: native kernels vs PyTorch\n\ncard: {environment['device']}  \ndate: {date}  \n"
+            f"# Benchmark: native kernels vs PyTorch\n\ncard: {card_name(environment['device'])}  \ndate: {date}  \n"
             f"command: `{command}`  \ntorch {environment['torch']}, harness {environment['harness']['git_sha']}  \n"
             f"measured in the same run: copy {ceilings.copy_gb_per_s:.0f} GB/s, bf16 matmul "
             f"{ceilings.matmul_tflop_per_s:.0f} TFLOP/s (triton.testing.do_bench medians)\n\n"
