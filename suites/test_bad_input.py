@@ -87,3 +87,34 @@ def test_rope_rejects_an_unknown_layout(native, on, harness):
 def test_a_non_tensor_argument_is_rejected(native, on):
     with pytest.raises(KernelValueError, match="'gate' must be a torch.Tensor"):
         native.kernel("swiglu")(out=on(2, 3), gate=[[1.0, 2.0, 3.0]] * 2, up=on(2, 3))
+
+
+def assert_caches_untouched(native, operator, words, k_cache, v_cache, **arguments):
+    """A cache write rejected for its indices: typed error, neither cache written."""
+    before = k_cache.clone(), v_cache.clone()
+    with pytest.raises(KernelValueError) as caught:
+        native.kernel(operator)(k_cache=k_cache, v_cache=v_cache, **arguments)
+    message = str(caught.value)
+    assert message.startswith(f"{operator}:") and all(word in message for word in words), message
+    assert torch.equal(k_cache, before[0]) and torch.equal(v_cache, before[1]), "a rejected call wrote a cache"
+
+
+@pytest.mark.parametrize("positions, words", [
+    ([[0, 5], [3, 3]], ["'positions'", "3 twice for request 1"]),  # a duplicate in the second request only
+    ([[0, 1], [2, 8]], ["'positions'", "8 at [1, 1]", "[0, 8)"]),
+    ([[-1, 1], [2, 3]], ["'positions'", "-1 at [0, 0]"]),
+])
+def test_kv_cache_write_rejects_bad_positions(native, on, harness, positions, words):
+    device = harness.device.torch_device()
+    assert_caches_untouched(native, "kv_cache_write", words, on(2, 8, 2, 4), on(2, 8, 2, 4), k=on(2, 2, 2, 4),
+                            v=on(2, 2, 2, 4), positions=torch.tensor(positions, device=device))
+
+
+@pytest.mark.parametrize("slots, words", [
+    ([0, 17, 5, 17], ["'slots'", "17 twice"]),
+    ([0, 1, 2, 32], ["'slots'", "32 at [3]", "[0, 32)"]),
+])
+def test_kv_cache_write_paged_rejects_bad_slots(native, on, harness, slots, words):
+    device = harness.device.torch_device()
+    assert_caches_untouched(native, "kv_cache_write_paged", words, on(2, 16, 2, 4), on(2, 16, 2, 4),
+                            k=on(4, 2, 4), v=on(4, 2, 4), slots=torch.tensor(slots, device=device))

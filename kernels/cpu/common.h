@@ -147,6 +147,11 @@ int q3_check_weight_dtype(const char *op, const char *name, const q3_tensor *w,
                           const q3_tensor *x);
 /* Fails when two distinct writes of `t` could land on one element (zero or overlapping strides). */
 int q3_check_writable(const char *op, const char *name, const q3_tensor *t);
+/* Q3_OK when each of the `count` values is in [0, limit) and none repeats (a bitmap over the
+ * range: linear time); the error names the tensor, the value and its index. `request` >= 0 adds
+ * the request to the message (values[i] is then entry [request, i]). */
+int q3_check_index_set(const char *op, const char *name, const int64_t *values, int64_t count,
+                       int64_t limit, int64_t request);
 const char *q3_dtype_name(int dtype);
 
 #ifdef __cplusplus

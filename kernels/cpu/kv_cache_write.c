@@ -6,11 +6,6 @@
 
 #include "common.h"
 
-static int compare_int64(const void *a, const void *b) {
-    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
 static int check_tensors(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache,
                          const q3_tensor *k, const q3_tensor *v, const q3_tensor *index,
@@ -88,32 +83,16 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
                        (long long)positions.shape[0], (long long)positions.shape[1],
                        (long long)batch, (long long)new_tokens);
     }
-    int64_t *sorted = malloc(sizeof(int64_t) * (size_t)(new_tokens + 1));
-    if (sorted == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate position scratch");
-    for (int64_t b = 0; b < batch; ++b) {
+    int64_t *request = malloc(sizeof(int64_t) * (size_t)(new_tokens + 1));
+    if (request == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate position scratch");
+    for (int64_t b = 0; b < batch && status == Q3_OK; ++b) {
         for (int64_t s = 0; s < new_tokens; ++s) {
-            const int64_t p =
-                q3_load_index(&positions, b * positions.strides[0] + s * positions.strides[1]);
-            if (p < 0 || p >= length) {
-                free(sorted);
-                return q3_fail(Q3_BAD_VALUE, op,
-                               "tensor 'positions' holds %lld at [%lld, %lld], outside [0, %lld)",
-                               (long long)p, (long long)b, (long long)s, (long long)length);
-            }
-            sorted[s] = p;
+            request[s] = q3_load_index(&positions, b * positions.strides[0] + s * positions.strides[1]);
         }
-        qsort(sorted, (size_t)new_tokens, sizeof(int64_t), compare_int64);
-        for (int64_t s = 1; s < new_tokens; ++s) {
-            if (sorted[s] == sorted[s - 1]) {
-                const long long p = (long long)sorted[s];
-                free(sorted);
-                return q3_fail(Q3_BAD_VALUE, op,
-                               "tensor 'positions' holds %lld twice for request %lld", p,
-                               (long long)b);
-            }
-        }
+        status = q3_check_index_set(op, "positions", request, new_tokens, length, b);
     }
-    free(sorted);
+    free(request);
+    if (status != Q3_OK) return status;
 
     const int64_t heads = k.shape[2], head_dim = k.shape[3];
 #pragma omp parallel for collapse(2) schedule(static)
@@ -151,28 +130,12 @@ int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has too many slots");
     }
     const int64_t total = num_blocks * block_size;
-    int64_t *sorted = malloc(sizeof(int64_t) * (size_t)(count + 1));
-    if (sorted == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate slot scratch");
-    for (int64_t n = 0; n < count; ++n) {
-        const int64_t slot = q3_load_index(&slots, n * slots.strides[0]);
-        if (slot < 0 || slot >= total) {
-            free(sorted);
-            return q3_fail(Q3_BAD_VALUE, op,
-                           "tensor 'slots' holds %lld at [%lld], outside [0, %lld)",
-                           (long long)slot, (long long)n, (long long)total);
-        }
-        sorted[n] = slot;
-    }
-    qsort(sorted, (size_t)count, sizeof(int64_t), compare_int64);
-    for (int64_t n = 1; n < count; ++n) {
-        if (sorted[n] == sorted[n - 1]) {
-            const long long slot = (long long)sorted[n];
-            free(sorted);
-            return q3_fail(Q3_BAD_VALUE, op, "tensor 'slots' holds %lld twice", slot);
-        }
-    }
-    free(sorted);
-
+    int64_t *values = malloc(sizeof(int64_t) * (size_t)(count + 1));
+    if (values == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate slot scratch");
+    for (int64_t n = 0; n < count; ++n) values[n] = q3_load_index(&slots, n * slots.strides[0]);
+    status = q3_check_index_set(op, "slots", values, count, total, -1);
+    free(values);
+    if (status != Q3_OK) return status;
     const int64_t heads = k.shape[1], head_dim = k.shape[2];
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < count; ++n) {

@@ -163,3 +163,31 @@ int q3_check_writable(const char *op, const char *name, const q3_tensor *t) {
     }
     return Q3_OK;
 }
+
+int q3_check_index_set(const char *op, const char *name, const int64_t *values, int64_t count,
+                       int64_t limit, int64_t request) {
+    uint64_t *seen = (uint64_t *)calloc((size_t)(limit / 64 + 1), sizeof(uint64_t));
+    if (seen == NULL) {
+        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate the scratch to check tensor '%s'", name);
+    }
+    int status = Q3_OK;
+    for (int64_t i = 0; i < count && status == Q3_OK; ++i) {
+        const int64_t value = values[i];
+        if (value < 0 || value >= limit) {
+            status = request < 0
+                ? q3_fail(Q3_BAD_VALUE, op, "tensor '%s' holds %lld at [%lld], outside [0, %lld)", name,
+                          (long long)value, (long long)i, (long long)limit)
+                : q3_fail(Q3_BAD_VALUE, op, "tensor '%s' holds %lld at [%lld, %lld], outside [0, %lld)", name,
+                          (long long)value, (long long)request, (long long)i, (long long)limit);
+        } else if (seen[value / 64] & (1ull << (value % 64))) {
+            status = request < 0
+                ? q3_fail(Q3_BAD_VALUE, op, "tensor '%s' holds %lld twice", name, (long long)value)
+                : q3_fail(Q3_BAD_VALUE, op, "tensor '%s' holds %lld twice for request %lld", name,
+                          (long long)value, (long long)request);
+        } else {
+            seen[value / 64] |= 1ull << (value % 64);
+        }
+    }
+    free(seen);
+    return status;
+}

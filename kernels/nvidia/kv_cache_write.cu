@@ -12,11 +12,6 @@ namespace {
 
 using namespace q3r;
 
-int compare_int64(const void *a, const void *b) {
-    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
 int check_tensors(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *k,
                   const q3_tensor *v, const q3_tensor *index, const char *index_name, int cache_rank, int kv_rank) {
@@ -189,35 +184,11 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
     cudaStream_t s = (cudaStream_t)stream;
     int64_t *host = q3_cuda_indices_to_host(op, "positions", &positions, s, &status);
     if (host == NULL) return status;
-    int64_t *sorted = (int64_t *)malloc(sizeof(int64_t) * (size_t)(new_tokens + 1));
-    if (sorted == NULL) {
-        free(host);
-        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate position scratch");
+    for (int64_t b = 0; b < batch && status == Q3_OK; ++b) {
+        status = q3_check_index_set(op, "positions", host + b * new_tokens, new_tokens, length, b);
     }
-    for (int64_t b = 0; b < batch; ++b) {
-        for (int64_t t = 0; t < new_tokens; ++t) {
-            const int64_t p = host[b * new_tokens + t];
-            if (p < 0 || p >= length) {
-                free(sorted);
-                free(host);
-                return q3_fail(Q3_BAD_VALUE, op, "tensor 'positions' holds %lld at [%lld, %lld], outside [0, %lld)",
-                               (long long)p, (long long)b, (long long)t, (long long)length);
-            }
-            sorted[t] = p;
-        }
-        qsort(sorted, (size_t)new_tokens, sizeof(int64_t), compare_int64);
-        for (int64_t t = 1; t < new_tokens; ++t) {
-            if (sorted[t] == sorted[t - 1]) {
-                const long long p = (long long)sorted[t];
-                free(sorted);
-                free(host);
-                return q3_fail(Q3_BAD_VALUE, op, "tensor 'positions' holds %lld twice for request %lld", p,
-                               (long long)b);
-            }
-        }
-    }
-    free(sorted);
     free(host);
+    if (status != Q3_OK) return status;
     return run(op, false, k_cache, v_cache, k, v, positions, s);
 }
 
@@ -240,24 +211,10 @@ int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q
     if ((status = check_devices(op, &k_cache, &v_cache, &k, &v, &slots, "slots")) != Q3_OK) return status;
     const int64_t total = num_blocks * block_size;
     cudaStream_t s = (cudaStream_t)stream;
-    int64_t *sorted = q3_cuda_indices_to_host(op, "slots", &slots, s, &status);
-    if (sorted == NULL) return status;
-    for (int64_t n = 0; n < count; ++n) {
-        const int64_t slot = sorted[n];
-        if (slot < 0 || slot >= total) {
-            free(sorted);
-            return q3_fail(Q3_BAD_VALUE, op, "tensor 'slots' holds %lld at [%lld], outside [0, %lld)",
-                           (long long)slot, (long long)n, (long long)total);
-        }
-    }
-    qsort(sorted, (size_t)count, sizeof(int64_t), compare_int64);
-    for (int64_t n = 1; n < count; ++n) {
-        if (sorted[n] == sorted[n - 1]) {
-            const long long slot = (long long)sorted[n];
-            free(sorted);
-            return q3_fail(Q3_BAD_VALUE, op, "tensor 'slots' holds %lld twice", slot);
-        }
-    }
-    free(sorted);
+    int64_t *values = q3_cuda_indices_to_host(op, "slots", &slots, s, &status);
+    if (values == NULL) return status;
+    status = q3_check_index_set(op, "slots", values, count, total, -1);
+    free(values);
+    if (status != Q3_OK) return status;
     return run(op, true, k_cache, v_cache, k, v, slots, s);
 }
