@@ -1,6 +1,7 @@
 """The CUDA sources compile wherever nvcc is installed (CI has nvcc and no GPU): a build break is
 caught without a GPU, every entry point of the ABI is exported, and without a GPU a call answers
-with a typed error instead of crashing."""
+with a typed error instead of crashing. The host-side validation of every CUDA entry point runs
+before any device work, so its dtype contract is checked here too, on host tensors."""
 
 import ctypes
 import shutil
@@ -10,7 +11,15 @@ import torch
 
 from kernels.binding import SIGNATURES, NativeLibrary, describe
 from kernels.build import build, nvcc_path, nvidia_recipe
-from kernels.errors import KernelError
+from kernels.errors import KernelError, KernelUnsupportedError
+from operators.backends.native import current_stream, entry_points
+from operators.checker import build_inputs
+from operators.contract import check_rejection
+from operators.device import Device
+from operators.kernel import Kernel
+from operators.placement import place_poisoned_output
+from operators.registry import OPERATOR_NAMES, get_spec
+from operators.strategies import all_combos
 from suites.wrong_kernels.cuda_library import wrong_cuda_recipe
 
 pytestmark = pytest.mark.skipif(shutil.which(nvcc_path()) is None, reason="nvcc is not installed")
@@ -37,3 +46,32 @@ def test_host_tensors_get_a_typed_error(cuda_library):
         cuda_library.call("q3_rms_norm", "rms_norm", describe("rms_norm", "out", out), describe("rms_norm", "x", x),
                           describe("rms_norm", "weight", weight), ctypes.c_double(1e-6), None)
     assert torch.all(out == 7.0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer of a machine without a usable GPU")
+@pytest.mark.parametrize("operator", OPERATOR_NAMES)
+def test_cuda_validation_follows_the_dtype_contract(cuda_library, operator):
+    """Disallowed dtype combinations: KernelDTypeError, nothing written (as on a GPU). Allowed ones
+    pass validation and stop only at the device check, because the tensors are in host memory."""
+    spec = get_spec(operator)
+    symbol, adapter = entry_points(cuda_library, current_stream(Device.CPU))[operator]
+    kernel = Kernel(operator, adapter, {"kind": "native", "symbol": symbol})
+    host = torch.device("cpu")
+    problems = []
+    for dtypes in all_combos(spec.dtype_options):
+        if not spec.allows(dtypes):
+            result = check_rejection(spec, dtypes, kernel, Device.CPU)
+            problems += [] if result.passed else [f"{result.combination}: {result.detail}"]
+            continue
+        case = spec.contract_case(dtypes)
+        inputs = {n: p.view for n, p in build_inputs(spec, case, host).items()}
+        outputs = {n: place_poisoned_output(case.outputs[n], host).view for n in spec.outputs}
+        try:
+            kernel(**outputs, **inputs, **{n: case.attributes[n] for n in spec.attributes})
+            problems.append(f"{dtypes}: a call on host memory returned success")
+        except KernelUnsupportedError as error:
+            if "CUDA memory" not in str(error) and "host memory" not in str(error):
+                problems.append(f"{dtypes}: {error}")
+        except KernelError as error:
+            problems.append(f"{dtypes}: rejected an allowed combination: {type(error).__name__}: {error}")
+    assert problems == []
