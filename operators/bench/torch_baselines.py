@@ -75,13 +75,14 @@ def kv_cache_write_paged(k_cache, v_cache, k, v, slots):
 
 
 def random_sample(logits, random, temperature, top_k, top_p):
+    """top-k by torch.topk, then the nucleus (top_p of the kept mass) and the walk by searchsorted."""
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     top, ids = torch.topk(probs, top_k, dim=-1)
     cumulative = top.cumsum(-1)
-    top = top.masked_fill(cumulative - top >= top_p, 0.0)
-    cumulative = top.cumsum(-1)
-    pick = torch.searchsorted(cumulative, (random * cumulative[:, -1])[:, None]).clamp_max(top_k - 1)
-    return ids.gather(-1, pick)[:, 0]
+    ends = torch.searchsorted(cumulative, top_p * cumulative[:, -1:]).clamp_max(top_k - 1)
+    totals = cumulative.gather(1, ends)
+    picks = torch.minimum(torch.searchsorted(cumulative, random[:, None] * totals, right=True), ends)
+    return ids.gather(1, picks)[:, 0]
 
 
 def moe_router(x, gate_weight, top_k, norm_topk_prob):
