@@ -132,13 +132,17 @@ def build(recipe: BuildRecipe, force: bool = False) -> Path:
         return target
     if shutil.which(recipe.compiler) is None:
         raise NativeBuildError(f"cannot build the {recipe.name} kernels: compiler '{recipe.compiler}' not found")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        objects = compile_sources(recipe, Path(scratch))
-        partial = Path(scratch) / target.name
-        run_compiler(recipe, [recipe.compiler, *recipe.link_flags, *map(str, objects), "-o", str(partial),
-                              *recipe.libraries])
-        os.replace(partial, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            objects = compile_sources(recipe, Path(scratch))
+            partial = Path(scratch) / target.name
+            run_compiler(recipe, [recipe.compiler, *recipe.link_flags, *map(str, objects), "-o", str(partial),
+                                  *recipe.libraries])
+            os.replace(partial, target)
+    except OSError as error:
+        raise NativeBuildError(f"cannot build the {recipe.name} kernels into {target.parent} "
+                               f"(set QWEN3_HARNESS_CACHE to a writable folder): {error}") from None
     return target
 
 

@@ -35,7 +35,8 @@ class Budget:
                 + self.sensitivity_ulps * FLOAT32_EPS * sensitivity)
 
     def rel_l2_floor(self, dtype: DType) -> float:
-        # Half the unit roundoff (eps / 2) of the output dtype: the RMS of a correct rounding.
+        # Half the unit roundoff of the output dtype (the unit roundoff is eps / 2): about the RMS
+        # relative error of a correct rounding.
         return self.floor_ulps * dtype.eps / 4 + self.f32_ulps * FLOAT32_EPS
 
     def to_json(self) -> dict:

@@ -160,9 +160,13 @@ def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, b
                           verdict=verdict, reasons=tuple(reasons), outputs=results, budget=spec.budget,
                           seconds=time.perf_counter() - started)
 
+    missing = [name for name in spec.attributes if name not in case.attributes]
+    if missing:
+        raise ValueError(f"{spec.name}: the case lacks the attribute(s) {', '.join(missing)}")
+    arguments = {**{n: p.view for n, p in outputs.items()}, **{n: p.view for n, p in inputs.items()},
+                 **{name: case.attributes[name] for name in spec.attributes}}
     try:
-        kernel(**{n: p.view for n, p in outputs.items()}, **{n: p.view for n, p in inputs.items()},
-               **{name: case.attributes[name] for name in spec.attributes})
+        kernel(**arguments)
         synchronize(target)
     except KernelError as error:
         return finish(Verdict.FAIL, [f"kernel rejected a call inside its contract: {error}"])

@@ -121,12 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         backend, models, ids = setup(args)
-        result = integrate(models, backend, ids, args.steps, args.attribution)
-    except (UsageError, CheckpointError, BackendError, NativeBuildError) as error:
+    except (UsageError, CheckpointError, BackendError, NativeBuildError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KernelError as error:
-        print(f"error: a kernel of backend '{args.backend}' failed: {error}", file=sys.stderr)
+    try:
+        result = integrate(models, backend, ids, args.steps, args.attribution)
+    except Exception as error:  # a kernel of the backend under test failed: a failed run, not a crash
+        kind = "" if isinstance(error, KernelError) else f"{type(error).__name__}: "
+        print(f"error: a kernel of backend '{args.backend}' failed: {kind}{error}", file=sys.stderr)
         return EXIT_FAIL
     print(points_table(result.prefill.points, args.all_points))
     print()

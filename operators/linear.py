@@ -97,5 +97,5 @@ def spec() -> OperatorSpec:
         inputs=("x", "weight", "bias"), outputs=("out",), attributes=(),
         dtype_options={"x": FLOAT_DTYPES, "weight": FLOAT_DTYPES, "bias": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case,
+        contract_case=contract_case, optional_inputs=("bias",),
     )

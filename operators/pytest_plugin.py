@@ -138,5 +138,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = {"device": state.device.value, "backend": state.backend_name, "profile": state.profile,
               "dtypes": [d.value for d in state.dtypes], "source": "pytest", "exit_status": int(exitstatus)}
     document = build_document(state.results, [], config, collect_environment(state.device.torch_type, native))
+    if exitstatus != 0:
+        # Failures outside the recorded cases (a contract check, bad input, a self-test) fail it too.
+        document["verdict"] = "fail"
     document["seconds"] = round(time.perf_counter() - state.started, 2)
     write_json(state.report, document)

@@ -94,9 +94,27 @@ def parse_config(argv: list[str] | None) -> RunConfig:
             raise UsageError(f"--replay is not a case: {type(error).__name__}: {error}") from None
         if replay.operator not in OPERATOR_NAMES:
             raise UsageError(f"--replay names unknown operator '{replay.operator}'")
+        check_replay_matches_spec(replay)
     return RunConfig(device=device, backend=args.backend, operators=operators, dtypes=dtypes,
                      profile=args.profile, examples=args.examples or examples(args.profile), seed=args.seed,
                      contract=not args.no_contract, output=args.output, replay=replay)
+
+
+def check_replay_matches_spec(case: Case) -> None:
+    """The replayed case names the operator's tensors and attributes, with non-negative shapes."""
+    spec = get_spec(case.operator)
+    required = set(spec.inputs) - set(spec.optional_inputs)
+    wrong = sorted(set(case.inputs) - set(spec.inputs)) + sorted(required - set(case.inputs)) + \
+        sorted(set(case.outputs) ^ set(spec.outputs))
+    if wrong:
+        raise UsageError(f"--replay: {case.operator} has no tensor(s) {', '.join(wrong)} or lacks them "
+                         f"(inputs {', '.join(spec.inputs)}; outputs {', '.join(spec.outputs)})")
+    negative = [n for n, t in {**case.inputs, **case.outputs}.items() if any(d < 0 for d in t.shape)]
+    if negative:
+        raise UsageError(f"--replay: tensor(s) {', '.join(negative)} have a negative dimension")
+    missing = [name for name in spec.attributes if name not in case.attributes]
+    if missing:
+        raise UsageError(f"--replay: {case.operator} needs the attribute(s) {', '.join(missing)}")
 
 
 def progress(message: str) -> None:
@@ -136,7 +154,11 @@ def replay(config: RunConfig, backend: Backend) -> int:
     kernel = backend.kernel(case.operator)
     if kernel is None:
         raise UsageError(f"backend '{backend.name}' has no kernel for '{case.operator}'")
-    result = check_case(get_spec(case.operator), case, kernel, config.device, backend.name)
+    try:
+        result = check_case(get_spec(case.operator), case, kernel, config.device, backend.name)
+    except (ValueError, RuntimeError, IndexError, KeyError) as error:  # inputs cannot be drawn for this case
+        raise UsageError(f"--replay: the case cannot be built for {case.operator}: {type(error).__name__}: "
+                         f"{error}") from None
     print(json.dumps(result.to_json(), indent=1))
     if not result.passed:
         progress(result.describe_failure())

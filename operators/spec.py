@@ -54,6 +54,7 @@ class OperatorSpec:
     # The magnitude at which one float32 rounding of an intermediate reaches the output (see
     # Budget.sensitivity_ulps), from the float64 inputs.
     sensitivity: Callable[[Tensors, Mapping[str, Any]], float] | None = None
+    optional_inputs: tuple[str, ...] = ()  # inputs a case may leave out (linear's bias)
 
     def __post_init__(self) -> None:
         unknown = set(self.dtype_options) - set(self.inputs) - set(self.outputs)

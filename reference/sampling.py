@@ -10,7 +10,9 @@ def sampling_distribution(logits: torch.Tensor, temperature: float, top_k: int, 
                           upcast: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The walk of random_sample for one row, as HF's TemperatureLogitsWarper -> TopKLogitsWarper ->
     TopPLogitsWarper chain defines it: returns (probabilities sorted descending, their token ids,
-    the number of kept tokens). Ties sort by lower token id first."""
+    the number of kept tokens). Ties sort by lower token id first, and top-k keeps exactly k tokens
+    (TopKLogitsWarper also keeps every token tied with the k-th; the judge accepts a kernel's
+    choice on either side of such a tie)."""
     probs = torch.softmax(logits.to(upcast) / temperature, dim=-1)
     ids = torch.arange(probs.numel(), device=probs.device)
     order = torch.argsort(-probs, stable=True)  # descending, ties by lower index

@@ -4,7 +4,8 @@ nothing written, no crash."""
 import pytest
 import torch
 
-from kernels.errors import (KernelDTypeError, KernelShapeError, KernelStrideError, KernelValueError)
+from kernels.errors import (KernelDTypeError, KernelShapeError, KernelStrideError, KernelUnsupportedError,
+                            KernelValueError)
 from operators.backends.backend import load_backend
 
 
@@ -118,3 +119,13 @@ def test_kv_cache_write_paged_rejects_bad_slots(native, on, harness, slots, word
     device = harness.device.torch_device()
     assert_caches_untouched(native, "kv_cache_write_paged", words, on(2, 16, 2, 4), on(2, 16, 2, 4),
                             k=on(4, 2, 4), v=on(4, 2, 4), slots=torch.tensor(slots, device=device))
+
+
+def test_a_tensor_on_another_device_is_refused_not_dereferenced(native, harness):
+    """A CUDA tensor handed to the CPU library (or a host tensor to the CUDA one) would be read as
+    the wrong kind of pointer: the binding refuses it by name first."""
+    other = torch.device("meta")  # on no machine is it this backend's device; it has no memory at all
+    x = torch.empty(2, 8, device=other)
+    with pytest.raises(KernelUnsupportedError, match="rms_norm: tensor 'out' is on meta"):
+        native.kernel("rms_norm")(out=torch.empty(2, 8, device=other), x=x, weight=torch.empty(8, device=other),
+                                  eps=1e-6)

@@ -54,7 +54,7 @@ def test_cuda_validation_follows_the_dtype_contract(cuda_library, operator):
     """Disallowed dtype combinations: KernelDTypeError, nothing written (as on a GPU). Allowed ones
     pass validation and stop only at the device check, because the tensors are in host memory."""
     spec = get_spec(operator)
-    symbol, adapter = entry_points(cuda_library, current_stream(Device.CPU))[operator]
+    symbol, adapter = entry_points(cuda_library, current_stream(Device.CPU), None)[operator]
     kernel = Kernel(operator, adapter, {"kind": "native", "symbol": symbol})
     host = torch.device("cpu")
     problems = []

@@ -48,7 +48,13 @@ def load_backend(name: str, device: Device) -> Backend:
     factory = getattr(module, "backend", None)
     if not callable(factory):
         raise BackendError(f"backend module '{name}' defines no function backend(device) -> Backend")
-    built = factory(device)
+    try:
+        built = factory(device)
+    except BackendError:
+        raise
+    except Exception as error:  # the module's own failure, whatever it is
+        raise BackendError(f"backend module '{name}': backend({device.value}) raised "
+                           f"{type(error).__name__}: {error}") from None
     if not isinstance(built, Backend):
         raise BackendError(f"backend module '{name}': backend() returned {type(built).__name__}, not a Backend")
     return built

@@ -7,7 +7,9 @@ import functools
 
 import torch
 
-from kernels.binding import NativeLibrary, describe
+from kernels.binding import NativeLibrary
+from kernels.binding import describe as describe_tensor
+from kernels.errors import KernelUnsupportedError
 from kernels.build import BuildRecipe, build, cpu_recipe, nvidia_recipe
 from operators.backends.backend import Backend, BackendError
 from operators.device import Device
@@ -40,10 +42,18 @@ def current_stream(device: Device):
     return lambda: ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
 
 
-def entry_points(library: NativeLibrary, stream) -> dict[str, tuple[str, object]]:
-    """operator -> (C symbol, Python adapter taking the kernel's keyword arguments)."""
+def entry_points(library: NativeLibrary, stream, device_type: str | None) -> dict[str, tuple[str, object]]:
+    """operator -> (C symbol, Python adapter taking the kernel's keyword arguments). A tensor on a
+    device other than `device_type` is refused before the library could dereference it (None: the
+    caller hands the library such tensors on purpose)."""
     def call(symbol, operator, *arguments):
         library.call(symbol, operator, *arguments, stream())
+
+    def describe(operator, name, tensor):
+        if device_type is not None and isinstance(tensor, torch.Tensor) and tensor.device.type != device_type:
+            raise KernelUnsupportedError(operator, f"tensor '{name}' is on {tensor.device}; the native library of "
+                                                   f"this backend takes {device_type} tensors")
+        return describe_tensor(operator, name, tensor)
 
     def embedding(*, out, ids, weight):
         call("q3_embedding", "embedding", describe("embedding", "out", out), describe("embedding", "ids", ids),
@@ -145,7 +155,7 @@ def native_backend(device: Device) -> Backend:
                            f"(native libraries exist for {', '.join(d.value for d in LIBRARIES)})")
     library = LIBRARIES[device]()
     kernels = {}
-    for op, (symbol, adapter) in entry_points(library, current_stream(device)).items():
+    for op, (symbol, adapter) in entry_points(library, current_stream(device), device.torch_type).items():
         implementation = {"kind": "native", "symbol": symbol, "library": str(library.path),
                           "build_hash": library.build_hash}
         kernels[op] = Kernel(op, adapter, implementation, functools.partial(library.calls.__getitem__, symbol))

@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if dtype not in FLOAT_DTYPES:
             raise ValueError(f"dtype {args.dtype!r} is not a float dtype")
         path = synthetic_checkpoint(args.name, args.seed, dtype.torch, args.root, args.layers)
-    except (ValueError, CheckpointError) as error:
+    except (ValueError, CheckpointError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(path)

@@ -24,6 +24,6 @@ def wrong_cuda_backend(name: str, operator: str, device: Device) -> Backend:
     if device is not Device.NVIDIA:
         raise BackendError(f"backend module '{name}' holds a CUDA kernel; it runs only with --device nvidia")
     library = load_library(wrong_cuda_recipe())
-    symbol, adapter = entry_points(library, current_stream(device))[operator]
+    symbol, adapter = entry_points(library, current_stream(device), device.torch_type)[operator]
     native = load_backend("native", device)
     return native.with_kernels(name, {operator: adapter}, implementation=f"native CUDA {symbol} from {library.path.name}")
