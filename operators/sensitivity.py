@@ -7,6 +7,7 @@ import math
 import torch
 
 from reference.attention import gather_pages, repeat_kv
+from reference.softmax import causal_mask
 
 
 def score_sensitivity(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> float:
@@ -16,6 +17,8 @@ def score_sensitivity(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: 
         return 0.0
     keys = repeat_kv(k, q.shape[-2] // k.shape[-2])
     scores = torch.einsum("qhd,khd->hqk", q, keys) * scale
+    visible = causal_mask(q.shape[0], k.shape[0], q.device)  # query i sees keys j <= i + Tk - Tq
+    scores = scores[:, visible]
     finite = scores[torch.isfinite(scores)]
     largest = finite.abs().max().item() if finite.numel() else 0.0
     values = v[torch.isfinite(v)]

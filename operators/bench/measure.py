@@ -3,6 +3,7 @@ inputs, then the native output judged again against the float64 reference."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,11 @@ class Measurement:
                 "target": target, "target_verdict": verdict}
 
 
+def bits(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy viewed as bytes (NaN-safe equality)."""
+    return tensor.contiguous().view(torch.uint8).clone()
+
+
 def _us(ms: float | None) -> float | None:
     return None if ms is None else ms * 1e3
 
@@ -83,12 +89,18 @@ def measure(workload: Workload, native: Backend, device: Device, compile_baselin
     inputs = {name: placed.view for name, placed in build_inputs(spec, case, target).items()}
     if workload.prepare:
         inputs = workload.prepare(inputs)
-    outputs = {name: torch.empty(case.outputs[name].shape, dtype=case.outputs[name].dtype.torch, device=target)
-               for name in spec.outputs}
+    # Poisoned outputs (NaN, or -1 for indices) and a copy of the inputs: the judgement after timing
+    # sees an element the timed calls left unwritten and an input they changed.
+    outputs = {name: torch.full(case.outputs[name].shape, math.nan if case.outputs[name].dtype.is_float else -1,
+                                dtype=case.outputs[name].dtype.torch, device=target) for name in spec.outputs}
+    snapshots = {name: bits(tensor) for name, tensor in inputs.items()}
     attributes = {name: case.attributes[name] for name in spec.attributes}
     result = Measurement(workload, "timed", bytes=(workload.bytes_of or full_bytes)(inputs, outputs))
     result.native_ms = median_ms(lambda: kernel(**outputs, **inputs, **attributes))
-    reasons, _ = judge_outputs(spec, case, inputs, outputs, written_masks(spec, case, inputs, target), target)
+    reasons = [f"input '{name}' was modified by the timed calls" for name, tensor in inputs.items()
+               if not torch.equal(bits(tensor), snapshots[name])]
+    judged, _ = judge_outputs(spec, case, inputs, outputs, written_masks(spec, case, inputs, target), target)
+    reasons += judged
     if reasons:
         result.status, result.reasons = "recheck failed", reasons
         return result
