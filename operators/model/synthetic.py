@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
+from kernels.build import cache_dir
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.model.checkpoint import weights_present
 from operators.model.config import CONFIG_FILE
@@ -145,19 +146,12 @@ SYNTHETIC_MODELS = {spec.name: spec for spec in (
 )}
 
 
-def cache_root() -> Path:
-    """$QWEN3_HARNESS_CACHE, else the user cache (as the native library's build cache)."""
-    root = os.environ.get("QWEN3_HARNESS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "qwen3-kernel-harness")
-    return Path(root)
-
-
 def checkpoint_dir(name: str, seed: int, dtype: torch.dtype, root: str | Path | None = None,
                    layers: int | None = None) -> Path:
     """<root>/checkpoints/<name>-s<seed>-<dtype>[-l<layers>]."""
     short = _dtype(dtype).short
     suffix = f"-l{layers}" if layers is not None else ""
-    return Path(root if root is not None else cache_root()) / "checkpoints" / f"{name}-s{seed}-{short}{suffix}"
+    return Path(root if root is not None else cache_dir()) / "checkpoints" / f"{name}-s{seed}-{short}{suffix}"
 
 
 def synthetic_checkpoint(name: str, seed: int = 0, dtype: torch.dtype = torch.bfloat16,
