@@ -36,10 +36,16 @@ class OutputResult:
             return None
         return max(ratios, default=0.0)
 
+    @property
+    def budget_use(self) -> float:
+        """The largest e(out, ref) / limit over the budgeted measures: above 1 fails."""
+        return max((c.value / c.limit if c.limit > 0 else (0.0 if c.value == 0 else float("inf"))
+                    for c in self.checks), default=0.0)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "dtype": self.dtype.value,
-            "metrics": {**self.metrics.to_json(), "error_ratio": self.error_ratio},
+            "metrics": {**self.metrics.to_json(), "error_ratio": self.error_ratio, "budget_use": self.budget_use},
             "baseline_metrics": self.baseline.to_json(),
             "budget_checks": [{"measure": c.measure, "value": c.value, "baseline": c.baseline,
                                "limit": c.limit, "passed": c.passed} for c in self.checks],
@@ -79,6 +85,10 @@ class CaseResult:
     def max_error_ratio(self) -> float | None:
         ratios = [o.error_ratio for o in self.outputs if o.error_ratio is not None]
         return max(ratios, default=None)
+
+    @property
+    def max_budget_use(self) -> float | None:
+        return max((o.budget_use for o in self.outputs), default=None)
 
     @property
     def max_ulp(self) -> float | None:

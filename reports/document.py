@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 from operators.contract import ContractResult
 from operators.result import CaseResult
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: budget_use per output, max_budget_use per summary row
 
 
 def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -25,6 +25,7 @@ def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, An
     for (operator, dtype), rows in groups.items():
         cosines = [r.min_cosine for r in rows if r.min_cosine is not None]
         ratios = [r.max_error_ratio for r in rows if r.max_error_ratio is not None]
+        uses = [r.max_budget_use for r in rows if r.max_budget_use is not None]
         ulps = [r.max_ulp for r in rows if r.max_ulp is not None]
         combinations: dict[str, dict[str, int]] = defaultdict(lambda: {"cases": 0, "passed": 0})
         for r in rows:
@@ -36,6 +37,7 @@ def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, An
             "passed": passed,
             "min_cosine": min(cosines, default=None),
             "max_error_ratio": max(ratios, default=None),
+            "max_budget_use": max(uses, default=None),
             "max_ulp": max(ulps, default=None),
             "verdict": "pass" if passed == len(rows) else "fail",
             "combinations": dict(combinations),

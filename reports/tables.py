@@ -19,9 +19,11 @@ def summary_table(summary: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str
     for operator, by_dtype in summary.items():
         for dtype, s in by_dtype.items():
             rows.append([operator, dtype, s["cases"], s["passed"], _number(s["min_cosine"], ".6f"),
-                         _number(s["max_error_ratio"], ".2f"), _number(s["max_ulp"], ".1f"),
+                         _number(s["max_error_ratio"], ".2f"), _number(s.get("max_budget_use"), ".2f"),
+                         _number(s["max_ulp"], ".1f"),
                          s["verdict"].upper()])
-    headers = ["operator", "dtype", "cases", "passed", "min cosine", "max error ratio", "max ULP", "verdict"]
+    headers = ["operator", "dtype", "cases", "passed", "min cosine", "max error ratio", "max budget use", "max ULP",
+               "verdict"]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 

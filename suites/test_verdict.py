@@ -72,3 +72,16 @@ def test_cosine_of_a_zero_output_where_the_reference_underflows_is_one():
     ref = torch.full((8,), 1e-30, dtype=torch.float64)
     assert error_metrics(torch.zeros(8), ref, DType.F16).cosine == 1.0
     assert error_metrics(torch.zeros(8), ref, DType.F32).cosine == 0.0
+
+
+def test_budget_use_is_the_error_over_its_limit():
+    from operators.metrics import BudgetCheck
+    from operators.result import OutputResult
+
+    ref = torch.linspace(-1, 1, 50, dtype=torch.float64)
+    metrics = error_metrics(ref, ref, DType.F32)
+    checks = (BudgetCheck("max_abs", 3e-3, 1e-3, 4e-3), BudgetCheck("rel_l2", 1e-3, 1e-3, 1e-3))
+    result = OutputResult("out", DType.F32, metrics, metrics, checks)
+    assert result.budget_use == pytest.approx(1.0)  # the rel_l2 check sits exactly at its limit
+    over = OutputResult("out", DType.F32, metrics, metrics, (BudgetCheck("max_abs", 5e-3, 1e-3, 4e-3),))
+    assert over.budget_use == pytest.approx(1.25) and not over.checks[0].passed
