@@ -85,7 +85,7 @@ def nvidia_recipe() -> BuildRecipe:
         flags=("-O3", "-std=c++17", "-Xcompiler", "-fPIC", "-lineinfo", *gencode),
         link_flags=("-shared", *gencode),
         include_dirs=(INCLUDE_DIR, cpu),
-        extra_inputs=(cpu / "status.c",),
+        extra_inputs=(cpu / "status.c", cpu / "contracts.c"),
         libraries=("-lm", "-ldl"),
     )
 

@@ -2,6 +2,7 @@
  * query head h reads kv head h / (Hq / Hkv); token t attends to tokens 0 .. t. */
 #include "attention_row.h"
 #include "common.h"
+#include "contracts.h"
 #include "scratch.h"
 
 int q3_attention_prefill(q3_tensor out, q3_tensor q, q3_tensor k, q3_tensor v, double scale,
@@ -10,33 +11,9 @@ int q3_attention_prefill(q3_tensor out, q3_tensor q, q3_tensor k, q3_tensor v, d
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_float(op, "q", &q)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "k", &k)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "v", &v)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "q", &q, 3)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "k", &k, 3)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "v", &v, 3)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "k", &k, "q", &q)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "v", &v, "q", &q)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "q", &q)) != Q3_OK) return status;
+    if ((status = q3_check_attention_prefill_call(op, &out, &q, &k, &v, scale)) != Q3_OK) return status;
     const int64_t tokens = q.shape[0], q_heads = q.shape[1], head_dim = q.shape[2];
     const int64_t kv_heads = k.shape[1];
-    if (k.shape[0] != tokens || k.shape[2] != head_dim) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k' has shape [%lld, %lld, %lld]; expected [%lld, Hkv, %lld]",
-                       (long long)k.shape[0], (long long)k.shape[1], (long long)k.shape[2],
-                       (long long)tokens, (long long)head_dim);
-    }
-    if ((status = q3_check_same_shape(op, "v", &v, "k", &k)) != Q3_OK) return status;
-    if (kv_heads == 0 ? q_heads != 0 : q_heads % kv_heads != 0) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'q' has %lld heads, not a multiple of k's %lld",
-                       (long long)q_heads, (long long)kv_heads);
-    }
-    if ((status = q3_check_same_shape(op, "out", &out, "q", &q)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
-    if (!(scale > 0.0) || !isfinite(scale)) {
-        return q3_fail(Q3_BAD_ATTRIBUTE, op, "scale must be finite and > 0, got %g", scale);
-    }
 
     size_t stride;
     float *scratch = q3_scratch_alloc(sizeof(float) * (size_t)(2 * head_dim + tokens), &stride);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "common.h"
+#include "contracts.h"
 #include "scratch.h"
 
 int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void *stream) {
@@ -10,35 +11,9 @@ int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_float(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "weight", &weight)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_linear_call(op, &out, &x, &weight, &bias)) != Q3_OK) return status;
     const int has_bias = bias.data != NULL;
-    if (has_bias && (status = q3_check_float(op, "bias", &bias)) != Q3_OK) return status;
-    if (x.ndim < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' must have at least one dim");
-    if ((status = q3_check_ndim(op, "weight", &weight, 2)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "weight", &weight, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "x", &x)) != Q3_OK) return status;
-    const int64_t in_features = x.shape[x.ndim - 1];
-    const int64_t out_features = weight.shape[0];
-    if (weight.shape[1] != in_features) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'weight' has %lld input features; x has %lld",
-                       (long long)weight.shape[1], (long long)in_features);
-    }
-    if (has_bias) {
-        if ((status = q3_check_same_dtype(op, "bias", &bias, "x", &x)) != Q3_OK) return status;
-        if (bias.ndim != 1 || bias.shape[0] != out_features) {
-            return q3_fail(Q3_BAD_SHAPE, op, "tensor 'bias' must have shape [%lld]",
-                           (long long)out_features);
-        }
-    }
-    int shape_ok = out.ndim == x.ndim && out.shape[out.ndim - 1] == out_features;
-    for (int d = 0; shape_ok && d + 1 < x.ndim; ++d) shape_ok = out.shape[d] == x.shape[d];
-    if (!shape_ok) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' must have shape x.shape[:-1] + [%lld]",
-                       (long long)out_features);
-    }
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    const int64_t in_features = x.shape[x.ndim - 1], out_features = weight.shape[0];
 
     float *packed = malloc(sizeof(float) * (size_t)(out_features * in_features + 1));
     size_t stride = 0;

@@ -12,49 +12,11 @@
 #include <stdlib.h>
 
 #include "attention_tiles.cuh"
+#include "contracts.h"
 
 namespace {
 
-// Checks shared by both variants: dtypes, ranks, q/out/cache shapes, scale.
-int check_common(const char *op, const q3_tensor *out, const q3_tensor *q, const q3_tensor *k_cache,
-                 const q3_tensor *v_cache, const q3_tensor *seq_lens, double scale) {
-    int status;
-    if ((status = q3_check_float(op, "q", q)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "v_cache", v_cache)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", out)) != Q3_OK) return status;
-    if ((status = q3_check_index(op, "seq_lens", seq_lens)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "q", q, 4)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "k_cache", k_cache, 4)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "v_cache", v_cache, 4)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "seq_lens", seq_lens, 1)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "k_cache", k_cache, "q", q)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "v_cache", v_cache, "q", q)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", out, "q", q)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
-        return status;
-    }
-    const int64_t q_heads = q->shape[2], head_dim = q->shape[3], kv_heads = k_cache->shape[2];
-    if (k_cache->shape[3] != head_dim) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has head_dim %lld; q has %lld",
-                       (long long)k_cache->shape[3], (long long)head_dim);
-    }
-    if (kv_heads == 0 ? q_heads != 0 : q_heads % kv_heads != 0) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'q' has %lld heads, not a multiple of k_cache's %lld",
-                       (long long)q_heads, (long long)kv_heads);
-    }
-    if (seq_lens->shape[0] != q->shape[0]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'seq_lens' has %lld entries for %lld requests",
-                       (long long)seq_lens->shape[0], (long long)q->shape[0]);
-    }
-    if ((status = q3_check_same_shape(op, "out", out, "q", q)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "out", out)) != Q3_OK) return status;
-    if (!(scale > 0.0) || !isfinite(scale)) {
-        return q3_fail(Q3_BAD_ATTRIBUTE, op, "scale must be finite and > 0, got %g", scale);
-    }
-    return Q3_OK;
-}
-
+// Both variants' tensors in device memory.
 int check_devices(const char *op, const q3_tensor *out, const q3_tensor *q, const q3_tensor *k_cache,
                   const q3_tensor *v_cache, const q3_tensor *seq_lens) {
     int status;
@@ -129,7 +91,7 @@ int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor
     static const char op[] = "attention_decode";
     int status;
     q3_clear_error();
-    if ((status = check_common(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) return status;
+    if ((status = q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) return status;
     if (k_cache.shape[0] != q.shape[0]) {
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; q has %lld",
                        (long long)k_cache.shape[0], (long long)q.shape[0]);
@@ -151,7 +113,7 @@ int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_
     static const char op[] = "attention_decode_paged";
     int status;
     q3_clear_error();
-    if ((status = check_common(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) return status;
+    if ((status = q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) return status;
     if ((status = q3_check_index(op, "block_table", &block_table)) != Q3_OK) return status;
     if ((status = q3_check_ndim(op, "block_table", &block_table, 2)) != Q3_OK) return status;
     if (block_table.shape[0] != q.shape[0]) {

@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "contracts.h"
 #include "cublas_loader.cuh"
 #include "gemm_tiles.cuh"
 
@@ -290,45 +291,9 @@ int q3_moe_experts(q3_tensor out, q3_tensor x, q3_tensor weights, q3_tensor ids,
     static const char op[] = "moe_experts";
     int status;
     q3_clear_error();
-    if ((status = q3_check_float(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "weights", &weights)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "gate_up", &gate_up)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "down", &down)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_check_index(op, "ids", &ids)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "weights", &weights, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "gate_up", &gate_up, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "down", &down, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "x", &x, 2)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "weights", &weights, 2)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "ids", &ids, 2)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "gate_up", &gate_up, 3)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "down", &down, 3)) != Q3_OK) return status;
+    if ((status = q3_check_moe_experts_call(op, &out, &x, &weights, &ids, &gate_up, &down)) != Q3_OK) return status;
     const int64_t tokens = x.shape[0], hidden = x.shape[1], top_k = weights.shape[1];
     const int64_t experts = gate_up.shape[0], inter = gate_up.shape[1] / 2;
-    if (weights.shape[0] != tokens) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'weights' has %lld rows for %lld tokens",
-                       (long long)weights.shape[0], (long long)tokens);
-    }
-    if ((status = q3_check_same_shape(op, "ids", &ids, "weights", &weights)) != Q3_OK) {
-        return status;
-    }
-    if (gate_up.shape[1] % 2 != 0 || gate_up.shape[2] != hidden) {
-        return q3_fail(Q3_BAD_SHAPE, op,
-                       "tensor 'gate_up' has shape [%lld, %lld, %lld]; expected [E, 2I, %lld]",
-                       (long long)gate_up.shape[0], (long long)gate_up.shape[1],
-                       (long long)gate_up.shape[2], (long long)hidden);
-    }
-    if (down.shape[0] != experts || down.shape[1] != hidden || down.shape[2] != inter) {
-        return q3_fail(Q3_BAD_SHAPE, op,
-                       "tensor 'down' has shape [%lld, %lld, %lld]; expected [%lld, %lld, %lld]",
-                       (long long)down.shape[0], (long long)down.shape[1],
-                       (long long)down.shape[2], (long long)experts, (long long)hidden,
-                       (long long)inter);
-    }
-    if ((status = q3_check_same_shape(op, "out", &out, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "weights", &weights)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "ids", &ids)) != Q3_OK) return status;

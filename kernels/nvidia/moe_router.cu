@@ -4,6 +4,7 @@
 // descending p with ties to the lower index (k rounds of a warp argmax), weights divided by their
 // float32 sum taken in that order when norm_topk_prob, written in x's dtype; ids int64.
 #include "common.cuh"
+#include "contracts.h"
 #include "gemm_tiles.cuh"
 
 namespace {
@@ -124,41 +125,8 @@ int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_
     static const char op[] = "moe_router";
     int status;
     q3_clear_error();
-    if ((status = q3_check_float(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "gate_weight", &gate_weight)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "weights", &weights)) != Q3_OK) return status;
-    if ((status = q3_check_tensor(op, "ids", &ids)) != Q3_OK) return status;
-    if (ids.dtype != Q3_I64) {
-        return q3_fail(Q3_BAD_DTYPE, op, "tensor 'ids' has dtype %s; expected int64",
-                       q3_dtype_name(ids.dtype));
-    }
-    if ((status = q3_check_same_dtype(op, "gate_weight", &gate_weight, "x", &x)) != Q3_OK) {
-        return status;
-    }
-    if ((status = q3_check_same_dtype(op, "weights", &weights, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "x", &x, 2)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "gate_weight", &gate_weight, 2)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "weights", &weights, 2)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "ids", &ids, 2)) != Q3_OK) return status;
-    const int64_t tokens = x.shape[0], hidden = x.shape[1], experts = gate_weight.shape[0];
-    if (gate_weight.shape[1] != hidden) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'gate_weight' has %lld input features; x has %lld",
-                       (long long)gate_weight.shape[1], (long long)hidden);
-    }
-    if (top_k < 1 || top_k > experts) {
-        return q3_fail(Q3_BAD_ATTRIBUTE, op, "top_k must be in [1, %lld], got %lld",
-                       (long long)experts, (long long)top_k);
-    }
-    if (weights.shape[0] != tokens || weights.shape[1] != top_k) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'weights' has shape [%lld, %lld]; expected [%lld, %lld]",
-                       (long long)weights.shape[0], (long long)weights.shape[1],
-                       (long long)tokens, (long long)top_k);
-    }
-    if ((status = q3_check_same_shape(op, "ids", &ids, "weights", &weights)) != Q3_OK) {
-        return status;
-    }
-    if ((status = q3_check_writable(op, "weights", &weights)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "ids", &ids)) != Q3_OK) return status;
+    if ((status = q3_check_moe_router_call(op, &weights, &ids, &x, &gate_weight, top_k)) != Q3_OK) return status;
+    const int64_t tokens = x.shape[0], experts = gate_weight.shape[0];
     if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "gate_weight", &gate_weight)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "weights", &weights)) != Q3_OK) return status;
