@@ -1,8 +1,10 @@
-// Token embedding: out[..., :] = weight[ids[...], :]. Every id is read back and checked on the host
-// before any write; then a gather of whole rows, one 16-byte pack per thread on the fast path (one
-// element otherwise), bits copied unchanged.
+// Token embedding: out[..., :] = weight[ids[...], :]. Every id is checked against the vocabulary on
+// the device before any write (index_check.cuh; ids are read back to the host only to name a bad
+// one); then a gather of whole rows, one 16-byte pack per thread on the fast path (one element
+// otherwise), bits copied unchanged.
 #include <stdlib.h>
 
+#include "index_check.cuh"
 #include "rows.cuh"
 
 namespace {
@@ -50,6 +52,26 @@ void launch(const q3_tensor &out, const q3_tensor &id_rows, const q3_tensor &wei
     }
 }
 
+// The first id outside [0, vocab) in row-major order, named in the error.
+int check_ids_on_host(const char *op, const q3_tensor &ids, int64_t vocab, cudaStream_t stream) {
+    int status;
+    int64_t *host_ids = q3_cuda_indices_to_host(op, "ids", &ids, stream, &status);
+    if (host_ids == NULL) return status;
+    const int64_t tokens = q3_numel(&ids);
+    for (int64_t t = 0; t < tokens; ++t) {
+        const int64_t id = host_ids[t];
+        if (id < 0 || id >= vocab) {
+            free(host_ids);
+            return q3_fail(Q3_BAD_VALUE, op,
+                           "tensor 'ids' holds %lld at flat position %lld, outside the vocabulary "
+                           "[0, %lld)",
+                           (long long)id, (long long)t, (long long)vocab);
+        }
+    }
+    free(host_ids);
+    return Q3_OK;
+}
+
 }  // namespace
 
 int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
@@ -76,19 +98,9 @@ int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
     cudaStream_t s = (cudaStream_t)stream;
     const int64_t tokens = q3_numel(&ids);
     const int64_t vocab = weight.shape[0];
-    int64_t *host_ids = q3_cuda_indices_to_host(op, "ids", &ids, s, &status);
-    if (host_ids == NULL) return status;
-    for (int64_t t = 0; t < tokens; ++t) {
-        const int64_t id = host_ids[t];
-        if (id < 0 || id >= vocab) {
-            free(host_ids);
-            return q3_fail(Q3_BAD_VALUE, op,
-                           "tensor 'ids' holds %lld at flat position %lld, outside the vocabulary "
-                           "[0, %lld)",
-                           (long long)id, (long long)t, (long long)vocab);
-        }
-    }
-    free(host_ids);
+    bool valid;
+    if ((status = check_indices_on_device(op, "ids", ids, vocab, 0, s, &valid)) != Q3_OK) return status;
+    if (!valid && (status = check_ids_on_host(op, ids, vocab, s)) != Q3_OK) return status;
 
     const int64_t hidden = weight.shape[1];
     if (tokens == 0 || hidden == 0) return Q3_OK;

@@ -1,11 +1,13 @@
 // KV cache writes. Contiguous: k_cache[b, positions[b, s]] = k[b, s] (and v), caches
 // [B, L, Hkv, D], k/v [B, S, Hkv, D]. Paged: slot = block * block_size + offset, caches
-// [num_blocks, block_size, Hkv, D], k/v [N, Hkv, D]. The indices are read back and checked on the
-// host (range, distinctness) before anything is written; then one thread per 16-byte pack (one
-// element when a layout does not allow packs) of the written head rows copies the bits of k and of
-// v. Nothing else of the caches is written.
+// [num_blocks, block_size, Hkv, D], k/v [N, Hkv, D]. The indices are checked on the device before
+// anything is written (index_check.cuh: in range, positions distinct within each request, slots
+// distinct over the call; they are read back to the host only to name a bad one); then one thread
+// per 16-byte pack (one element when a layout does not allow packs) of the written head rows copies
+// the bits of k and of v. Nothing else of the caches is written.
 #include <stdlib.h>
 
+#include "index_check.cuh"
 #include "rows.cuh"
 
 namespace {
@@ -182,13 +184,19 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
     }
     if ((status = check_devices(op, &k_cache, &v_cache, &k, &v, &positions, "positions")) != Q3_OK) return status;
     cudaStream_t s = (cudaStream_t)stream;
-    int64_t *host = q3_cuda_indices_to_host(op, "positions", &positions, s, &status);
-    if (host == NULL) return status;
-    for (int64_t b = 0; b < batch && status == Q3_OK; ++b) {
-        status = q3_check_index_set(op, "positions", host + b * new_tokens, new_tokens, length, b);
+    bool valid;
+    if ((status = check_indices_on_device(op, "positions", positions, length, batch, s, &valid)) != Q3_OK) {
+        return status;
     }
-    free(host);
-    if (status != Q3_OK) return status;
+    if (!valid) {
+        int64_t *host = q3_cuda_indices_to_host(op, "positions", &positions, s, &status);
+        if (host == NULL) return status;
+        for (int64_t b = 0; b < batch && status == Q3_OK; ++b) {
+            status = q3_check_index_set(op, "positions", host + b * new_tokens, new_tokens, length, b);
+        }
+        free(host);
+        if (status != Q3_OK) return status;
+    }
     return run(op, false, k_cache, v_cache, k, v, positions, s);
 }
 
@@ -211,10 +219,14 @@ int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q
     if ((status = check_devices(op, &k_cache, &v_cache, &k, &v, &slots, "slots")) != Q3_OK) return status;
     const int64_t total = num_blocks * block_size;
     cudaStream_t s = (cudaStream_t)stream;
-    int64_t *values = q3_cuda_indices_to_host(op, "slots", &slots, s, &status);
-    if (values == NULL) return status;
-    status = q3_check_index_set(op, "slots", values, count, total, -1);
-    free(values);
-    if (status != Q3_OK) return status;
+    bool valid;
+    if ((status = check_indices_on_device(op, "slots", slots, total, 1, s, &valid)) != Q3_OK) return status;
+    if (!valid) {
+        int64_t *values = q3_cuda_indices_to_host(op, "slots", &slots, s, &status);
+        if (values == NULL) return status;
+        status = q3_check_index_set(op, "slots", values, count, total, -1);
+        free(values);
+        if (status != Q3_OK) return status;
+    }
     return run(op, true, k_cache, v_cache, k, v, slots, s);
 }

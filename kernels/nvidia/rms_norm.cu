@@ -1,7 +1,8 @@
 // RMSNorm over the last dim, Hugging Face Qwen3RMSNorm order:
 // out = (x * rsqrt(mean(x^2) + eps)).to(x.dtype) * weight, written in x's dtype.
 // Rows are held in registers (x read once): a team of 1..32 lanes per short row (per-head q/k
-// norm rows of 128), a block per long row; rows beyond 4096 items are read twice.
+// norm rows of 128), a block per long row; blocks loop over rows, loading the next while reducing
+// the current one; rows beyond 4096 items are read twice.
 #include "rows.cuh"
 
 namespace {
@@ -20,18 +21,35 @@ __global__ void __launch_bounds__(MAX_ROW_THREADS) rms_rows(q3_tensor out, q3_te
     T *od = static_cast<T *>(out.data);
     const W *wd = static_cast<const W *>(weight.data);
     const int64_t xs = x.strides[x.ndim - 1], os = out.strides[out.ndim - 1], ws = weight.strides[0];
-    for (int64_t base = (int64_t)blockIdx.x * rows_per_block; base < rows;
-         base += (int64_t)gridDim.x * rows_per_block) {
-        const int64_t row = base + (G > 0 ? (int64_t)(threadIdx.x / G) : 0);
+    // Short plans (K <= 2) load the block's next row while this one is reduced and written.
+    constexpr bool PREFETCH = K <= 2;
+    const int64_t stride = (int64_t)gridDim.x * rows_per_block;
+    const int64_t team_row = G > 0 ? (int64_t)(threadIdx.x / G) : 0;
+    auto load_row = [&](int64_t row, Pack<T, N>(&cache)[K]) {
+        const T *xr = xd + (row < rows ? row_offset(x, row) : 0);
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            const int64_t item = lane + (int64_t)k * lanes;
+            if (row < rows && item < items) cache[k] = load_item<T, N>(xr, xs, item);
+        }
+    };
+    Pack<T, N> cache[K];
+    int64_t base = (int64_t)blockIdx.x * rows_per_block;
+    if (PREFETCH) load_row(base + team_row, cache);
+    for (; base < rows; base += stride) {
+        const int64_t row = base + team_row;
         const bool valid = row < rows;
-        const T *xr = xd + (valid ? row_offset(x, row) : 0);
-        Pack<T, N> cache[K];
+        Pack<T, N> next[K];
+        if (PREFETCH) {
+            load_row(row + stride, next);
+        } else {
+            load_row(row, cache);
+        }
         double squares = 0.0;
 #pragma unroll
         for (int k = 0; k < K; ++k) {
             const int64_t item = lane + (int64_t)k * lanes;
             if (valid && item < items) {
-                cache[k] = load_item<T, N>(xr, xs, item);
 #pragma unroll
                 for (int e = 0; e < N; ++e) {
                     const double v = q3::to_float(cache[k].v[e]);
@@ -57,6 +75,10 @@ __global__ void __launch_bounds__(MAX_ROW_THREADS) rms_rows(q3_tensor out, q3_te
                 }
                 store_item<T, N>(orow, os, item, o);
             }
+        }
+        if (PREFETCH) {
+#pragma unroll
+            for (int k = 0; k < K; ++k) cache[k] = next[k];
         }
     }
 }
@@ -102,9 +124,11 @@ void launch(const q3_tensor &out, const q3_tensor &x, const q3_tensor &weight, i
     dim3 grid, block;
     plan_grid(plan, rows, &grid, &block);
     if (vec) {
-        Q3R_DISPATCH_PLAN(plan, G, K, rms_rows<T, W, V, G, K><<<grid, block, 0, stream>>>(out, x, weight, rows, cols, eps));
+        Q3R_DISPATCH_PLAN(plan, G, K, rms_rows<T, W, V, G, K><<<resident_grid(rms_rows<T, W, V, G, K>, grid, block),
+                                                                block, 0, stream>>>(out, x, weight, rows, cols, eps));
     } else {
-        Q3R_DISPATCH_PLAN(plan, G, K, rms_rows<T, W, 1, G, K><<<grid, block, 0, stream>>>(out, x, weight, rows, cols, eps));
+        Q3R_DISPATCH_PLAN(plan, G, K, rms_rows<T, W, 1, G, K><<<resident_grid(rms_rows<T, W, 1, G, K>, grid, block),
+                                                                block, 0, stream>>>(out, x, weight, rows, cols, eps));
     }
 }
 

@@ -1,11 +1,11 @@
-// Rotary position embedding of x [tokens, heads, head_dim], Hugging Face Qwen3 semantics as the
-// CPU library computes them: inv_freq[i] = 1 / theta ** (2i / head_dim) in float32 (computed on the
-// host with the CPU's powf for i < 256), angle = position * inv_freq[i] in double, cos/sin in double
-// then float; NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1).
+// Rotary position embedding of x [tokens, heads, head_dim], Hugging Face Qwen3 semantics:
+// inv_freq[i] = 1 / theta ** (2i / head_dim) in float32 (computed on the host with the CPU's powf
+// for i < 256), angle = position * inv_freq[i] formed and reduced modulo 2*pi in double, cos/sin of
+// the reduced angle in float; NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1).
 //
-// Block (token, head group): the token's cos/sin table is built once in shared memory, then the
-// block rotates its heads, one 16-byte pack of each half (NeoX) or of interleaved pairs (GPT-J)
-// per thread on the fast path, one pair per thread otherwise.
+// Block (token, head group): each thread loads its first item of x, then the token's cos/sin table
+// is built in shared memory, then the block rotates its heads, one 16-byte pack of each half (NeoX)
+// or of interleaved pairs (GPT-J) per thread on the fast path, one pair per thread otherwise.
 #include <math.h>
 
 #include "rows.cuh"
@@ -25,6 +25,8 @@ __device__ __forceinline__ void rotate(float xa, float xb, float2 cs, float &oa,
     ob = __fadd_rn(__fmul_rn(xb, cs.x), __fmul_rn(xa, cs.y));
 }
 
+// Double-precision reduction of the angle to [-pi, pi] (2*pi split in two parts), then float
+// sincos: within a float ulp or two of the double cos/sin, at a fraction of FP64 sincos's cost.
 __device__ __forceinline__ float2 cos_sin(double position, const InvFreq &inv, float theta, int64_t i,
                                           int64_t head_dim) {
     float inv_freq;
@@ -33,10 +35,64 @@ __device__ __forceinline__ float2 cos_sin(double position, const InvFreq &inv, f
     } else {  // glibc's powf is correctly rounded in practice; so is the double pow rounded to float
         inv_freq = 1.0f / (float)pow((double)theta, (double)((float)(2 * i) / (float)head_dim));
     }
-    double s, c;
-    sincos(position * (double)inv_freq, &s, &c);
-    return make_float2((float)c, (float)s);
+    constexpr double TWO_PI_HI = 6.283185307179586, TWO_PI_LO = 2.4492935982947064e-16;
+    constexpr double INV_TWO_PI = 0.15915494309189535;
+    const double angle = position * (double)inv_freq;
+    const double turns = rint(angle * INV_TWO_PI);
+    const double reduced = fma(-turns, TWO_PI_LO, fma(-turns, TWO_PI_HI, angle));
+    float s, c;
+    sincosf((float)reduced, &s, &c);
+    return make_float2(c, s);
 }
+
+// One item: a pack of each half (NeoX) or of interleaved pairs (GPT-J) when N > 1, one pair when
+// N == 1. Loaded before the token's table is ready, rotated after.
+template <typename T, int N, bool NEOX> struct Item {
+    Pack<T, N> a, b;
+
+    __device__ __forceinline__ void load(const T *xh, int64_t xs2, int64_t item, int64_t half) {
+        if constexpr (N == 1) {
+            a = load_item<T, 1>(xh, xs2, NEOX ? item : 2 * item);
+            b = load_item<T, 1>(xh, xs2, NEOX ? item + half : 2 * item + 1);
+        } else if constexpr (NEOX) {
+            a = load_item<T, N>(xh, 1, item);
+            b = load_item<T, N>(xh + half, 1, item);
+        } else {
+            a = load_item<T, N>(xh, 1, item);
+        }
+    }
+
+    template <typename CosSin>
+    __device__ __forceinline__ void rotate_store(T *oh, int64_t os2, int64_t item, int64_t half, CosSin cos_sin_of) {
+        if constexpr (N == 1) {
+            float oa, ob;
+            rotate(q3::to_float(a.v[0]), q3::to_float(b.v[0]), cos_sin_of(item), oa, ob);
+            oh[(NEOX ? item : 2 * item) * os2] = q3::from_float<T>(oa);
+            oh[(NEOX ? item + half : 2 * item + 1) * os2] = q3::from_float<T>(ob);
+        } else if constexpr (NEOX) {
+            Pack<T, N> qa, qb;
+#pragma unroll
+            for (int e = 0; e < N; ++e) {
+                float oa, ob;
+                rotate(q3::to_float(a.v[e]), q3::to_float(b.v[e]), cos_sin_of(item * N + e), oa, ob);
+                qa.v[e] = q3::from_float<T>(oa);
+                qb.v[e] = q3::from_float<T>(ob);
+            }
+            store_item<T, N>(oh, 1, item, qa);
+            store_item<T, N>(oh + half, 1, item, qb);
+        } else {
+            Pack<T, N> q;
+#pragma unroll
+            for (int e = 0; e < N; e += 2) {
+                float oa, ob;
+                rotate(q3::to_float(a.v[e]), q3::to_float(a.v[e + 1]), cos_sin_of((item * N + e) / 2), oa, ob);
+                q.v[e] = q3::from_float<T>(oa);
+                q.v[e + 1] = q3::from_float<T>(ob);
+            }
+            store_item<T, N>(oh, 1, item, q);
+        }
+    }
+};
 
 template <typename T, int N, bool NEOX>
 __global__ void __launch_bounds__(256) rope_kernel(q3_tensor out, q3_tensor x, q3_tensor positions, InvFreq inv,
@@ -50,62 +106,44 @@ __global__ void __launch_bounds__(256) rope_kernel(q3_tensor out, q3_tensor x, q
     const T *xd = static_cast<const T *>(x.data);
     T *od = static_cast<T *>(out.data);
     const int64_t xs2 = x.strides[2], os2 = out.strides[2];
+    // Work item j -> (head, item within the head).
+    auto split = [&](int64_t j, int64_t &h, int64_t &item) {
+        int64_t hl;
+        if (work <= (int64_t)UINT32_MAX) {
+            const uint32_t jj = (uint32_t)j, per = (uint32_t)items_per_head;
+            hl = jj / per;
+            item = jj - (uint32_t)hl * per;
+        } else {
+            hl = j / items_per_head;
+            item = j - hl * items_per_head;
+        }
+        h = h0 + hl;
+    };
     for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
         const double position = (double)q3::load_index(positions, t * positions.strides[0]);
+        const int64_t first = threadIdx.x;
+        Item<T, N, NEOX> prefetched;
+        if (first < work) {
+            int64_t h, item;
+            split(first, h, item);
+            prefetched.load(xd + t * x.strides[0] + h * x.strides[1], xs2, item, half);
+        }
         if (use_table) {
             __syncthreads();  // the previous token's readers are done with the table
             for (int64_t i = threadIdx.x; i < half; i += blockDim.x) table[i] = cos_sin(position, inv, theta, i, head_dim);
             __syncthreads();
         }
-        for (int64_t j = threadIdx.x; j < work; j += blockDim.x) {
-            int64_t hl, item;
-            if (work <= (int64_t)UINT32_MAX) {
-                const uint32_t jj = (uint32_t)j, per = (uint32_t)items_per_head;
-                hl = jj / per;
-                item = jj - (uint32_t)hl * per;
+        auto cos_sin_of = [&](int64_t i) { return use_table ? table[i] : cos_sin(position, inv, theta, i, head_dim); };
+        for (int64_t j = first; j < work; j += blockDim.x) {
+            int64_t h, item;
+            split(j, h, item);
+            Item<T, N, NEOX> it;
+            if (j == first) {
+                it = prefetched;
             } else {
-                hl = j / items_per_head;
-                item = j - hl * items_per_head;
+                it.load(xd + t * x.strides[0] + h * x.strides[1], xs2, item, half);
             }
-            const int64_t h = h0 + hl;
-            const T *xh = xd + t * x.strides[0] + h * x.strides[1];
-            T *oh = od + t * out.strides[0] + h * out.strides[1];
-            if constexpr (N == 1) {
-                const int64_t a = NEOX ? item : 2 * item, b = NEOX ? item + half : 2 * item + 1;
-                const float2 cs = use_table ? table[item] : cos_sin(position, inv, theta, item, head_dim);
-                float oa, ob;
-                rotate(q3::to_float(xh[a * xs2]), q3::to_float(xh[b * xs2]), cs, oa, ob);
-                oh[a * os2] = q3::from_float<T>(oa);
-                oh[b * os2] = q3::from_float<T>(ob);
-            } else if constexpr (NEOX) {
-                const Pack<T, N> pa = load_item<T, N>(xh, 1, item);
-                const Pack<T, N> pb = load_item<T, N>(xh + half, 1, item);
-                Pack<T, N> qa, qb;
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    const int64_t i = item * N + e;
-                    const float2 cs = use_table ? table[i] : cos_sin(position, inv, theta, i, head_dim);
-                    float oa, ob;
-                    rotate(q3::to_float(pa.v[e]), q3::to_float(pb.v[e]), cs, oa, ob);
-                    qa.v[e] = q3::from_float<T>(oa);
-                    qb.v[e] = q3::from_float<T>(ob);
-                }
-                store_item<T, N>(oh, 1, item, qa);
-                store_item<T, N>(oh + half, 1, item, qb);
-            } else {
-                const Pack<T, N> p = load_item<T, N>(xh, 1, item);
-                Pack<T, N> q;
-#pragma unroll
-                for (int e = 0; e < N; e += 2) {
-                    const int64_t i = (item * N + e) / 2;
-                    const float2 cs = use_table ? table[i] : cos_sin(position, inv, theta, i, head_dim);
-                    float oa, ob;
-                    rotate(q3::to_float(p.v[e]), q3::to_float(p.v[e + 1]), cs, oa, ob);
-                    q.v[e] = q3::from_float<T>(oa);
-                    q.v[e + 1] = q3::from_float<T>(ob);
-                }
-                store_item<T, N>(oh, 1, item, q);
-            }
+            it.rotate_store(od + t * out.strides[0] + h * out.strides[1], os2, item, half, cos_sin_of);
         }
     }
 }

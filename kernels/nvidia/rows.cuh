@@ -266,4 +266,20 @@ static inline void plan_grid(const RowPlan &plan, int64_t rows, dim3 *grid, dim3
     *block = dim3((unsigned)(plan.group == 0 ? plan.threads : 256));
 }
 
+// plan_grid's grid capped at the blocks resident on the GPU at once: blocks then loop over several
+// rows each, and a kernel that loads its next row before reducing the current one keeps memory
+// busy through its reductions. Rows fewer than the SMs skip the occupancy query.
+template <typename Kernel> static inline dim3 resident_grid(Kernel kernel, dim3 grid, dim3 block) {
+    const int sms = sm_count();
+    if (grid.x <= (unsigned)sms) return grid;
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, (int)block.x, 0) != cudaSuccess || per_sm < 1) {
+        cudaGetLastError();
+        return grid;
+    }
+    const int64_t resident = (int64_t)per_sm * sms;
+    if ((int64_t)grid.x > resident) grid.x = (unsigned)resident;
+    return grid;
+}
+
 }  // namespace q3r

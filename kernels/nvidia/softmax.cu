@@ -1,9 +1,10 @@
 // Softmax over the last dim, and the causal variant over x [..., q_len, k_len]: max-subtracted,
-// exp in float32, the sum accumulated in double, written once in x's dtype; masked entries are
-// written as 0. A row that is all -inf yields NaN, as PyTorch does.
+// exp in float32, summed in float per 16-byte pack and in double across packs, written once in x's
+// dtype; masked entries are written as 0. A row that is all -inf yields NaN, as PyTorch does.
 //
 // Rows of up to 4096 items (16-byte packs, or single elements for strided layouts) live in
-// registers: a team of 1..32 lanes per short row, a block per longer row; x is read once. Longer
+// registers: a team of 1..32 lanes per short row, a block per longer row; x is read once, and
+// blocks loop over rows, loading the next while reducing the current one. Longer
 // rows, and long rows when there are too few to fill the GPU, are split into chunks: one kernel
 // writes each chunk's (max, sum of exp) to a scratch buffer, a second combines them in a fixed
 // order and writes its chunk.
@@ -20,6 +21,63 @@ __device__ __forceinline__ int64_t visible_cols(int64_t row, int64_t q_len, int6
     return row % q_len + shift + 1;
 }
 
+// A pack's visible elements are [first, visible): all N of them on the common path, which then
+// skips the per-element test.
+template <typename T, int N>
+__device__ __forceinline__ float pack_max(const Pack<T, N> &p, int64_t first, int64_t visible) {
+    float m = -INFINITY;
+    if (first + N <= visible) {
+#pragma unroll
+        for (int e = 0; e < N; ++e) m = fmaxf(m, q3::to_float(p.v[e]));
+    } else {
+#pragma unroll
+        for (int e = 0; e < N; ++e) {
+            if (first + e < visible) m = fmaxf(m, q3::to_float(p.v[e]));
+        }
+    }
+    return m;
+}
+
+// Sum of exp(v - max_value) over a pack's visible elements, in float (at most 8 terms), widened to
+// double by the caller. With max_value == -inf (nothing visible but -inf and NaN) the pack adds 0,
+// or NaN when it holds a NaN: exp(-inf - -inf) would make every fully masked pack NaN.
+template <typename T, int N>
+__device__ __forceinline__ float pack_exp_sum(const Pack<T, N> &p, int64_t first, int64_t visible, float max_value) {
+    float s = 0.0f;
+    const bool empty = max_value == -INFINITY;
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+        if (first + N <= visible || first + e < visible) {
+            const float v = q3::to_float(p.v[e]);
+            s += empty ? (isnan(v) ? NAN : 0.0f) : expf(v - max_value);
+        }
+    }
+    return s;
+}
+
+// exp(v - max_value) / total over the visible elements, 0 elsewhere. Outputs narrower than float
+// multiply by the reciprocal (its extra rounding is far below their own); float outputs divide.
+template <typename T, int N>
+__device__ __forceinline__ Pack<T, N> pack_probabilities(const Pack<T, N> &p, bool loaded, int64_t first,
+                                                         int64_t visible, float max_value, float total,
+                                                         float inverse_total) {
+    Pack<T, N> o;
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+        float q = 0.0f;
+        if (loaded && (first + N <= visible || first + e < visible)) {
+            const float numerator = expf(q3::to_float(p.v[e]) - max_value);
+            if constexpr (sizeof(T) < sizeof(float)) {
+                q = numerator * inverse_total;
+            } else {
+                q = numerator / total;
+            }
+        }
+        o.v[e] = q3::from_float<T>(q);
+    }
+    return o;
+}
+
 template <typename T, int N, int G, int K>
 __global__ void __launch_bounds__(MAX_ROW_THREADS) softmax_rows(q3_tensor out, q3_tensor x, int64_t rows, int64_t cols,
                                                      int64_t q_len, int64_t shift) {
@@ -30,23 +88,39 @@ __global__ void __launch_bounds__(MAX_ROW_THREADS) softmax_rows(q3_tensor out, q
     const T *xd = static_cast<const T *>(x.data);
     T *od = static_cast<T *>(out.data);
     const int64_t xs = x.strides[x.ndim - 1], os = out.strides[out.ndim - 1];
-    for (int64_t base = (int64_t)blockIdx.x * rows_per_block; base < rows;
-         base += (int64_t)gridDim.x * rows_per_block) {
-        const int64_t row = base + (G > 0 ? (int64_t)(threadIdx.x / G) : 0);
+    // Short plans (K <= 2) load the block's next row while this one is reduced and written.
+    constexpr bool PREFETCH = K <= 2;
+    const int64_t stride = (int64_t)gridDim.x * rows_per_block;
+    const int64_t team_row = G > 0 ? (int64_t)(threadIdx.x / G) : 0;
+    auto load_row = [&](int64_t row, Pack<T, N>(&cache)[K]) {
+        if (row >= rows) return;
+        const int64_t visible = visible_cols(row, q_len, shift);
+        const T *xr = xd + row_offset(x, row);
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            const int64_t item = lane + (int64_t)k * lanes;
+            if (item < items && item * N < visible) cache[k] = load_item<T, N>(xr, xs, item);
+        }
+    };
+    Pack<T, N> cache[K];
+    int64_t base = (int64_t)blockIdx.x * rows_per_block;
+    if (PREFETCH) load_row(base + team_row, cache);
+    for (; base < rows; base += stride) {
+        const int64_t row = base + team_row;
         const bool valid = row < rows;
         const int64_t visible = valid ? visible_cols(row, q_len, shift) : 0;
-        const T *xr = xd + (valid ? row_offset(x, row) : 0);
-        Pack<T, N> cache[K];
+        Pack<T, N> next[K];
+        if (PREFETCH) {
+            load_row(row + stride, next);
+        } else {
+            load_row(row, cache);
+        }
         float max_value = -INFINITY;
 #pragma unroll
         for (int k = 0; k < K; ++k) {
             const int64_t item = lane + (int64_t)k * lanes;
             if (valid && item < items && item * N < visible) {
-                cache[k] = load_item<T, N>(xr, xs, item);
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    if (item * N + e < visible) max_value = fmaxf(max_value, q3::to_float(cache[k].v[e]));
-                }
+                max_value = fmaxf(max_value, pack_max<T, N>(cache[k], item * N, visible));
             }
         }
         max_value = team_max<G>(max_value);
@@ -55,29 +129,24 @@ __global__ void __launch_bounds__(MAX_ROW_THREADS) softmax_rows(q3_tensor out, q
         for (int k = 0; k < K; ++k) {
             const int64_t item = lane + (int64_t)k * lanes;
             if (valid && item < items && item * N < visible) {
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    if (item * N + e < visible) sum += expf(q3::to_float(cache[k].v[e]) - max_value);
-                }
+                sum += (double)pack_exp_sum<T, N>(cache[k], item * N, visible, max_value);
             }
         }
         const float total = (float)team_sum<G>(sum);
+        const float inverse_total = 1.0f / total;
         T *orow = od + (valid ? row_offset(out, row) : 0);
 #pragma unroll
         for (int k = 0; k < K; ++k) {
             const int64_t item = lane + (int64_t)k * lanes;
             if (valid && item < items) {
-                Pack<T, N> o;
-                const bool loaded = item * N < visible;
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    const float p = loaded && item * N + e < visible
-                                        ? expf(q3::to_float(cache[k].v[e]) - max_value) / total
-                                        : 0.0f;
-                    o.v[e] = q3::from_float<T>(p);
-                }
-                store_item<T, N>(orow, os, item, o);
+                store_item<T, N>(orow, os, item,
+                                 pack_probabilities<T, N>(cache[k], item * N < visible, item * N, visible, max_value,
+                                                          total, inverse_total));
             }
+        }
+        if (PREFETCH) {
+#pragma unroll
+            for (int k = 0; k < K; ++k) cache[k] = next[k];
         }
     }
 }
@@ -105,28 +174,16 @@ __global__ void __launch_bounds__(SPLIT_THREADS) softmax_chunk_stats(q3_tensor x
             const int64_t item = first + threadIdx.x + (int64_t)k * SPLIT_THREADS;
             if (item < end && item * N < visible) {
                 cache[k] = load_item<T, N>(xr, xs, item);
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    if (item * N + e < visible) max_value = fmaxf(max_value, q3::to_float(cache[k].v[e]));
-                }
+                max_value = fmaxf(max_value, pack_max<T, N>(cache[k], item * N, visible));
             }
         }
         max_value = team_max<0>(max_value);
-        // A chunk whose max is -inf (nothing visible, or only -inf and NaN) adds 0, or NaN when it
-        // holds a NaN: exp(-inf - -inf) would make every fully masked chunk NaN.
-        const bool empty = max_value == -INFINITY;
         double sum = 0.0;
 #pragma unroll
         for (int k = 0; k < SPLIT_K; ++k) {
             const int64_t item = first + threadIdx.x + (int64_t)k * SPLIT_THREADS;
             if (item < end && item * N < visible) {
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    if (item * N + e < visible) {
-                        const float v = q3::to_float(cache[k].v[e]);
-                        sum += empty ? (isnan(v) ? (double)NAN : 0.0) : (double)expf(v - max_value);
-                    }
-                }
+                sum += (double)pack_exp_sum<T, N>(cache[k], item * N, visible, max_value);
             }
         }
         sum = team_sum<0>(sum);
@@ -173,20 +230,14 @@ __global__ void __launch_bounds__(SPLIT_THREADS) softmax_chunk_write(q3_tensor o
             sum += m == -INFINITY ? s : s * (double)expf(m - max_value);
         }
         const float total = (float)team_sum<0>(sum);
+        const float inverse_total = 1.0f / total;
 #pragma unroll
         for (int k = 0; k < SPLIT_K; ++k) {
             const int64_t item = first + threadIdx.x + (int64_t)k * SPLIT_THREADS;
             if (item < end) {
-                Pack<T, N> o;
-                const bool loaded = item * N < visible;
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    const float p = loaded && item * N + e < visible
-                                        ? expf(q3::to_float(cache[k].v[e]) - max_value) / total
-                                        : 0.0f;
-                    o.v[e] = q3::from_float<T>(p);
-                }
-                store_item<T, N>(orow, os, item, o);
+                store_item<T, N>(orow, os, item,
+                                 pack_probabilities<T, N>(cache[k], item * N < visible, item * N, visible, max_value,
+                                                          total, inverse_total));
             }
         }
     }
@@ -240,9 +291,11 @@ int launch(const char *op, const q3_tensor &out, const q3_tensor &x, int64_t row
     dim3 grid, block;
     plan_grid(plan, rows, &grid, &block);
     if (vec) {
-        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, V, G, K><<<grid, block, 0, stream>>>(out, x, rows, cols, q_len, shift));
+        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, V, G, K><<<resident_grid(softmax_rows<T, V, G, K>, grid, block),
+                                                                 block, 0, stream>>>(out, x, rows, cols, q_len, shift));
     } else {
-        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, 1, G, K><<<grid, block, 0, stream>>>(out, x, rows, cols, q_len, shift));
+        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, 1, G, K><<<resident_grid(softmax_rows<T, 1, G, K>, grid, block),
+                                                                 block, 0, stream>>>(out, x, rows, cols, q_len, shift));
     }
     return q3_cuda_launch_status(op);
 }
