@@ -106,6 +106,11 @@ __global__ void __launch_bounds__(256) rope_kernel(q3_tensor out, q3_tensor x, q
     const T *xd = static_cast<const T *>(x.data);
     T *od = static_cast<T *>(out.data);
     const int64_t xs2 = x.strides[2], os2 = out.strides[2];
+    // A thread's item reads PAIRS consecutive table entries; stored as [PAIRS][half / PAIRS], the
+    // threads of neighbouring items read neighbouring words (no shared-memory bank conflicts).
+    constexpr int PAIRS = N == 1 ? 1 : (NEOX ? N : N / 2);
+    const int64_t per_pair = half / PAIRS;  // the fast paths guarantee PAIRS divides half
+    auto slot = [&](int64_t i) { return PAIRS == 1 ? i : (i % PAIRS) * per_pair + i / PAIRS; };
     // Work item j -> (head, item within the head).
     auto split = [&](int64_t j, int64_t &h, int64_t &item) {
         int64_t hl;
@@ -130,10 +135,14 @@ __global__ void __launch_bounds__(256) rope_kernel(q3_tensor out, q3_tensor x, q
         }
         if (use_table) {
             __syncthreads();  // the previous token's readers are done with the table
-            for (int64_t i = threadIdx.x; i < half; i += blockDim.x) table[i] = cos_sin(position, inv, theta, i, head_dim);
+            for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+                table[slot(i)] = cos_sin(position, inv, theta, i, head_dim);
+            }
             __syncthreads();
         }
-        auto cos_sin_of = [&](int64_t i) { return use_table ? table[i] : cos_sin(position, inv, theta, i, head_dim); };
+        auto cos_sin_of = [&](int64_t i) {
+            return use_table ? table[slot(i)] : cos_sin(position, inv, theta, i, head_dim);
+        };
         for (int64_t j = first; j < work; j += blockDim.x) {
             int64_t h, item;
             split(j, h, item);
