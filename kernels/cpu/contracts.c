@@ -9,6 +9,95 @@
         if (q3_try_status != Q3_OK) return q3_try_status; \
     } while (0)
 
+static int check_not_scalar(const char *op, const char *name, const q3_tensor *t) {
+    if (t->ndim < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor '%s' must have at least one dim", name);
+    return Q3_OK;
+}
+
+static int check_dtype_is(const char *op, const char *name, const q3_tensor *t, int dtype) {
+    if (t->dtype != dtype) {
+        return q3_fail(Q3_BAD_DTYPE, op, "tensor '%s' has dtype %s; expected %s", name, q3_dtype_name(t->dtype),
+                       q3_dtype_name(dtype));
+    }
+    return Q3_OK;
+}
+
+/* The dtype, then the shape, of `like`. */
+static int check_like(const char *op, const char *name, const q3_tensor *t, const char *like_name,
+                      const q3_tensor *like) {
+    Q3_TRY(q3_check_same_dtype(op, name, t, like_name, like));
+    return q3_check_same_shape(op, name, t, like_name, like);
+}
+
+/* A 1-D tensor of `count` entries, one for each of `what`. */
+static int check_entries(const char *op, const char *name, const q3_tensor *t, int64_t count, const char *what) {
+    if (t->shape[0] != count) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor '%s' has %lld entries for %lld %s", name, (long long)t->shape[0],
+                       (long long)count, what);
+    }
+    return Q3_OK;
+}
+
+int q3_check_embedding_call(const char *op, const q3_tensor *out, const q3_tensor *ids, const q3_tensor *weight) {
+    Q3_TRY(q3_check_index(op, "ids", ids));
+    Q3_TRY(q3_check_float(op, "weight", weight));
+    Q3_TRY(q3_check_float(op, "out", out));
+    Q3_TRY(q3_check_ndim(op, "weight", weight, 2));
+    Q3_TRY(q3_check_same_dtype(op, "out", out, "weight", weight));
+    if (ids->ndim + 1 > Q3_MAX_DIMS) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'ids' has too many dims");
+    int shape_ok = out->ndim == ids->ndim + 1 && out->shape[ids->ndim] == weight->shape[1];
+    for (int d = 0; shape_ok && d < ids->ndim; ++d) shape_ok = out->shape[d] == ids->shape[d];
+    if (!shape_ok) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' must have shape ids.shape + [%lld]",
+                       (long long)weight->shape[1]);
+    }
+    return q3_check_writable(op, "out", out);
+}
+
+/* A 1-D weight as long as x's last dim, of x's dtype or float32. */
+static int check_norm_weight(const char *op, const q3_tensor *weight, const q3_tensor *x) {
+    Q3_TRY(q3_check_ndim(op, "weight", weight, 1));
+    if (weight->shape[0] != x->shape[x->ndim - 1]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'weight' has %lld elements; x's last dim is %lld",
+                       (long long)weight->shape[0], (long long)x->shape[x->ndim - 1]);
+    }
+    return q3_check_weight_dtype(op, "weight", weight, x);
+}
+
+static int check_eps(const char *op, double eps) {
+    if (!(eps >= 0.0)) return q3_fail(Q3_BAD_ATTRIBUTE, op, "eps must be >= 0, got %g", eps);
+    return Q3_OK;
+}
+
+int q3_check_rms_norm_call(const char *op, const q3_tensor *out, const q3_tensor *x, const q3_tensor *weight,
+                           double eps) {
+    Q3_TRY(q3_check_float(op, "x", x));
+    Q3_TRY(q3_check_float(op, "weight", weight));
+    Q3_TRY(q3_check_float(op, "out", out));
+    Q3_TRY(check_not_scalar(op, "x", x));
+    Q3_TRY(check_norm_weight(op, weight, x));
+    Q3_TRY(check_like(op, "out", out, "x", x));
+    Q3_TRY(q3_check_writable(op, "out", out));
+    return check_eps(op, eps);
+}
+
+int q3_check_add_rms_norm_call(const char *op, const q3_tensor *out, const q3_tensor *sum, const q3_tensor *x,
+                               const q3_tensor *residual, const q3_tensor *weight, double eps) {
+    Q3_TRY(q3_check_float(op, "x", x));
+    Q3_TRY(q3_check_float(op, "residual", residual));
+    Q3_TRY(q3_check_float(op, "weight", weight));
+    Q3_TRY(q3_check_float(op, "out", out));
+    Q3_TRY(q3_check_float(op, "sum", sum));
+    Q3_TRY(check_not_scalar(op, "x", x));
+    Q3_TRY(check_like(op, "residual", residual, "x", x));
+    Q3_TRY(check_norm_weight(op, weight, x));
+    Q3_TRY(check_like(op, "out", out, "x", x));
+    Q3_TRY(check_like(op, "sum", sum, "x", x));
+    Q3_TRY(q3_check_writable(op, "out", out));
+    Q3_TRY(q3_check_writable(op, "sum", sum));
+    return check_eps(op, eps);
+}
+
 int q3_check_linear_call(const char *op, const q3_tensor *out, const q3_tensor *x, const q3_tensor *weight,
                          const q3_tensor *bias) {
     Q3_TRY(q3_check_float(op, "x", x));
@@ -16,7 +105,7 @@ int q3_check_linear_call(const char *op, const q3_tensor *out, const q3_tensor *
     Q3_TRY(q3_check_float(op, "out", out));
     const int has_bias = bias->data != NULL;
     if (has_bias) Q3_TRY(q3_check_float(op, "bias", bias));
-    if (x->ndim < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' must have at least one dim");
+    Q3_TRY(check_not_scalar(op, "x", x));
     Q3_TRY(q3_check_ndim(op, "weight", weight, 2));
     Q3_TRY(q3_check_same_dtype(op, "weight", weight, "x", x));
     Q3_TRY(q3_check_same_dtype(op, "out", out, "x", x));
@@ -39,6 +128,59 @@ int q3_check_linear_call(const char *op, const q3_tensor *out, const q3_tensor *
                        (long long)out_features);
     }
     return q3_check_writable(op, "out", out);
+}
+
+int q3_check_rope_call(const char *op, const q3_tensor *out, const q3_tensor *x, const q3_tensor *positions,
+                       double theta, int layout) {
+    Q3_TRY(q3_check_float(op, "x", x));
+    Q3_TRY(q3_check_float(op, "out", out));
+    Q3_TRY(q3_check_index(op, "positions", positions));
+    Q3_TRY(q3_check_ndim(op, "x", x, 3));
+    Q3_TRY(q3_check_ndim(op, "positions", positions, 1));
+    Q3_TRY(check_like(op, "out", out, "x", x));
+    Q3_TRY(check_entries(op, "positions", positions, x->shape[0], "tokens"));
+    if (x->shape[2] % 2 != 0) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has odd head_dim %lld", (long long)x->shape[2]);
+    }
+    if (layout != Q3_ROPE_NEOX && layout != Q3_ROPE_GPTJ) {
+        return q3_fail(Q3_BAD_ATTRIBUTE, op, "unknown layout %d", layout);
+    }
+    if (!(theta > 0.0)) return q3_fail(Q3_BAD_ATTRIBUTE, op, "theta must be > 0, got %g", theta);
+    return q3_check_writable(op, "out", out);
+}
+
+int q3_check_swiglu_call(const char *op, const q3_tensor *out, const q3_tensor *gate, const q3_tensor *up) {
+    Q3_TRY(q3_check_float(op, "gate", gate));
+    Q3_TRY(q3_check_float(op, "up", up));
+    Q3_TRY(q3_check_float(op, "out", out));
+    Q3_TRY(check_not_scalar(op, "gate", gate));
+    Q3_TRY(check_like(op, "up", up, "gate", gate));
+    Q3_TRY(check_like(op, "out", out, "gate", gate));
+    return q3_check_writable(op, "out", out);
+}
+
+static int check_softmax(const char *op, const q3_tensor *out, const q3_tensor *x, int min_rank) {
+    Q3_TRY(q3_check_float(op, "x", x));
+    Q3_TRY(q3_check_float(op, "out", out));
+    if (x->ndim < min_rank) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has rank %d; expected at least %d", x->ndim, min_rank);
+    }
+    Q3_TRY(check_like(op, "out", out, "x", x));
+    return q3_check_writable(op, "out", out);
+}
+
+int q3_check_softmax_call(const char *op, const q3_tensor *out, const q3_tensor *x) {
+    return check_softmax(op, out, x, 1);
+}
+
+int q3_check_causal_softmax_call(const char *op, const q3_tensor *out, const q3_tensor *x) {
+    Q3_TRY(check_softmax(op, out, x, 2));
+    const int64_t q_len = x->shape[x->ndim - 2], k_len = x->shape[x->ndim - 1];
+    if (q_len > k_len) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has q_len %lld > k_len %lld", (long long)q_len,
+                       (long long)k_len);
+    }
+    return Q3_OK;
 }
 
 static int check_scale(const char *op, double scale) {
@@ -102,13 +244,106 @@ int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'q' has %lld heads, not a multiple of k_cache's %lld",
                        (long long)q_heads, (long long)kv_heads);
     }
-    if (seq_lens->shape[0] != q->shape[0]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'seq_lens' has %lld entries for %lld requests",
-                       (long long)seq_lens->shape[0], (long long)q->shape[0]);
-    }
+    Q3_TRY(check_entries(op, "seq_lens", seq_lens, q->shape[0], "requests"));
     Q3_TRY(q3_check_same_shape(op, "out", out, "q", q));
     Q3_TRY(q3_check_writable(op, "out", out));
     return check_scale(op, scale);
+}
+
+/* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
+static int check_kv_tensors(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *k,
+                            const q3_tensor *v, const q3_tensor *index, const char *index_name, int kv_rank) {
+    Q3_TRY(q3_check_float(op, "k_cache", k_cache));
+    Q3_TRY(q3_check_float(op, "v_cache", v_cache));
+    Q3_TRY(q3_check_float(op, "k", k));
+    Q3_TRY(q3_check_float(op, "v", v));
+    Q3_TRY(q3_check_index(op, index_name, index));
+    Q3_TRY(q3_check_ndim(op, "k_cache", k_cache, 4));
+    Q3_TRY(q3_check_ndim(op, "v_cache", v_cache, 4));
+    Q3_TRY(q3_check_ndim(op, "k", k, kv_rank));
+    Q3_TRY(q3_check_ndim(op, "v", v, kv_rank));
+    Q3_TRY(q3_check_same_dtype(op, "v_cache", v_cache, "k_cache", k_cache));
+    Q3_TRY(q3_check_same_dtype(op, "k", k, "k_cache", k_cache));
+    Q3_TRY(q3_check_same_dtype(op, "v", v, "k_cache", k_cache));
+    Q3_TRY(q3_check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache));
+    Q3_TRY(q3_check_same_shape(op, "v", v, "k", k));
+    /* The trailing [Hkv, D] of k must match the cache's. */
+    if (k->shape[kv_rank - 2] != k_cache->shape[2] || k->shape[kv_rank - 1] != k_cache->shape[3]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k' has [Hkv, D] = [%lld, %lld]; k_cache has [%lld, %lld]",
+                       (long long)k->shape[kv_rank - 2], (long long)k->shape[kv_rank - 1],
+                       (long long)k_cache->shape[2], (long long)k_cache->shape[3]);
+    }
+    Q3_TRY(q3_check_writable(op, "k_cache", k_cache));
+    return q3_check_writable(op, "v_cache", v_cache);
+}
+
+int q3_check_kv_cache_write_call(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache,
+                                 const q3_tensor *k, const q3_tensor *v, const q3_tensor *positions) {
+    Q3_TRY(check_kv_tensors(op, k_cache, v_cache, k, v, positions, "positions", 4));
+    Q3_TRY(q3_check_ndim(op, "positions", positions, 2));
+    const int64_t batch = k->shape[0], new_tokens = k->shape[1];
+    if (k_cache->shape[0] != batch) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; k has %lld",
+                       (long long)k_cache->shape[0], (long long)batch);
+    }
+    if (positions->shape[0] != batch || positions->shape[1] != new_tokens) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'positions' has shape [%lld, %lld]; expected [%lld, %lld]",
+                       (long long)positions->shape[0], (long long)positions->shape[1], (long long)batch,
+                       (long long)new_tokens);
+    }
+    return Q3_OK;
+}
+
+int q3_check_kv_cache_write_paged_call(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache,
+                                       const q3_tensor *k, const q3_tensor *v, const q3_tensor *slots) {
+    Q3_TRY(check_kv_tensors(op, k_cache, v_cache, k, v, slots, "slots", 3));
+    Q3_TRY(q3_check_ndim(op, "slots", slots, 1));
+    Q3_TRY(check_entries(op, "slots", slots, k->shape[0], "tokens"));
+    const int64_t num_blocks = k_cache->shape[0], block_size = k_cache->shape[1];
+    if (block_size != 0 && num_blocks > INT64_MAX / block_size) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has too many slots");
+    }
+    return Q3_OK;
+}
+
+int q3_check_argmax_call(const char *op, const q3_tensor *out, const q3_tensor *logits) {
+    Q3_TRY(q3_check_float(op, "logits", logits));
+    Q3_TRY(q3_check_tensor(op, "out", out));
+    Q3_TRY(check_dtype_is(op, "out", out, Q3_I64));
+    Q3_TRY(q3_check_ndim(op, "logits", logits, 2));
+    Q3_TRY(q3_check_ndim(op, "out", out, 1));
+    if (logits->shape[1] < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'logits' has an empty vocabulary");
+    Q3_TRY(check_entries(op, "out", out, logits->shape[0], "rows"));
+    return q3_check_writable(op, "out", out);
+}
+
+/* temperature must also stay finite and > 0 once rounded to float32, the precision it is used in. */
+static int check_sampling(const char *op, double temperature, double top_p) {
+    const float temperature_f = (float)temperature;
+    if (!(temperature > 0.0) || !isfinite(temperature_f) || !(temperature_f > 0.0f)) {
+        return q3_fail(Q3_BAD_ATTRIBUTE, op, "temperature must be finite and > 0, got %g", temperature);
+    }
+    if (!(top_p > 0.0 && top_p <= 1.0)) {
+        return q3_fail(Q3_BAD_ATTRIBUTE, op, "top_p must be in (0, 1], got %g", top_p);
+    }
+    return Q3_OK;
+}
+
+int q3_check_random_sample_call(const char *op, const q3_tensor *out, const q3_tensor *logits,
+                                const q3_tensor *random, double temperature, double top_p) {
+    Q3_TRY(q3_check_float(op, "logits", logits));
+    Q3_TRY(q3_check_tensor(op, "random", random));
+    Q3_TRY(q3_check_tensor(op, "out", out));
+    Q3_TRY(check_dtype_is(op, "random", random, Q3_F32));
+    Q3_TRY(check_dtype_is(op, "out", out, Q3_I64));
+    Q3_TRY(q3_check_ndim(op, "logits", logits, 2));
+    Q3_TRY(q3_check_ndim(op, "random", random, 1));
+    Q3_TRY(q3_check_ndim(op, "out", out, 1));
+    if (logits->shape[1] < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'logits' has an empty vocabulary");
+    Q3_TRY(check_entries(op, "random", random, logits->shape[0], "rows"));
+    Q3_TRY(check_entries(op, "out", out, logits->shape[0], "rows"));
+    Q3_TRY(q3_check_writable(op, "out", out));
+    return check_sampling(op, temperature, top_p);
 }
 
 int q3_check_moe_router_call(const char *op, const q3_tensor *weights, const q3_tensor *ids, const q3_tensor *x,
@@ -117,9 +352,7 @@ int q3_check_moe_router_call(const char *op, const q3_tensor *weights, const q3_
     Q3_TRY(q3_check_float(op, "gate_weight", gate_weight));
     Q3_TRY(q3_check_float(op, "weights", weights));
     Q3_TRY(q3_check_tensor(op, "ids", ids));
-    if (ids->dtype != Q3_I64) {
-        return q3_fail(Q3_BAD_DTYPE, op, "tensor 'ids' has dtype %s; expected int64", q3_dtype_name(ids->dtype));
-    }
+    Q3_TRY(check_dtype_is(op, "ids", ids, Q3_I64));
     Q3_TRY(q3_check_same_dtype(op, "gate_weight", gate_weight, "x", x));
     Q3_TRY(q3_check_same_dtype(op, "weights", weights, "x", x));
     Q3_TRY(q3_check_ndim(op, "x", x, 2));

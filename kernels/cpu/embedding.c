@@ -1,24 +1,13 @@
 /* Token embedding: out[..., :] = weight[ids[...], :]; every id is checked before any write. */
 #include "common.h"
+#include "contracts.h"
 
 int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
     static const char op[] = "embedding";
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_index(op, "ids", &ids)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "weight", &weight)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "weight", &weight, 2)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "weight", &weight)) != Q3_OK) return status;
-    if (ids.ndim + 1 > Q3_MAX_DIMS) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'ids' has too many dims");
-    int shape_ok = out.ndim == ids.ndim + 1 && out.shape[ids.ndim] == weight.shape[1];
-    for (int d = 0; shape_ok && d < ids.ndim; ++d) shape_ok = out.shape[d] == ids.shape[d];
-    if (!shape_ok) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' must have shape ids.shape + [%lld]",
-                       (long long)weight.shape[1]);
-    }
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_embedding_call(op, &out, &ids, &weight)) != Q3_OK) return status;
 
     /* ids viewed as rows of a [numel, 1] matrix so that q3_row_offset walks its strides. */
     q3_tensor id_rows = ids;

@@ -5,41 +5,7 @@
 #include <stdlib.h>
 
 #include "common.h"
-
-/* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
-static int check_tensors(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache,
-                         const q3_tensor *k, const q3_tensor *v, const q3_tensor *index,
-                         const char *index_name, int cache_rank, int kv_rank) {
-    int status;
-    if ((status = q3_check_float(op, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "v_cache", v_cache)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "k", k)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "v", v)) != Q3_OK) return status;
-    if ((status = q3_check_index(op, index_name, index)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "k_cache", k_cache, cache_rank)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "v_cache", v_cache, cache_rank)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "k", k, kv_rank)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "v", v, kv_rank)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
-        return status;
-    }
-    if ((status = q3_check_same_dtype(op, "k", k, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "v", v, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
-        return status;
-    }
-    if ((status = q3_check_same_shape(op, "v", v, "k", k)) != Q3_OK) return status;
-    /* The trailing [Hkv, D] of k must match the cache's. */
-    if (k->shape[kv_rank - 2] != k_cache->shape[2] || k->shape[kv_rank - 1] != k_cache->shape[3]) {
-        return q3_fail(Q3_BAD_SHAPE, op,
-                       "tensor 'k' has [Hkv, D] = [%lld, %lld]; k_cache has [%lld, %lld]",
-                       (long long)k->shape[kv_rank - 2], (long long)k->shape[kv_rank - 1],
-                       (long long)k_cache->shape[2], (long long)k_cache->shape[3]);
-    }
-    if ((status = q3_check_writable(op, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "v_cache", v_cache)) != Q3_OK) return status;
-    return Q3_OK;
-}
+#include "contracts.h"
 
 static void copy_head_block(const q3_tensor *dst, int64_t dst_base, const q3_tensor *src,
                             int64_t src_base, int64_t heads, int64_t head_dim, int dst_h,
@@ -68,21 +34,10 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = check_tensors(op, &k_cache, &v_cache, &k, &v, &positions, "positions", 4, 4)) !=
-        Q3_OK) {
+    if ((status = q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions)) != Q3_OK) {
         return status;
     }
-    if ((status = q3_check_ndim(op, "positions", &positions, 2)) != Q3_OK) return status;
     const int64_t batch = k.shape[0], new_tokens = k.shape[1], length = k_cache.shape[1];
-    if (k_cache.shape[0] != batch) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; k has %lld",
-                       (long long)k_cache.shape[0], (long long)batch);
-    }
-    if (positions.shape[0] != batch || positions.shape[1] != new_tokens) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'positions' has shape [%lld, %lld]; expected [%lld, %lld]",
-                       (long long)positions.shape[0], (long long)positions.shape[1],
-                       (long long)batch, (long long)new_tokens);
-    }
     int64_t *request = malloc(sizeof(int64_t) * (size_t)(new_tokens + 1));
     if (request == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate position scratch");
     for (int64_t b = 0; b < batch && status == Q3_OK; ++b) {
@@ -115,20 +70,11 @@ int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = check_tensors(op, &k_cache, &v_cache, &k, &v, &slots, "slots", 4, 3)) !=
-        Q3_OK) {
+    if ((status = q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots)) != Q3_OK) {
         return status;
     }
-    if ((status = q3_check_ndim(op, "slots", &slots, 1)) != Q3_OK) return status;
     const int64_t count = k.shape[0];
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
-    if (slots.shape[0] != count) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'slots' has %lld entries for %lld tokens",
-                       (long long)slots.shape[0], (long long)count);
-    }
-    if (block_size != 0 && num_blocks > INT64_MAX / block_size) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has too many slots");
-    }
     const int64_t total = num_blocks * block_size;
     int64_t *values = malloc(sizeof(int64_t) * (size_t)(count + 1));
     if (values == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate slot scratch");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "common.h"
+#include "contracts.h"
 #include "scratch.h"
 
 typedef struct {
@@ -71,39 +72,10 @@ int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double t
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_float(op, "logits", &logits)) != Q3_OK) return status;
-    if ((status = q3_check_tensor(op, "random", &random)) != Q3_OK) return status;
-    if ((status = q3_check_tensor(op, "out", &out)) != Q3_OK) return status;
-    if (random.dtype != Q3_F32) {
-        return q3_fail(Q3_BAD_DTYPE, op, "tensor 'random' has dtype %s; expected float32",
-                       q3_dtype_name(random.dtype));
+    if ((status = q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p)) != Q3_OK) {
+        return status;
     }
-    if (out.dtype != Q3_I64) {
-        return q3_fail(Q3_BAD_DTYPE, op, "tensor 'out' has dtype %s; expected int64",
-                       q3_dtype_name(out.dtype));
-    }
-    if ((status = q3_check_ndim(op, "logits", &logits, 2)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "random", &random, 1)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "out", &out, 1)) != Q3_OK) return status;
     const int64_t batch = logits.shape[0], vocab = logits.shape[1];
-    if (vocab < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'logits' has an empty vocabulary");
-    if (random.shape[0] != batch) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'random' has %lld entries for %lld rows",
-                       (long long)random.shape[0], (long long)batch);
-    }
-    if (out.shape[0] != batch) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' has %lld entries for %lld rows",
-                       (long long)out.shape[0], (long long)batch);
-    }
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
-    const float temperature_f = (float)temperature;
-    if (!(temperature > 0.0) || !isfinite(temperature_f) || !(temperature_f > 0.0f)) {
-        return q3_fail(Q3_BAD_ATTRIBUTE, op, "temperature must be finite and > 0, got %g",
-                       temperature);
-    }
-    if (!(top_p > 0.0 && top_p <= 1.0)) {
-        return q3_fail(Q3_BAD_ATTRIBUTE, op, "top_p must be in (0, 1], got %g", top_p);
-    }
     for (int64_t b = 0; b < batch; ++b) {
         const float r = ((const float *)random.data)[b * random.strides[0]];
         if (!(r >= 0.0f && r < 1.0f)) {

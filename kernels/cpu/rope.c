@@ -2,6 +2,7 @@
  * inv_freq[i] = 1 / theta ** (2i / head_dim) in float32; angle = position * inv_freq[i];
  * NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1). */
 #include "common.h"
+#include "contracts.h"
 
 int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int layout,
             void *stream) {
@@ -9,28 +10,9 @@ int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int l
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_float(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_check_index(op, "positions", &positions)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "x", &x, 3)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "positions", &positions, 1)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "out", &out, "x", &x)) != Q3_OK) return status;
-    if (positions.shape[0] != x.shape[0]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'positions' has %lld entries for %lld tokens",
-                       (long long)positions.shape[0], (long long)x.shape[0]);
-    }
-    const int64_t head_dim = x.shape[2];
-    if (head_dim % 2 != 0) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has odd head_dim %lld", (long long)head_dim);
-    }
-    if (layout != Q3_ROPE_NEOX && layout != Q3_ROPE_GPTJ) {
-        return q3_fail(Q3_BAD_ATTRIBUTE, op, "unknown layout %d", layout);
-    }
-    if (!(theta > 0.0)) return q3_fail(Q3_BAD_ATTRIBUTE, op, "theta must be > 0, got %g", theta);
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_rope_call(op, &out, &x, &positions, theta, layout)) != Q3_OK) return status;
 
-    const int64_t tokens = x.shape[0], heads = x.shape[1], half = head_dim / 2;
+    const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t t = 0; t < tokens; ++t) {
         for (int64_t h = 0; h < heads; ++h) {

@@ -2,6 +2,7 @@
  * exp in float32 (sum accumulated in double), written once in x's dtype. A row that is all -inf
  * yields NaN, as PyTorch does. */
 #include "common.h"
+#include "contracts.h"
 
 /* Softmax of the first `visible` entries of a row; entries visible .. cols-1 are written as 0. */
 static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_stride,
@@ -23,25 +24,12 @@ static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_st
     for (int64_t c = visible; c < cols; ++c) q3_store(out, out_offset + c * out_stride, 0.0f);
 }
 
-static int check_common(const char *op, const q3_tensor *out, const q3_tensor *x, int min_rank) {
-    int status;
-    if ((status = q3_check_float(op, "x", x)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", out)) != Q3_OK) return status;
-    if (x->ndim < min_rank) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has rank %d; expected at least %d", x->ndim,
-                       min_rank);
-    }
-    if ((status = q3_check_same_dtype(op, "out", out, "x", x)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "out", out, "x", x)) != Q3_OK) return status;
-    return q3_check_writable(op, "out", out);
-}
-
 int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
     static const char op[] = "softmax";
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = check_common(op, &out, &x, 1)) != Q3_OK) return status;
+    if ((status = q3_check_softmax_call(op, &out, &x)) != Q3_OK) return status;
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
@@ -58,12 +46,8 @@ int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream) {
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = check_common(op, &out, &x, 2)) != Q3_OK) return status;
+    if ((status = q3_check_causal_softmax_call(op, &out, &x)) != Q3_OK) return status;
     const int64_t q_len = x.shape[x.ndim - 2], k_len = x.shape[x.ndim - 1];
-    if (q_len > k_len) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has q_len %lld > k_len %lld",
-                       (long long)q_len, (long long)k_len);
-    }
 
     const int64_t rows = q3_rows(&x);
     const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];

@@ -1,20 +1,13 @@
 /* SwiGLU activation of the Qwen3 MLP: out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). */
 #include "common.h"
+#include "contracts.h"
 
 int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
     static const char op[] = "swiglu";
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_float(op, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "up", &up)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
-    if (gate.ndim < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'gate' must have at least one dim");
-    if ((status = q3_check_same_dtype(op, "up", &up, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "up", &up, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "out", &out, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_swiglu_call(op, &out, &gate, &up)) != Q3_OK) return status;
 
     const int64_t rows = q3_rows(&gate), cols = gate.shape[gate.ndim - 1];
     const int last = gate.ndim - 1;

@@ -2,6 +2,7 @@
 // sum = x + residual (rounded to x's dtype); out = rms_norm(sum, weight, eps), normalised from the
 // rounded sum. Rows are held in registers (x and residual read once, sum and out written once): a
 // team of 1..32 lanes per short row, a block per long row; rows beyond 4096 items read sum back.
+#include "contracts.h"
 #include "rows.cuh"
 
 namespace {
@@ -137,27 +138,7 @@ int q3_add_rms_norm(q3_tensor out, q3_tensor sum, q3_tensor x, q3_tensor residua
     static const char op[] = "add_rms_norm";
     int status;
     q3_clear_error();
-    if ((status = q3_check_float(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "residual", &residual)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "weight", &weight)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "sum", &sum)) != Q3_OK) return status;
-    if (x.ndim < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' must have at least one dim");
-    if ((status = q3_check_same_dtype(op, "residual", &residual, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "residual", &residual, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "weight", &weight, 1)) != Q3_OK) return status;
-    if (weight.shape[0] != x.shape[x.ndim - 1]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'weight' has %lld elements; x's last dim is %lld",
-                       (long long)weight.shape[0], (long long)x.shape[x.ndim - 1]);
-    }
-    if ((status = q3_check_weight_dtype(op, "weight", &weight, &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "out", &out, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "sum", &sum, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "sum", &sum, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "sum", &sum)) != Q3_OK) return status;
-    if (!(eps >= 0.0)) return q3_fail(Q3_BAD_ATTRIBUTE, op, "eps must be >= 0, got %g", eps);
+    if ((status = q3_check_add_rms_norm_call(op, &out, &sum, &x, &residual, &weight, eps)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "residual", &residual)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "weight", &weight)) != Q3_OK) return status;

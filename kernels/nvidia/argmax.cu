@@ -5,6 +5,7 @@
 // on the reduction order.
 #include <math.h>
 
+#include "contracts.h"
 #include "rows.cuh"
 
 namespace {
@@ -142,24 +143,11 @@ int q3_argmax(q3_tensor out, q3_tensor logits, void *stream) {
     static const char op[] = "argmax";
     int status;
     q3_clear_error();
-    if ((status = q3_check_float(op, "logits", &logits)) != Q3_OK) return status;
-    if ((status = q3_check_tensor(op, "out", &out)) != Q3_OK) return status;
-    if (out.dtype != Q3_I64) {
-        return q3_fail(Q3_BAD_DTYPE, op, "tensor 'out' has dtype %s; expected int64", q3_dtype_name(out.dtype));
-    }
-    if ((status = q3_check_ndim(op, "logits", &logits, 2)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "out", &out, 1)) != Q3_OK) return status;
-    const int64_t batch = logits.shape[0], vocab = logits.shape[1];
-    if (vocab < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'logits' has an empty vocabulary");
-    if (out.shape[0] != batch) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' has %lld entries for %lld rows", (long long)out.shape[0],
-                       (long long)batch);
-    }
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_argmax_call(op, &out, &logits)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "logits", &logits)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
 
-    if (batch == 0) return Q3_OK;
+    if (logits.shape[0] == 0) return Q3_OK;
     cudaStream_t s = (cudaStream_t)stream;
     status = Q3_OK;
     Q3_DISPATCH_FLOAT(logits.dtype, T, status = launch<T>(op, out, logits, s));

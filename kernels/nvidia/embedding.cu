@@ -4,6 +4,7 @@
 // otherwise), bits copied unchanged.
 #include <stdlib.h>
 
+#include "contracts.h"
 #include "index_check.cuh"
 #include "rows.cuh"
 
@@ -78,19 +79,7 @@ int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
     static const char op[] = "embedding";
     int status;
     q3_clear_error();
-    if ((status = q3_check_index(op, "ids", &ids)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "weight", &weight)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "weight", &weight, 2)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "weight", &weight)) != Q3_OK) return status;
-    if (ids.ndim + 1 > Q3_MAX_DIMS) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'ids' has too many dims");
-    int shape_ok = out.ndim == ids.ndim + 1 && out.shape[ids.ndim] == weight.shape[1];
-    for (int d = 0; shape_ok && d < ids.ndim; ++d) shape_ok = out.shape[d] == ids.shape[d];
-    if (!shape_ok) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' must have shape ids.shape + [%lld]",
-                       (long long)weight.shape[1]);
-    }
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_embedding_call(op, &out, &ids, &weight)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "ids", &ids)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "weight", &weight)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;

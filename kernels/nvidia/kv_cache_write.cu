@@ -7,45 +7,13 @@
 // the bits of k and of v. Nothing else of the caches is written.
 #include <stdlib.h>
 
+#include "contracts.h"
 #include "index_check.cuh"
 #include "rows.cuh"
 
 namespace {
 
 using namespace q3r;
-
-/* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
-int check_tensors(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *k,
-                  const q3_tensor *v, const q3_tensor *index, const char *index_name, int cache_rank, int kv_rank) {
-    int status;
-    if ((status = q3_check_float(op, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "v_cache", v_cache)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "k", k)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "v", v)) != Q3_OK) return status;
-    if ((status = q3_check_index(op, index_name, index)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "k_cache", k_cache, cache_rank)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "v_cache", v_cache, cache_rank)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "k", k, kv_rank)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "v", v, kv_rank)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
-        return status;
-    }
-    if ((status = q3_check_same_dtype(op, "k", k, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "v", v, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache)) != Q3_OK) {
-        return status;
-    }
-    if ((status = q3_check_same_shape(op, "v", v, "k", k)) != Q3_OK) return status;
-    /* The trailing [Hkv, D] of k must match the cache's. */
-    if (k->shape[kv_rank - 2] != k_cache->shape[2] || k->shape[kv_rank - 1] != k_cache->shape[3]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k' has [Hkv, D] = [%lld, %lld]; k_cache has [%lld, %lld]",
-                       (long long)k->shape[kv_rank - 2], (long long)k->shape[kv_rank - 1],
-                       (long long)k_cache->shape[2], (long long)k_cache->shape[3]);
-    }
-    if ((status = q3_check_writable(op, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "v_cache", v_cache)) != Q3_OK) return status;
-    return Q3_OK;
-}
 
 int check_devices(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *k,
                   const q3_tensor *v, const q3_tensor *index, const char *index_name) {
@@ -168,21 +136,9 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
     static const char op[] = "kv_cache_write";
     int status;
     q3_clear_error();
-    if ((status = check_tensors(op, &k_cache, &v_cache, &k, &v, &positions, "positions", 4, 4)) != Q3_OK) {
-        return status;
-    }
-    if ((status = q3_check_ndim(op, "positions", &positions, 2)) != Q3_OK) return status;
-    const int64_t batch = k.shape[0], new_tokens = k.shape[1], length = k_cache.shape[1];
-    if (k_cache.shape[0] != batch) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; k has %lld",
-                       (long long)k_cache.shape[0], (long long)batch);
-    }
-    if (positions.shape[0] != batch || positions.shape[1] != new_tokens) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'positions' has shape [%lld, %lld]; expected [%lld, %lld]",
-                       (long long)positions.shape[0], (long long)positions.shape[1], (long long)batch,
-                       (long long)new_tokens);
-    }
+    if ((status = q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions)) != Q3_OK) return status;
     if ((status = check_devices(op, &k_cache, &v_cache, &k, &v, &positions, "positions")) != Q3_OK) return status;
+    const int64_t batch = k.shape[0], new_tokens = k.shape[1], length = k_cache.shape[1];
     cudaStream_t s = (cudaStream_t)stream;
     bool valid;
     if ((status = check_indices_on_device(op, "positions", positions, length, batch, s, &valid)) != Q3_OK) {
@@ -205,19 +161,9 @@ int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q
     static const char op[] = "kv_cache_write_paged";
     int status;
     q3_clear_error();
-    if ((status = check_tensors(op, &k_cache, &v_cache, &k, &v, &slots, "slots", 4, 3)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "slots", &slots, 1)) != Q3_OK) return status;
-    const int64_t count = k.shape[0];
-    const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
-    if (slots.shape[0] != count) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'slots' has %lld entries for %lld tokens", (long long)slots.shape[0],
-                       (long long)count);
-    }
-    if (block_size != 0 && num_blocks > INT64_MAX / block_size) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has too many slots");
-    }
+    if ((status = q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots)) != Q3_OK) return status;
     if ((status = check_devices(op, &k_cache, &v_cache, &k, &v, &slots, "slots")) != Q3_OK) return status;
-    const int64_t total = num_blocks * block_size;
+    const int64_t count = k.shape[0], total = k_cache.shape[0] * k_cache.shape[1];
     cudaStream_t s = (cudaStream_t)stream;
     bool valid;
     if ((status = check_indices_on_device(op, "slots", slots, total, 1, s, &valid)) != Q3_OK) return status;

@@ -20,6 +20,7 @@
 #include <limits.h>
 
 #include "common.cuh"
+#include "contracts.h"
 
 namespace {
 
@@ -393,42 +394,14 @@ int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double t
     static const char op[] = "random_sample";
     int status;
     q3_clear_error();
-    if ((status = q3_check_float(op, "logits", &logits)) != Q3_OK) return status;
-    if ((status = q3_check_tensor(op, "random", &random)) != Q3_OK) return status;
-    if ((status = q3_check_tensor(op, "out", &out)) != Q3_OK) return status;
-    if (random.dtype != Q3_F32) {
-        return q3_fail(Q3_BAD_DTYPE, op, "tensor 'random' has dtype %s; expected float32",
-                       q3_dtype_name(random.dtype));
-    }
-    if (out.dtype != Q3_I64) {
-        return q3_fail(Q3_BAD_DTYPE, op, "tensor 'out' has dtype %s; expected int64",
-                       q3_dtype_name(out.dtype));
-    }
-    if ((status = q3_check_ndim(op, "logits", &logits, 2)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "random", &random, 1)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "out", &out, 1)) != Q3_OK) return status;
-    const int64_t batch = logits.shape[0], vocab = logits.shape[1];
-    if (vocab < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'logits' has an empty vocabulary");
-    if (random.shape[0] != batch) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'random' has %lld entries for %lld rows",
-                       (long long)random.shape[0], (long long)batch);
-    }
-    if (out.shape[0] != batch) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' has %lld entries for %lld rows",
-                       (long long)out.shape[0], (long long)batch);
-    }
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
-    const float temperature_f = (float)temperature;
-    if (!(temperature > 0.0) || !isfinite(temperature_f) || !(temperature_f > 0.0f)) {
-        return q3_fail(Q3_BAD_ATTRIBUTE, op, "temperature must be finite and > 0, got %g",
-                       temperature);
-    }
-    if (!(top_p > 0.0 && top_p <= 1.0)) {
-        return q3_fail(Q3_BAD_ATTRIBUTE, op, "top_p must be in (0, 1], got %g", top_p);
+    if ((status = q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p)) != Q3_OK) {
+        return status;
     }
     if ((status = q3_cuda_check_device(op, "logits", &logits)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "random", &random)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    const int64_t batch = logits.shape[0], vocab = logits.shape[1];
+    const float temperature_f = (float)temperature;
     cudaStream_t s = (cudaStream_t)stream;
     if (batch > 0) {
         float *values = q3_cuda_floats_to_host(op, "random", &random, s, &status);

@@ -8,6 +8,7 @@
 // or of interleaved pairs (GPT-J) per thread on the fast path, one pair per thread otherwise.
 #include <math.h>
 
+#include "contracts.h"
 #include "rows.cuh"
 
 namespace {
@@ -216,31 +217,13 @@ int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int l
     static const char op[] = "rope";
     int status;
     q3_clear_error();
-    if ((status = q3_check_float(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_check_index(op, "positions", &positions)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "x", &x, 3)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "positions", &positions, 1)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "out", &out, "x", &x)) != Q3_OK) return status;
-    if (positions.shape[0] != x.shape[0]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'positions' has %lld entries for %lld tokens",
-                       (long long)positions.shape[0], (long long)x.shape[0]);
-    }
-    const int64_t head_dim = x.shape[2];
-    if (head_dim % 2 != 0) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has odd head_dim %lld", (long long)head_dim);
-    }
-    if (layout != Q3_ROPE_NEOX && layout != Q3_ROPE_GPTJ) {
-        return q3_fail(Q3_BAD_ATTRIBUTE, op, "unknown layout %d", layout);
-    }
-    if (!(theta > 0.0)) return q3_fail(Q3_BAD_ATTRIBUTE, op, "theta must be > 0, got %g", theta);
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_rope_call(op, &out, &x, &positions, theta, layout)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "positions", &positions)) != Q3_OK) return status;
 
     if (q3_numel(&x) == 0) return Q3_OK;
+    const int64_t head_dim = x.shape[2];
     InvFreq inv;
     for (int64_t i = 0; i < HOST_TABLE; ++i) {
         inv.v[i] = i < head_dim / 2 ? 1.0f / powf((float)theta, (float)(2 * i) / (float)head_dim) : 0.0f;

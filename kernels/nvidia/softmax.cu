@@ -10,6 +10,7 @@
 // order and writes its chunk.
 #include <math.h>
 
+#include "contracts.h"
 #include "rows.cuh"
 
 namespace {
@@ -300,18 +301,6 @@ int launch(const char *op, const q3_tensor &out, const q3_tensor &x, int64_t row
     return q3_cuda_launch_status(op);
 }
 
-int check_common(const char *op, const q3_tensor *out, const q3_tensor *x, int min_rank) {
-    int status;
-    if ((status = q3_check_float(op, "x", x)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", out)) != Q3_OK) return status;
-    if (x->ndim < min_rank) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has rank %d; expected at least %d", x->ndim, min_rank);
-    }
-    if ((status = q3_check_same_dtype(op, "out", out, "x", x)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "out", out, "x", x)) != Q3_OK) return status;
-    return q3_check_writable(op, "out", out);
-}
-
 int run(const char *op, q3_tensor out, q3_tensor x, int64_t q_len, int64_t shift, void *stream) {
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     if (rows == 0 || cols == 0) return Q3_OK;
@@ -329,7 +318,7 @@ int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
     static const char op[] = "softmax";
     int status;
     q3_clear_error();
-    if ((status = check_common(op, &out, &x, 1)) != Q3_OK) return status;
+    if ((status = q3_check_softmax_call(op, &out, &x)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
     const int64_t cols = x.shape[x.ndim - 1];
@@ -340,13 +329,9 @@ int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream) {
     static const char op[] = "causal_softmax";
     int status;
     q3_clear_error();
-    if ((status = check_common(op, &out, &x, 2)) != Q3_OK) return status;
-    const int64_t q_len = x.shape[x.ndim - 2], k_len = x.shape[x.ndim - 1];
-    if (q_len > k_len) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has q_len %lld > k_len %lld", (long long)q_len,
-                       (long long)k_len);
-    }
+    if ((status = q3_check_causal_softmax_call(op, &out, &x)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    const int64_t q_len = x.shape[x.ndim - 2], k_len = x.shape[x.ndim - 1];
     return run(op, out, x, q_len, k_len - q_len, stream);
 }

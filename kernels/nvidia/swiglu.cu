@@ -2,6 +2,7 @@
 // float32. The tensors' dims are merged where all three layouts allow (a contiguous call becomes
 // one row; a fused gate_up view stays [rows, I] with row stride 2I); each thread then handles one
 // 16-byte pack (fast path) or one element of a flat grid-stride range.
+#include "contracts.h"
 #include "rows.cuh"
 
 namespace {
@@ -63,15 +64,7 @@ int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
     static const char op[] = "swiglu";
     int status;
     q3_clear_error();
-    if ((status = q3_check_float(op, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "up", &up)) != Q3_OK) return status;
-    if ((status = q3_check_float(op, "out", &out)) != Q3_OK) return status;
-    if (gate.ndim < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'gate' must have at least one dim");
-    if ((status = q3_check_same_dtype(op, "up", &up, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "up", &up, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_same_dtype(op, "out", &out, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_same_shape(op, "out", &out, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_check_writable(op, "out", &out)) != Q3_OK) return status;
+    if ((status = q3_check_swiglu_call(op, &out, &gate, &up)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "gate", &gate)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "up", &up)) != Q3_OK) return status;
     if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
