@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -165,8 +166,13 @@ def test_a_finished_checkpoint_is_reused_not_rewritten(tiny):
     assert not [p for p in tiny.parent.iterdir() if p.name.startswith(".")]  # no staging directory left
 
 
+def test_the_written_config_reads_back_as_the_spec(tiny, tiny_moe):
+    for directory, name in ((tiny, "tiny"), (tiny_moe, "tiny-moe")):
+        assert replace(read_config(directory), dtype=None) == SYNTHETIC_MODELS[name].config
+
+
 def test_the_published_sizes_are_qwen3s():
-    big = {n: SYNTHETIC_MODELS[n] for n in ("0.6b", "8b", "30b-a3b")}
+    big = {n: SYNTHETIC_MODELS[n].config for n in ("0.6b", "8b", "30b-a3b")}
     assert [(s.hidden_size, s.num_hidden_layers, s.num_attention_heads, s.num_key_value_heads) for s in big.values()] \
         == [(1024, 28, 16, 8), (4096, 36, 32, 8), (2048, 48, 32, 4)]
     assert big["0.6b"].tie_word_embeddings and not big["8b"].tie_word_embeddings

@@ -26,7 +26,7 @@ import torch
 from kernels.build import cache_dir
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.model.checkpoint import weights_present
-from operators.model.config import CONFIG_FILE
+from operators.model.config import ARCHITECTURES, CONFIG_FILE, ModelConfig
 from operators.model.errors import CheckpointError
 
 SHARD_SIZE = "4GB"
@@ -69,80 +69,65 @@ INITIALISERS = (
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    name: str
-    moe: bool
-    vocab_size: int
-    hidden_size: int
-    intermediate_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    tie_word_embeddings: bool
-    rope_theta: float = 1_000_000.0
-    rms_norm_eps: float = 1e-6
-    max_position_embeddings: int = 40960
-    num_experts: int = 0
-    num_experts_per_tok: int = 0
-    moe_intermediate_size: int = 0
-    norm_topk_prob: bool = False
-    decoder_sparse_step: int = 1
-    mlp_only_layers: tuple[int, ...] = ()
+    """A synthetic model: its cache name and the config it is written with (what read_config gives back)."""
 
-    def __post_init__(self) -> None:
-        if self.moe != (self.num_experts > 0):
-            raise ValueError(f"{self.name}: moe={self.moe} with num_experts={self.num_experts}")
-        if self.moe and not (0 < self.num_experts_per_tok <= self.num_experts and self.moe_intermediate_size > 0):
-            raise ValueError(f"{self.name}: top-{self.num_experts_per_tok} of {self.num_experts} experts of "
-                             f"width {self.moe_intermediate_size}")
-        if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(f"{self.name}: {self.num_attention_heads} heads, {self.num_key_value_heads} kv heads")
+    name: str
+    config: ModelConfig
 
     def shortened(self, layers: int | None) -> "SyntheticSpec":
         """The same model with its first `layers` layers (None: all)."""
-        if layers is None or layers == self.num_hidden_layers:
+        total = self.config.num_hidden_layers
+        if layers is None or layers == total:
             return self
-        if not 0 < layers <= self.num_hidden_layers:
-            raise ValueError(f"{self.name}: layers must be in [1, {self.num_hidden_layers}], got {layers}")
-        return replace(self, num_hidden_layers=layers,
-                       mlp_only_layers=tuple(i for i in self.mlp_only_layers if i < layers))
+        if not 0 < layers <= total:
+            raise ValueError(f"{self.name}: layers must be in [1, {total}], got {layers}")
+        return replace(self, config=replace(self.config, num_hidden_layers=layers, mlp_only_layers=tuple(
+            i for i in self.config.mlp_only_layers if i < layers)))
 
     def hf_config(self) -> Any:
         """transformers' Qwen3Config or Qwen3MoeConfig of these sizes."""
         from transformers import Qwen3Config, Qwen3MoeConfig
 
-        common = dict(vocab_size=self.vocab_size, hidden_size=self.hidden_size,
-                      intermediate_size=self.intermediate_size, num_hidden_layers=self.num_hidden_layers,
-                      num_attention_heads=self.num_attention_heads, num_key_value_heads=self.num_key_value_heads,
-                      head_dim=self.head_dim, tie_word_embeddings=self.tie_word_embeddings,
-                      rms_norm_eps=self.rms_norm_eps, max_position_embeddings=self.max_position_embeddings,
-                      rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta})
-        if not self.moe:
+        c = self.config
+        common = dict(vocab_size=c.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+                      num_hidden_layers=c.num_hidden_layers, num_attention_heads=c.num_attention_heads,
+                      num_key_value_heads=c.num_key_value_heads, head_dim=c.head_dim,
+                      tie_word_embeddings=c.tie_word_embeddings, rms_norm_eps=c.rms_norm_eps,
+                      max_position_embeddings=c.max_position_embeddings,
+                      rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta})
+        if not c.is_moe:
             return Qwen3Config(**common)
-        return Qwen3MoeConfig(**common, num_experts=self.num_experts, num_experts_per_tok=self.num_experts_per_tok,
-                              moe_intermediate_size=self.moe_intermediate_size, norm_topk_prob=self.norm_topk_prob,
-                              decoder_sparse_step=self.decoder_sparse_step, mlp_only_layers=list(self.mlp_only_layers))
+        return Qwen3MoeConfig(**common, num_experts=c.num_experts, num_experts_per_tok=c.num_experts_per_tok,
+                              moe_intermediate_size=c.moe_intermediate_size, norm_topk_prob=c.norm_topk_prob,
+                              decoder_sparse_step=c.decoder_sparse_step, mlp_only_layers=list(c.mlp_only_layers))
+
+
+def qwen3(name: str, moe: bool, **sizes: Any) -> SyntheticSpec:
+    """A spec with the published Qwen3 rope theta, norm eps and context length unless `sizes` says otherwise."""
+    published = dict(rope_theta=1_000_000.0, rms_norm_eps=1e-6, max_position_embeddings=40960)
+    architecture = ARCHITECTURES["qwen3_moe" if moe else "qwen3"]
+    return SyntheticSpec(name, ModelConfig(architecture=architecture, **{**published, **sizes}))
 
 
 SYNTHETIC_MODELS = {spec.name: spec for spec in (
     # A CPU forward of 16 tokens in milliseconds; tied like Qwen3-0.6B.
-    SyntheticSpec("tiny", moe=False, vocab_size=512, hidden_size=64, intermediate_size=192, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True),
+    qwen3("tiny", moe=False, vocab_size=512, hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+          num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True),
     # 8 experts, top 2: with 16 tokens every expert is hit by several; untied like Qwen3-30B-A3B.
-    SyntheticSpec("tiny-moe", moe=True, vocab_size=512, hidden_size=64, intermediate_size=192, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False,
-                  num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True),
+    qwen3("tiny-moe", moe=True, vocab_size=512, hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+          num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False,
+          num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True),
     # The published configurations (GPU use; `layers` shortens them).
-    SyntheticSpec("0.6b", moe=False, vocab_size=151936, hidden_size=1024, intermediate_size=3072,
-                  num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
-                  tie_word_embeddings=True),
-    SyntheticSpec("8b", moe=False, vocab_size=151936, hidden_size=4096, intermediate_size=12288,
-                  num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-                  tie_word_embeddings=False),
-    SyntheticSpec("30b-a3b", moe=True, vocab_size=151936, hidden_size=2048, intermediate_size=6144,
-                  num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4, head_dim=128,
-                  tie_word_embeddings=False, num_experts=128, num_experts_per_tok=8, moe_intermediate_size=768,
-                  norm_topk_prob=True),
+    qwen3("0.6b", moe=False, vocab_size=151936, hidden_size=1024, intermediate_size=3072,
+          num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+          tie_word_embeddings=True),
+    qwen3("8b", moe=False, vocab_size=151936, hidden_size=4096, intermediate_size=12288,
+          num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+          tie_word_embeddings=False),
+    qwen3("30b-a3b", moe=True, vocab_size=151936, hidden_size=2048, intermediate_size=6144,
+          num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4, head_dim=128,
+          tie_word_embeddings=False, num_experts=128, num_experts_per_tok=8, moe_intermediate_size=768,
+          norm_topk_prob=True),
 )}
 
 
@@ -201,7 +186,7 @@ def _build(spec: SyntheticSpec, seed: int, dtype: torch.dtype) -> Any:
     with torch.random.fork_rng(devices=[]):  # whatever transformers draws while building stays in here
         torch.manual_seed(seed)
         with torch.device("meta"):
-            model = (Qwen3MoeForCausalLM if spec.moe else Qwen3ForCausalLM)(spec.hf_config())
+            model = (Qwen3MoeForCausalLM if spec.config.is_moe else Qwen3ForCausalLM)(spec.hf_config())
     model = model.to(dtype).to_empty(device="cpu")
     model.tie_weights()  # to_empty gave the tied head its own storage; share the embedding again
     with torch.no_grad():
