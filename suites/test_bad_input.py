@@ -121,6 +121,21 @@ def test_kv_cache_write_paged_rejects_bad_slots(native, on, harness, slots, word
                             k=on(4, 2, 4), v=on(4, 2, 4), slots=torch.tensor(slots, device=device))
 
 
+@pytest.mark.parametrize("blocks, block_size, table, lengths, error_type, words", [
+    (4, 4, [[0, 1]], [5, 5], KernelShapeError, ["'block_table'", "1 rows for 2 requests"]),
+    (4, 0, [[0, 1], [2, 3]], [0, 0], KernelShapeError, ["block_size 0"]),
+    (4, 4, [[0, 1], [2, 4]], [5, 5], KernelValueError, ["'block_table'", "4 at [1, 1]", "[0, 4)"]),
+    (4, 4, [[0, 1], [2, 3]], [5, 9], KernelValueError, ["'seq_lens'", "9 for request 1", "[1, 8]"]),
+])
+def test_attention_decode_paged_rejects_a_bad_block_table(native, on, harness, blocks, block_size, table, lengths,
+                                                          error_type, words):
+    device = harness.device.torch_device()
+    assert_rejected(native, "attention_decode_paged", error_type, words, on(2, 1, 4, 8), q=on(2, 1, 4, 8),
+                    k_cache=on(blocks, block_size, 2, 8), v_cache=on(blocks, block_size, 2, 8),
+                    block_table=torch.tensor(table, device=device), seq_lens=torch.tensor(lengths, device=device),
+                    scale=0.35)
+
+
 def test_a_tensor_on_another_device_is_refused_not_dereferenced(native, harness):
     """A CUDA tensor handed to the CPU library (or a host tensor to the CUDA one) would be read as
     the wrong kind of pointer: the binding refuses it by name first."""

@@ -97,24 +97,12 @@ int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_
     int status;
     q3_clear_error();
     if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) {
+    if ((status = q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens,
+                                                       scale)) != Q3_OK) {
         return status;
-    }
-    if ((status = q3_check_index(op, "block_table", &block_table)) != Q3_OK) return status;
-    if ((status = q3_check_ndim(op, "block_table", &block_table, 2)) != Q3_OK) return status;
-    if (block_table.shape[0] != q.shape[0]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'block_table' has %lld rows for %lld requests",
-                       (long long)block_table.shape[0], (long long)q.shape[0]);
     }
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
     const int64_t max_blocks = block_table.shape[1];
-    if (block_size < 1) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has block_size %lld; expected >= 1",
-                       (long long)block_size);
-    }
-    if (max_blocks > INT64_MAX / block_size) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'block_table' has too many blocks per request");
-    }
     int64_t longest;
     if ((status = check_seq_lens(op, &seq_lens, q.shape[1], max_blocks * block_size,
                                  &longest)) != Q3_OK) {

@@ -250,6 +250,27 @@ int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q
     return check_scale(op, scale);
 }
 
+int q3_check_attention_decode_paged_call(const char *op, const q3_tensor *out, const q3_tensor *q,
+                                         const q3_tensor *k_cache, const q3_tensor *v_cache,
+                                         const q3_tensor *block_table, const q3_tensor *seq_lens, double scale) {
+    Q3_TRY(q3_check_attention_decode_call(op, out, q, k_cache, v_cache, seq_lens, scale));
+    Q3_TRY(q3_check_index(op, "block_table", block_table));
+    Q3_TRY(q3_check_ndim(op, "block_table", block_table, 2));
+    if (block_table->shape[0] != q->shape[0]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'block_table' has %lld rows for %lld requests",
+                       (long long)block_table->shape[0], (long long)q->shape[0]);
+    }
+    const int64_t block_size = k_cache->shape[1];
+    if (block_size < 1) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has block_size %lld; expected >= 1",
+                       (long long)block_size);
+    }
+    if (block_table->shape[1] > INT64_MAX / block_size) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'block_table' has too many blocks per request");
+    }
+    return Q3_OK;
+}
+
 /* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
 static int check_kv_tensors(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *k,
                             const q3_tensor *v, const q3_tensor *index, const char *index_name, int kv_rank) {

@@ -23,6 +23,10 @@ int q3_check_attention_prefill_call(const char *op, const q3_tensor *out, const 
 int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q3_tensor *q,
                                    const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *seq_lens,
                                    double scale);
+/* The paged variant adds block_table's dtype, rank, rows and block_size; not its values. */
+int q3_check_attention_decode_paged_call(const char *op, const q3_tensor *out, const q3_tensor *q,
+                                         const q3_tensor *k_cache, const q3_tensor *v_cache,
+                                         const q3_tensor *block_table, const q3_tensor *seq_lens, double scale);
 /* Both KV-cache writes: not the values of positions or slots, which each library reads its own way. */
 int q3_check_kv_cache_write_call(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache,
                                  const q3_tensor *k, const q3_tensor *v, const q3_tensor *positions);
