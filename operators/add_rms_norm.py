@@ -15,6 +15,7 @@ from operators.qwen3_configs import RMS_EPS
 from operators.spec import OperatorSpec
 from operators.values import draw, norm_weight
 from reference.add_rms_norm import add_rms_norm
+from reference.online import sequential_rms_norm
 
 CONTRACT = ("x, residual, sum and out in one dtype (f32/f16/bf16); weight in that dtype, or f32 "
             "with f16/bf16 activations")
@@ -48,7 +49,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
             dtypes, (tokens, hidden), eps, dict(zip(names, layouts)), regime, seed),
         strat.dtype_combos(spec(), working), strat.token_counts(device), strat.hidden_sizes(),
         st.sampled_from((RMS_EPS, 1e-5)), strat.layout_sets(len(names)),
-        strat.regimes(), strat.seeds())
+        strat.regimes(*strat.FINITE_REGIMES), strat.seeds())
 
 
 def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -63,6 +64,11 @@ def reference(inputs, attributes, upcast: torch.dtype) -> dict[str, torch.Tensor
     return {"out": normed, "sum": total}
 
 
+def sequential(inputs, attributes) -> dict[str, torch.Tensor]:
+    total = inputs["residual"] + inputs["x"]
+    return {"out": sequential_rms_norm(total, inputs["weight"], attributes["eps"]), "sum": total}
+
+
 def contract_case(dtypes: Mapping[str, DType]) -> Case:
     return make_case(dtypes, (3, 33), note="dtype contract")
 
@@ -74,5 +80,5 @@ def spec() -> OperatorSpec:
         dtype_options={"x": FLOAT_DTYPES, "residual": FLOAT_DTYPES, "weight": FLOAT_DTYPES,
                        "out": FLOAT_DTYPES, "sum": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case,
+        contract_case=contract_case, variants={"sequential_sum": sequential},
     )

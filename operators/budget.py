@@ -9,8 +9,10 @@ from operators.dtypes import DType
 FLOAT32_EPS = DType.F32.eps
 
 DEFAULT_JUSTIFICATION = (
-    "default: twice the error of the same-dtype Hugging Face computation, plus one ulp of the "
-    "output dtype and four float32 ulps (fast intrinsics such as rsqrtf/expf) at the output scale"
+    "default: twice the largest error among the correct same-dtype computations (Hugging Face's "
+    "formula, and for softmax and attention a flash-style online one: block maxima, exp2, probabilities "
+    "rounded before P@V), plus one ulp of the output dtype and four float32 ulps (fast intrinsics such "
+    "as rsqrtf/expf) at the output scale"
 )
 
 

@@ -12,7 +12,8 @@ from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.softmax import REGIMES, allows, make_case, row_lengths, values
 from operators.spec import OperatorSpec
-from reference.softmax import causal_softmax
+from reference.online import online_causal_softmax
+from reference.softmax import causal_mask, causal_softmax
 
 CONTRACT = ("x and out in one dtype (f32/f16/bf16) and shape [..., q_len, k_len] with q_len <= k_len; "
             "query i sees keys j <= i + k_len - q_len; masked entries are 0")
@@ -33,6 +34,11 @@ def reference(inputs, attributes, upcast: torch.dtype) -> dict[str, torch.Tensor
     return {"out": causal_softmax(inputs["x"], upcast)}
 
 
+def online(inputs, attributes) -> dict[str, torch.Tensor]:
+    x = inputs["x"]
+    return {"out": online_causal_softmax(x, causal_mask(x.shape[-2], x.shape[-1], x.device))}
+
+
 def contract_case(dtypes: Mapping[str, DType]):
     return make_case("causal_softmax", dtypes, (2, 3, 5), note="dtype contract")
 
@@ -43,5 +49,5 @@ def spec() -> OperatorSpec:
         inputs=("x",), outputs=("out",), attributes=(),
         dtype_options={"x": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case,
+        contract_case=contract_case, variants={"online": online},
     )

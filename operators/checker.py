@@ -1,19 +1,22 @@
-"""The checker of VERDICT.md: runs one case and returns its immutable CaseResult."""
+"""The checker of VERDICT.md: a case is prepared once (inputs, reference, baselines) and any
+number of kernels are judged on it, each giving an immutable CaseResult."""
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 
-from kernels.errors import KernelError
+from kernels.errors import KernelError, KernelUnsupportedError
 from operators.case import Case
 from operators.device import Device
 from operators.dtypes import DType
 from operators.kernel import Kernel
-from operators.metrics import budget_checks, error_metrics
+from operators.metrics import HUGGING_FACE, ErrorMetrics, budget_checks, error_metrics
 from operators.placement import Placed, place_input, place_poisoned_output, poison_value
 from operators.result import CaseResult, OutputResult, Verdict
 from operators.spec import OperatorSpec
@@ -73,12 +76,28 @@ def contract_reasons(inputs: Mapping[str, Placed], snapshots: Mapping[str, torch
     return reasons
 
 
-def parity_reasons(name: str, out: torch.Tensor, ref: torch.Tensor, dtype: DType) -> list[str]:
+def nonfinite_class(values: torch.Tensor) -> torch.Tensor:
+    """0 finite, 1 NaN, 2 +inf, 3 -inf (float64 in)."""
+    return torch.where(torch.isnan(values), 1, torch.where(values == math.inf, 2, torch.where(values == -math.inf, 3, 0)))
+
+
+def parity_reasons(name: str, out: torch.Tensor, ref: torch.Tensor, dtype: DType,
+                   baselines: tuple[torch.Tensor, ...] = ()) -> list[str]:
+    """NaN exactly where the reference has NaN; +-Inf where the reference rounds to +-Inf in dtype,
+    except at the overflow edge (VERDICT.md, non-finite policy): an Inf (or a finite value where
+    the reference rounds to Inf) is correct where a correct same-dtype computation gives the same,
+    or where the exact value is at least the largest finite value of dtype (one more rounding of a
+    correct computation goes either way there)."""
     out = out.detach().to(ref.device, torch.float64)
     ref_rounded = ref.to(dtype.torch).to(torch.float64)
     nan_differs = torch.isnan(out) != torch.isnan(ref)
-    inf_differs = (torch.isinf(out) != torch.isinf(ref_rounded)) | (
-        torch.isinf(out) & torch.isinf(ref_rounded) & (torch.sign(out) != torch.sign(ref_rounded)))
+    out_class = nonfinite_class(out)
+    inf_differs = ~torch.isnan(out) & ~torch.isnan(ref) & (out_class != nonfinite_class(ref_rounded))
+    if inf_differs.any():
+        excused = ref.abs() >= torch.finfo(dtype.torch).max
+        for baseline in baselines:
+            excused |= nonfinite_class(baseline.detach().to(ref.device, torch.float64)) == out_class
+        inf_differs &= ~excused
     reasons = []
     for label, differs in (("NaN", nan_differs), ("Inf", inf_differs)):
         if differs.any():
@@ -111,43 +130,106 @@ def written_masks(spec: OperatorSpec, case: Case, clean: Mapping[str, torch.Tens
     return {n: m.to(target) for n, m in spec.written(case, on_cpu).items()}
 
 
-def judge_outputs(spec: OperatorSpec, case: Case, clean: Mapping[str, torch.Tensor], views: Mapping[str, torch.Tensor],
-                  masks: Mapping[str, torch.Tensor], target: torch.device) -> tuple[list[str], list[OutputResult]]:
-    """The decisions judged and every numeric output against the float64 reference and its budget."""
+@dataclass(frozen=True)
+class Expected:
+    """What a correct kernel's numeric outputs are judged against: the float64 reference and the
+    correct same-dtype computations (Hugging Face's first, then the spec's other formulations),
+    each output's baselines already measured against the reference."""
+
+    reference: Mapping[str, torch.Tensor]
+    baselines: Mapping[str, Mapping[str, torch.Tensor]]  # computation name -> output name -> values
+    baseline_metrics: Mapping[str, Mapping[str, ErrorMetrics]]  # output name -> computation name -> metrics
+
+
+@dataclass(frozen=True)
+class PreparedCase:
+    """One case drawn once, its reference and baselines computed once, for judging any number of
+    implementations on exactly the same inputs."""
+
+    spec: OperatorSpec
+    case: Case
+    device: Device
+    clean: Mapping[str, torch.Tensor]  # the inputs as the kernel sees them (working dtypes), on the device
+    masks: Mapping[str, torch.Tensor]
+    sensitivity: float
+    expected: Expected | None  # None when the reference depends on the kernel's decisions
+
+
+def select(tensor: torch.Tensor, masks: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
+    return tensor[masks[name]] if name in masks else tensor
+
+
+def compute_expected(spec: OperatorSpec, case: Case, clean: Mapping[str, torch.Tensor],
+                     masks: Mapping[str, torch.Tensor], decisions: Mapping[str, torch.Tensor] | None = None) -> Expected:
     precise = {n: to_reference_precision(t) for n, t in clean.items()}
+    reference = spec.run_reference(precise, case.attributes, torch.float64, decisions)
+    computations = {HUGGING_FACE: spec.run_reference(clean, case.attributes, torch.float32, decisions)}
+    if not decisions:
+        computations.update({name: variant(clean, case.attributes) for name, variant in spec.variants.items()})
+    baselines: dict[str, dict[str, torch.Tensor]] = {}
+    metrics: dict[str, dict[str, ErrorMetrics]] = {name: {} for name in spec.numeric_outputs}
+    for computation, outputs in computations.items():
+        baselines[computation] = {}
+        for name in spec.numeric_outputs:
+            dtype = case.outputs[name].dtype
+            values = select(outputs[name].to(dtype.torch), masks, name)
+            baselines[computation][name] = values
+            metrics[name][computation] = error_metrics(values, select(reference[name], masks, name), dtype)
+    return Expected(reference, baselines, metrics)
+
+
+def prepare_inputs(spec: OperatorSpec, case: Case, device: Device, clean: Mapping[str, torch.Tensor]) -> PreparedCase:
+    """A PreparedCase from given inputs (the benchmark's, which it may rearrange)."""
+    missing = [name for name in spec.attributes if name not in case.attributes]
+    if missing:
+        raise ValueError(f"{spec.name}: the case lacks the attribute(s) {', '.join(missing)}")
+    target = device.torch_device()
+    masks = written_masks(spec, case, clean, target)
+    precise = {n: to_reference_precision(t) for n, t in clean.items()}
+    sensitivity = spec.sensitivity(precise, case.attributes) if spec.sensitivity else 0.0
+    expected = None if spec.decisions else compute_expected(spec, case, clean, masks)
+    return PreparedCase(spec, case, device, dict(clean), masks, sensitivity, expected)
+
+
+def prepare_case(spec: OperatorSpec, case: Case, device: Device) -> PreparedCase:
+    inputs = build_inputs(spec, case, device.torch_device())
+    return prepare_inputs(spec, case, device, {name: placed.view.clone() for name, placed in inputs.items()})
+
+
+def judge_outputs(prepared: PreparedCase, views: Mapping[str, torch.Tensor]) -> tuple[list[str], list[OutputResult]]:
+    """The decisions judged and every numeric output against the float64 reference and its budget."""
+    spec, case, masks = prepared.spec, prepared.case, prepared.masks
     reasons: list[str] = []
-    decisions = None
+    expected = prepared.expected
     if spec.decisions:
         decisions = {name: views[name].detach().to("cpu") for name in spec.decisions}
-        reasons += spec.judge(decisions, {n: t.cpu() for n, t in precise.items()}, case.attributes, case.dtype)
-        if reasons:
+        precise = {n: to_reference_precision(t).cpu() for n, t in prepared.clean.items()}
+        reasons += spec.judge(decisions, precise, case.attributes, case.dtype)
+        if reasons or not spec.numeric_outputs:
             return reasons, []
-    on_target = {n: d.to(target) for n, d in decisions.items()} if decisions else None
-    reference = spec.run_reference(precise, case.attributes, torch.float64, on_target)
-    baseline = spec.run_reference(clean, case.attributes, torch.float32, on_target)
-    sensitivity = spec.sensitivity(precise, case.attributes) if spec.sensitivity else 0.0
+        target = prepared.device.torch_device()
+        expected = compute_expected(spec, case, prepared.clean, masks, {n: d.to(target) for n, d in decisions.items()})
     results = []
     for name in spec.numeric_outputs:
         dtype = case.outputs[name].dtype
-        out, ref, base = views[name], reference[name], baseline[name].to(dtype.torch)
-        if name in masks:
-            mask = masks[name]
-            out, ref, base = out[mask], ref[mask], base[mask]
-        reasons += parity_reasons(name, out, ref, dtype)
+        out, ref = select(views[name], masks, name), select(expected.reference[name], masks, name)
+        baselines = tuple(outputs[name] for outputs in expected.baselines.values())
+        reasons += parity_reasons(name, out, ref, dtype, baselines)
         reasons += magnitude_reasons(name, out, ref, dtype)
-        metrics, base_metrics = error_metrics(out, ref, dtype), error_metrics(base, ref, dtype)
-        checks = budget_checks(metrics, base_metrics, spec.budget, dtype, sensitivity)
+        metrics = error_metrics(out, ref, dtype)
+        checks = budget_checks(metrics, expected.baseline_metrics[name], spec.budget, dtype, prepared.sensitivity)
         reasons += [f"output '{name}': {check.describe()}" for check in checks if not check.passed]
-        results.append(OutputResult(name=name, dtype=dtype, metrics=metrics, baseline=base_metrics,
+        results.append(OutputResult(name=name, dtype=dtype, metrics=metrics, baselines=expected.baseline_metrics[name],
                                     checks=tuple(checks)))
     return reasons, results
 
 
-def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, backend: str) -> CaseResult:
+def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str) -> CaseResult:
+    """One implementation on the prepared case: fresh copies of its inputs, poisoned outputs."""
     started = time.perf_counter()
-    target = device.torch_device()
-    inputs = build_inputs(spec, case, target)
-    clean = {name: placed.view.clone() for name, placed in inputs.items()}
+    spec, case = prepared.spec, prepared.case
+    target = prepared.device.torch_device()
+    inputs = {name: place_input(prepared.clean[name], case.inputs[name], target) for name in case.inputs}
     snapshots = {name: placed.buffer.clone() for name, placed in inputs.items()}
     outputs = {name: place_poisoned_output(case.outputs[name], target) for name in spec.outputs}
     implementation: dict[str, Any] = dict(kernel.implementation)
@@ -156,18 +238,17 @@ def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, b
     def finish(verdict: Verdict, reasons: list[str], results: tuple[OutputResult, ...] = ()) -> CaseResult:
         if calls_before is not None:
             implementation["calls"] = kernel.call_count() - calls_before
-        return CaseResult(case=case, backend=backend, device=device, implementation=implementation,
+        return CaseResult(case=case, backend=backend, device=prepared.device, implementation=implementation,
                           verdict=verdict, reasons=tuple(reasons), outputs=results, budget=spec.budget,
                           seconds=time.perf_counter() - started)
 
-    missing = [name for name in spec.attributes if name not in case.attributes]
-    if missing:
-        raise ValueError(f"{spec.name}: the case lacks the attribute(s) {', '.join(missing)}")
     arguments = {**{n: p.view for n, p in outputs.items()}, **{n: p.view for n, p in inputs.items()},
                  **{name: case.attributes[name] for name in spec.attributes}}
     try:
         kernel(**arguments)
         synchronize(target)
+    except KernelUnsupportedError as error:
+        return finish(Verdict.UNSUPPORTED, [f"unsupported: {error}"])
     except KernelError as error:
         return finish(Verdict.FAIL, [f"kernel rejected a call inside its contract: {error}"])
     except Exception as error:  # a broken kernel must become a failed row, not a dead run
@@ -175,8 +256,11 @@ def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, b
         return finish(Verdict.FAIL, [f"kernel raised {type(error).__name__}: {error} "
                                      f"({frame.filename}:{frame.lineno})"])
 
-    masks = written_masks(spec, case, clean, target)
-    reasons = contract_reasons(inputs, snapshots, outputs, masks)
-    judged, results = judge_outputs(spec, case, clean, {n: p.view for n, p in outputs.items()}, masks, target)
+    reasons = contract_reasons(inputs, snapshots, outputs, prepared.masks)
+    judged, results = judge_outputs(prepared, {n: p.view for n, p in outputs.items()})
     reasons += judged
     return finish(Verdict.FAIL if reasons else Verdict.PASS, reasons, tuple(results))
+
+
+def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, backend: str) -> CaseResult:
+    return run_kernel(prepare_case(spec, case, device), kernel, backend)

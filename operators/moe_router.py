@@ -61,24 +61,29 @@ def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
 
 def judge(decisions, inputs, attributes, dtype: DType) -> list[str]:
     """The chosen experts are a top-k set, tie-aware: experts whose logits differ by less than the
-    rounding of a logit to the working dtype (plus float32 accumulation) may swap places."""
+    rounding of a logit to the working dtype (plus float32 accumulation) may swap places, and so may
+    experts whose float32 probabilities are equal (Qwen3 ranks the float32 softmax: logits 100 apart
+    both give probability 0.0 there, and any float32 top-k may take either)."""
     x, gate, ids = inputs["x"], inputs["gate_weight"], decisions["ids"]
     logits = x @ gate.T
+    probabilities = torch.softmax(logits, dim=-1).to(torch.float32)
     tolerance = 2 * dtype.eps * logits.abs().amax(-1) + 16 * FLOAT32_EPS * (x.abs() @ gate.abs().T).amax(-1)
     top_k, experts = ids.shape[1], gate.shape[0]
     wrong = []
     for token, chosen in enumerate(ids.tolist()):
-        row, tol = logits[token], tolerance[token].item()
+        row, tol, probs = logits[token], tolerance[token].item(), probabilities[token]
         if any(not 0 <= e < experts for e in chosen) or len(set(chosen)) != top_k:
             wrong.append(f"token {token}: ids {chosen} are not {top_k} distinct experts in [0, {experts})")
             continue
-        kth = torch.topk(row, top_k).values[-1].item()
-        required = set(torch.nonzero(row > kth + tol).flatten().tolist())
-        chosen_logits = row[chosen]
-        if not required <= set(chosen) or bool((chosen_logits < kth - tol).any()):
+        kth_index = torch.topk(row, top_k).indices[-1]
+        kth, kth_prob = row[kth_index].item(), probs[kth_index]
+        required = set(torch.nonzero((row > kth + tol) & (probs > kth_prob)).flatten().tolist())
+        chosen_logits, chosen_probs = row[chosen], probs[chosen]
+        if not required <= set(chosen) or bool(((chosen_logits < kth - tol) & (chosen_probs < kth_prob)).any()):
             expected = torch.topk(row, top_k).indices.tolist()
-            wrong.append(f"token {token}: experts {chosen}, expected {expected} (ties within {tol:.2e} may swap)")
-        elif bool((chosen_logits[1:] > chosen_logits[:-1] + tol).any()):
+            wrong.append(f"token {token}: experts {chosen}, expected {expected} (ties within {tol:.2e} or of "
+                         "equal float32 probability may swap)")
+        elif bool(((chosen_logits[1:] > chosen_logits[:-1] + tol) & (chosen_probs[1:] > chosen_probs[:-1])).any()):
             wrong.append(f"token {token}: experts {chosen} are not in descending order of probability")
     return [f"output 'ids': {len(wrong)} of {len(ids)} tokens wrong: " + "; ".join(wrong[:SHOWN])] if wrong else []
 

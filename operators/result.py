@@ -18,6 +18,7 @@ from operators.placement import strides_for
 class Verdict(Enum):
     PASS = "pass"
     FAIL = "fail"
+    UNSUPPORTED = "unsupported"  # the implementation cleanly refused a case (KernelUnsupportedError)
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,13 @@ class OutputResult:
     name: str
     dtype: DType
     metrics: ErrorMetrics
-    baseline: ErrorMetrics
+    baselines: Mapping[str, ErrorMetrics]  # the correct same-dtype computations, Hugging Face's first
     checks: tuple[BudgetCheck, ...]
+
+    @property
+    def baseline(self) -> ErrorMetrics:
+        """Hugging Face's computation in the working dtype."""
+        return next(iter(self.baselines.values()))
 
     @property
     def error_ratio(self) -> float | None:
@@ -47,8 +53,10 @@ class OutputResult:
             "dtype": self.dtype.value,
             "metrics": {**self.metrics.to_json(), "error_ratio": self.error_ratio, "budget_use": self.budget_use},
             "baseline_metrics": self.baseline.to_json(),
+            "ensemble": {name: {"max_abs": m.max_abs, "rel_l2": m.rel_l2} for name, m in self.baselines.items()},
             "budget_checks": [{"measure": c.measure, "value": c.value, "baseline": c.baseline,
-                               "limit": c.limit, "passed": c.passed} for c in self.checks],
+                               "baseline_source": c.baseline_source, "limit": c.limit, "passed": c.passed}
+                              for c in self.checks],
         }
 
 

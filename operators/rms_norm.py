@@ -14,6 +14,7 @@ from operators.qwen3_configs import RMS_EPS
 from operators.spec import OperatorSpec
 from operators import strategies as strat
 from operators.values import draw, norm_weight
+from reference.online import sequential_rms_norm
 from reference.rms_norm import rms_norm
 
 CONTRACT = ("x in f32/f16/bf16; weight in x's dtype, or f32 with f16/bf16 x (mixed precision); "
@@ -49,7 +50,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
             "per-head q/k norm" if len(shape) == 3 else "hidden norm"),
         strat.dtype_combos(spec(), working), st.one_of(hidden_shape, head_shape),
         st.sampled_from((RMS_EPS, 1e-5)), strat.layout_sets(2),
-        strat.regimes(), strat.seeds())
+        strat.regimes(*strat.FINITE_REGIMES), strat.seeds())
 
 
 def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -62,6 +63,10 @@ def reference(inputs, attributes, upcast: torch.dtype) -> dict[str, torch.Tensor
     return {"out": rms_norm(inputs["x"], inputs["weight"], attributes["eps"], upcast)}
 
 
+def sequential(inputs, attributes) -> dict[str, torch.Tensor]:
+    return {"out": sequential_rms_norm(inputs["x"], inputs["weight"], attributes["eps"])}
+
+
 def contract_case(dtypes: Mapping[str, DType]) -> Case:
     return make_case(dtypes, (3, 2, 33), note="dtype contract")
 
@@ -72,5 +77,5 @@ def spec() -> OperatorSpec:
         inputs=("x", "weight"), outputs=("out",), attributes=("eps",),
         dtype_options={"x": FLOAT_DTYPES, "weight": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case,
+        contract_case=contract_case, variants={"sequential_sum": sequential},
     )

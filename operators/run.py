@@ -20,7 +20,7 @@ from operators.drawing import draw_cases
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
-from operators.result import CaseResult
+from operators.result import CaseResult, Verdict
 from reports.document import build_document, write_json
 from reports.environment import collect_environment
 from reports.tables import contract_table, summary_table
@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if contract:
         print()
         print(contract_table(contract))
-    failures = [r for r in results if not r.passed]
+    failures = [r for r in results if r.verdict is Verdict.FAIL]
+    unsupported = sum(r.verdict is Verdict.UNSUPPORTED for r in results)
     for failure in failures[:FAILURES_SHOWN]:
         progress(failure.describe_failure())
     for broken in [c for c in contract if not c.passed][:FAILURES_SHOWN]:
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         progress(f"wrote {config.output}")
     verdict = document["verdict"]
-    progress(f"verdict: {verdict.upper()} ({len(results) - len(failures)}/{len(results)} cases passed, "
+    progress(f"verdict: {verdict.upper()} ({sum(r.passed for r in results)}/{len(results)} cases passed"
+             + (f", {unsupported} unsupported" if unsupported else "") + ", "
              f"{sum(c.passed for c in contract)}/{len(contract)} contract checks, {document['seconds']}s)")
     return EXIT_PASS if verdict == "pass" else EXIT_FAIL
 

@@ -13,6 +13,7 @@ from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.spec import OperatorSpec
 from operators.values import draw
+from reference.online import online_softmax
 from reference.softmax import softmax
 
 CONTRACT = "x and out in one dtype (f32/f16/bf16) and shape; computed in float32"
@@ -57,6 +58,10 @@ def reference(inputs, attributes, upcast: torch.dtype) -> dict[str, torch.Tensor
     return {"out": softmax(inputs["x"], upcast)}
 
 
+def online(inputs, attributes) -> dict[str, torch.Tensor]:
+    return {"out": online_softmax(inputs["x"])}
+
+
 def contract_case(dtypes: Mapping[str, DType]) -> Case:
     return make_case("softmax", dtypes, (3, 17), note="dtype contract")
 
@@ -67,5 +72,5 @@ def spec() -> OperatorSpec:
         inputs=("x",), outputs=("out",), attributes=(),
         dtype_options={"x": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case,
+        contract_case=contract_case, variants={"online": online},
     )

@@ -21,19 +21,20 @@ def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
 
 def attention_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-                      upcast: torch.dtype = torch.float32) -> torch.Tensor:
-    """Causal self-attention of one sequence of T tokens."""
-    return eager_attention(q, k, v, causal_mask(q.shape[0], k.shape[0], q.device), scale, upcast)
+                      upcast: torch.dtype = torch.float32, attend=eager_attention) -> torch.Tensor:
+    """Causal self-attention of one sequence of T tokens; `attend` is the per-sequence attention
+    (eager_attention: Hugging Face; another correct formulation for the budget's ensemble)."""
+    return attend(q, k, v, causal_mask(q.shape[0], k.shape[0], q.device), scale, upcast)
 
 
 def attention_decode(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, seq_lens: torch.Tensor,
-                     scale: float, upcast: torch.dtype = torch.float32) -> torch.Tensor:
+                     scale: float, upcast: torch.dtype = torch.float32, attend=eager_attention) -> torch.Tensor:
     """S new tokens per request against a contiguous cache [B, L, Hkv, D] holding seq_lens[b] tokens."""
     out = torch.empty_like(q)
     for b, length in enumerate(seq_lens.tolist()):
         past = slice(0, length)
         mask = causal_mask(q.shape[1], length, q.device)
-        out[b] = eager_attention(q[b], k_cache[b, past], v_cache[b, past], mask, scale, upcast)
+        out[b] = attend(q[b], k_cache[b, past], v_cache[b, past], mask, scale, upcast)
     return out
 
 
@@ -45,10 +46,11 @@ def gather_pages(cache: torch.Tensor, block_table: torch.Tensor, length: int) ->
 
 
 def attention_decode_paged(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, block_table: torch.Tensor,
-                           seq_lens: torch.Tensor, scale: float, upcast: torch.dtype = torch.float32) -> torch.Tensor:
+                           seq_lens: torch.Tensor, scale: float, upcast: torch.dtype = torch.float32,
+                           attend=eager_attention) -> torch.Tensor:
     out = torch.empty_like(q)
     for b, length in enumerate(seq_lens.tolist()):
         keys = gather_pages(k_cache, block_table[b], length)
         values = gather_pages(v_cache, block_table[b], length)
-        out[b] = eager_attention(q[b], keys, values, causal_mask(q.shape[1], length, q.device), scale, upcast)
+        out[b] = attend(q[b], keys, values, causal_mask(q.shape[1], length, q.device), scale, upcast)
     return out

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from operators.contract import ContractResult
-from operators.result import CaseResult
+from operators.result import CaseResult, Verdict
 
-SCHEMA_VERSION = "1.1"  # 1.1: budget_use per output, max_budget_use per summary row
+# 1.1: budget_use per output, max_budget_use per summary row; 1.2: the baseline ensemble per output
+# (baseline_source per budget check), unsupported cases and counts
+SCHEMA_VERSION = "1.2"
 
 
 def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -32,14 +34,16 @@ def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, An
             combinations[r.case.dtype_label()]["cases"] += 1
             combinations[r.case.dtype_label()]["passed"] += r.passed
         passed = sum(r.passed for r in rows)
+        failed = sum(r.verdict is Verdict.FAIL for r in rows)
         summary[operator][dtype] = {
             "cases": len(rows),
             "passed": passed,
+            "unsupported": len(rows) - passed - failed,
             "min_cosine": min(cosines, default=None),
             "max_error_ratio": max(ratios, default=None),
             "max_budget_use": max(uses, default=None),
             "max_ulp": max(ulps, default=None),
-            "verdict": "pass" if passed == len(rows) else "fail",
+            "verdict": "fail" if failed else "pass" if passed else "unsupported",
             "combinations": dict(combinations),
         }
     return dict(summary)
@@ -47,7 +51,7 @@ def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, An
 
 def build_document(results: list[CaseResult], contract: list[ContractResult], config: Mapping[str, Any],
                    environment: Mapping[str, Any]) -> dict[str, Any]:
-    failed = [r for r in results if not r.passed] + [c for c in contract if not c.passed]
+    failed = [r for r in results if r.verdict is Verdict.FAIL] + [c for c in contract if not c.passed]
     return {
         "schema_version": SCHEMA_VERSION,
         "environment": dict(environment),

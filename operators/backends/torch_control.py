@@ -52,6 +52,10 @@ def add_rms_norm(*, out, sum, x, residual, weight, eps):
 
 def linear(*, out, x, weight, bias=None):
     enforce_contract("linear", out=out, x=x, weight=weight, bias=bias)
+    if x.device.type == "cpu" and x.dtype is not torch.float32 and not x.is_contiguous():
+        # PyTorch 2.13's CPU half-precision GEMM reads the padding between the rows of a row-strided
+        # x (NaN there gives NaN outputs; found by the verdict panel): the control copies such an x.
+        x = x.contiguous()
     out.copy_(F.linear(x, weight, bias))
 
 

@@ -14,7 +14,7 @@ from operators.bench.targets import target_for
 from operators.bench.timing import Ceilings, median_ms
 from operators.bench.torch_baselines import baselines
 from operators.bench.workloads import COMPILED, Workload, full_bytes
-from operators.checker import build_inputs, check_case, judge_outputs, written_masks
+from operators.checker import build_inputs, check_case, judge_outputs, prepare_inputs
 from operators.device import Device
 from operators.registry import get_spec
 
@@ -99,7 +99,7 @@ def measure(workload: Workload, native: Backend, device: Device, compile_baselin
     result.native_ms = median_ms(lambda: kernel(**outputs, **inputs, **attributes))
     reasons = [f"input '{name}' was modified by the timed calls" for name, tensor in inputs.items()
                if not torch.equal(bits(tensor), snapshots[name])]
-    judged, _ = judge_outputs(spec, case, inputs, outputs, written_masks(spec, case, inputs, target), target)
+    judged, _ = judge_outputs(prepare_inputs(spec, case, device, inputs), outputs)
     reasons += judged
     if reasons:
         result.status, result.reasons = "recheck failed", reasons

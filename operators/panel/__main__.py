@@ -1,0 +1,5 @@
+import sys
+
+from operators.panel.run import main
+
+sys.exit(main())

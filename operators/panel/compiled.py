@@ -1,0 +1,102 @@
+"""torch.compile of the Hugging Face formulas (reference/ in float32, Inductor's generated code:
+Triton on NVIDIA, C++ on the CPU) as a panel member. Inputs are made contiguous first so a layout
+does not force a recompilation; whole graphs only (fullgraph), so nothing silently runs eagerly."""
+
+from __future__ import annotations
+
+import torch
+
+from operators.backends.backend import Backend
+from operators.backends.torch_control import bottom_right_causal, enforce_contract
+from operators.device import Device
+from operators.kernel import Kernel
+from reference.add_rms_norm import add_rms_norm as hf_add_rms_norm
+from reference.attention import eager_attention, gather_pages
+from reference.linear import linear as hf_linear
+from reference.moe import moe_router as hf_moe_router
+from reference.rms_norm import rms_norm as hf_rms_norm
+from reference.rope import rope as hf_rope
+from reference.softmax import causal_softmax as hf_causal_softmax, softmax as hf_softmax
+from reference.swiglu import swiglu as hf_swiglu
+
+RECOMPILE_LIMIT = 512  # shapes x dtypes x attributes of a long run; past it dynamo would run eagerly
+
+
+def compiled_backend(device: Device) -> Backend:
+    dynamo = torch._dynamo.config
+    for option in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                   "accumulated_cache_size_limit"):
+        if hasattr(dynamo, option):
+            setattr(dynamo, option, max(getattr(dynamo, option), RECOMPILE_LIMIT))
+
+    def compiled(function):
+        return torch.compile(function, dynamic=True, fullgraph=True)
+
+    rms, add_rms, rotate, silu_mul = compiled(hf_rms_norm), compiled(hf_add_rms_norm), compiled(hf_rope), compiled(hf_swiglu)
+    soft, causal_soft, project = compiled(hf_softmax), compiled(hf_causal_softmax), compiled(hf_linear)
+    attend, route = compiled(eager_attention), compiled(hf_moe_router)
+
+    def rms_norm(*, out, x, weight, eps):
+        enforce_contract("rms_norm", out=out, x=x, weight=weight)
+        out.copy_(rms(x.contiguous(), weight, eps))
+
+    def add_rms_norm(*, out, sum, x, residual, weight, eps):
+        enforce_contract("add_rms_norm", out=out, sum=sum, x=x, residual=residual, weight=weight)
+        total, normed = add_rms(x.contiguous(), residual.contiguous(), weight, eps)
+        sum.copy_(total)
+        out.copy_(normed)
+
+    def rope(*, out, x, positions, theta, layout):
+        enforce_contract("rope", out=out, x=x, positions=positions)
+        out.copy_(rotate(x.contiguous(), positions.contiguous(), theta, layout))
+
+    def swiglu(*, out, gate, up):
+        enforce_contract("swiglu", out=out, gate=gate, up=up)
+        out.copy_(silu_mul(gate.contiguous(), up.contiguous()))
+
+    def softmax(*, out, x):
+        enforce_contract("softmax", out=out, x=x)
+        out.copy_(soft(x.contiguous()))
+
+    def causal_softmax(*, out, x):
+        enforce_contract("causal_softmax", out=out, x=x)
+        out.copy_(causal_soft(x.contiguous()))
+
+    def linear(*, out, x, weight, bias=None):
+        enforce_contract("linear", out=out, x=x, weight=weight, bias=bias)
+        out.copy_(project(x.contiguous(), weight.contiguous(), None if bias is None else bias.contiguous()))
+
+    def attention_prefill(*, out, q, k, v, scale):
+        enforce_contract("attention_prefill", out=out, q=q, k=k, v=v)
+        mask = bottom_right_causal(q.shape[0], k.shape[0], q.device)
+        out.copy_(attend(q.contiguous(), k.contiguous(), v.contiguous(), mask, scale))
+
+    def attention_decode(*, out, q, k_cache, v_cache, seq_lens, scale):
+        enforce_contract("attention_decode", out=out, q=q, k_cache=k_cache, v_cache=v_cache, seq_lens=seq_lens)
+        for b, length in enumerate(seq_lens.tolist()):
+            mask = bottom_right_causal(q.shape[1], length, q.device)
+            out[b] = attend(q[b].contiguous(), k_cache[b, :length].contiguous(), v_cache[b, :length].contiguous(),
+                            mask, scale)
+
+    def attention_decode_paged(*, out, q, k_cache, v_cache, block_table, seq_lens, scale):
+        enforce_contract("attention_decode_paged", out=out, q=q, k_cache=k_cache, v_cache=v_cache,
+                         block_table=block_table, seq_lens=seq_lens)
+        for b, length in enumerate(seq_lens.tolist()):
+            keys, values = gather_pages(k_cache, block_table[b], length), gather_pages(v_cache, block_table[b], length)
+            mask = bottom_right_causal(q.shape[1], length, q.device)
+            out[b] = attend(q[b].contiguous(), keys.contiguous(), values.contiguous(), mask, scale)
+
+    def moe_router(*, weights, ids, x, gate_weight, top_k, norm_topk_prob):
+        enforce_contract("moe_router", weights=weights, ids=ids, x=x, gate_weight=gate_weight)
+        chosen_weights, chosen = route(x.contiguous(), gate_weight.contiguous(), top_k, norm_topk_prob)
+        weights.copy_(chosen_weights)
+        ids.copy_(chosen)
+
+    functions = {"rms_norm": rms_norm, "add_rms_norm": add_rms_norm, "rope": rope, "swiglu": swiglu,
+                 "softmax": softmax, "causal_softmax": causal_softmax, "linear": linear,
+                 "attention_prefill": attention_prefill, "attention_decode": attention_decode,
+                 "attention_decode_paged": attention_decode_paged, "moe_router": moe_router}
+    kernels = {op: Kernel(op, f, {"kind": "torch.compile", "function": f"compiled Hugging Face {op}"})
+               for op, f in functions.items()}
+    return Backend(name="compiled", device=device, kernels=kernels,
+                   description=f"torch.compile (Inductor) of the Hugging Face formulas, PyTorch {torch.__version__}")
