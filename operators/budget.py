@@ -17,6 +17,18 @@ DEFAULT_JUSTIFICATION = (
 
 
 @dataclass(frozen=True)
+class Sensitivity:
+    """How far one float32 rounding of an intermediate moves the output, in units of that rounding:
+    `peak` over the output elements (the max-abs term), `norm` their L2 norm (the rel-L2 term)."""
+
+    peak: float = 0.0
+    norm: float = 0.0
+
+
+NO_SENSITIVITY = Sensitivity()
+
+
+@dataclass(frozen=True)
 class Budget:
     k: float = 2.0
     floor_ulps: float = 1.0  # ulps of the output dtype, at the scale of the reference
@@ -32,18 +44,32 @@ class Budget:
         if not self.justification:
             raise ValueError("a budget needs a justification")
 
-    def max_abs_floor(self, dtype: DType, scale: float, sensitivity: float = 0.0) -> float:
+    def max_abs_floor(self, dtype: DType, scale: float, sensitivity: Sensitivity = NO_SENSITIVITY) -> float:
         return ((self.floor_ulps * dtype.eps + self.f32_ulps * FLOAT32_EPS) * scale
-                + self.sensitivity_ulps * FLOAT32_EPS * sensitivity)
+                + self.sensitivity_ulps * FLOAT32_EPS * sensitivity.peak)
 
-    def rel_l2_floor(self, dtype: DType) -> float:
-        # Half the unit roundoff of the output dtype (the unit roundoff is eps / 2): about the RMS
-        # relative error of a correct rounding.
-        return self.floor_ulps * dtype.eps / 4 + self.f32_ulps * FLOAT32_EPS
+    def rel_l2_floor(self, rounding_rel_l2: float, sensitivity_rel_l2: float = 0.0) -> float:
+        """`rounding_rel_l2`: half an ulp of the output dtype at every reference element, in relative
+        L2 (ErrorMetrics.rounding_rel_l2). Not the typical RMS of a rounding (about a quarter ulp):
+        in rows of equal values (or any correlated output) every element rounds the same way, and a
+        correct kernel whose float32 value sits one float32 ulp from Hugging Face's lands a whole
+        row on the other neighbour of a midpoint."""
+        return (self.floor_ulps * rounding_rel_l2 + self.f32_ulps * FLOAT32_EPS
+                + self.sensitivity_ulps * FLOAT32_EPS * sensitivity_rel_l2)
 
     def to_json(self) -> dict:
         return {"k": self.k, "floor_ulps": self.floor_ulps, "f32_ulps": self.f32_ulps,
                 "sensitivity_ulps": self.sensitivity_ulps, "justification": self.justification}
+
+
+ROPE = Budget(
+    sensitivity_ulps=2.0,
+    justification=(
+        "default, plus 2 float32 ulps of |angle| * |x pair| per element: the angle pos * inv_freq is a "
+        "float32 value in Qwen3 (inv_freq from a power and a reciprocal, then a product with the position), "
+        "and correct implementations (powf or exp2f(log2f), a table, a fused multiply) differ in it by "
+        "about 2 ulps of the angle, which at positions of 10^5 turns the pair by 10^-2 radians"),
+)
 
 
 EXACT = Budget(k=0.0, floor_ulps=0.0, f32_ulps=0.0,

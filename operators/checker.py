@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import torch
 
 from kernels.errors import KernelError, KernelUnsupportedError
+from operators.budget import NO_SENSITIVITY, Sensitivity
 from operators.case import Case
 from operators.device import Device
 from operators.dtypes import DType
@@ -151,7 +152,7 @@ class PreparedCase:
     device: Device
     clean: Mapping[str, torch.Tensor]  # the inputs as the kernel sees them (working dtypes), on the device
     masks: Mapping[str, torch.Tensor]
-    sensitivity: float
+    sensitivity: Sensitivity
     expected: Expected | None  # None when the reference depends on the kernel's decisions
 
 
@@ -186,7 +187,7 @@ def prepare_inputs(spec: OperatorSpec, case: Case, device: Device, clean: Mappin
     target = device.torch_device()
     masks = written_masks(spec, case, clean, target)
     precise = {n: to_reference_precision(t) for n, t in clean.items()}
-    sensitivity = spec.sensitivity(precise, case.attributes) if spec.sensitivity else 0.0
+    sensitivity = spec.sensitivity(precise, case.attributes) if spec.sensitivity else NO_SENSITIVITY
     expected = None if spec.decisions else compute_expected(spec, case, clean, masks)
     return PreparedCase(spec, case, device, dict(clean), masks, sensitivity, expected)
 

@@ -16,6 +16,7 @@ from operators.qwen3_configs import AWKWARD_SIZES, QWEN3_CONFIGS
 from operators.spec import OperatorSpec
 from operators.values import draw
 from reference.linear import linear
+from reference.online import split_k_linear
 
 CONTRACT = ("x, weight, bias and out in one dtype (f32/f16/bf16): an f32 weight with f16/bf16 "
             "activations (the float-vs-Half mismatch) is rejected, not silently promoted")
@@ -87,6 +88,16 @@ def reference(inputs, attributes, upcast: torch.dtype) -> dict[str, torch.Tensor
     return {"out": linear(inputs["x"], inputs["weight"], inputs.get("bias"))}
 
 
+# Products summed 8 at a time into one float32 accumulator per output: a long but correct rounding
+# chain (a vector loop over K), about twice a blocked GEMM's error; Inductor's and cuBLAS's
+# algorithms land between the two.
+CHAIN_WIDTH = 8
+
+
+def chained(inputs, attributes) -> dict[str, torch.Tensor]:
+    return {"out": split_k_linear(inputs["x"], inputs["weight"], inputs.get("bias"), CHAIN_WIDTH)}
+
+
 def contract_case(dtypes: Mapping[str, DType]) -> Case:
     return make_case(dtypes, 3, 17, 5, bias=True, note="dtype contract")
 
@@ -97,5 +108,5 @@ def spec() -> OperatorSpec:
         inputs=("x", "weight", "bias"), outputs=("out",), attributes=(),
         dtype_options={"x": FLOAT_DTYPES, "weight": FLOAT_DTYPES, "bias": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case, optional_inputs=("bias",),
+        contract_case=contract_case, optional_inputs=("bias",), variants={"float32_chain": chained},
     )

@@ -8,6 +8,8 @@ import torch
 from hypothesis import strategies as st
 
 from operators import strategies as strat
+from operators import sensitivity
+from operators.budget import ROPE
 from operators.case import Case, Layout, Regime, TensorCase
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
@@ -74,5 +76,5 @@ def spec() -> OperatorSpec:
         inputs=("x", "positions"), outputs=("out",), attributes=("theta", "layout"),
         dtype_options={"x": FLOAT_DTYPES, "positions": (*INDEX_DTYPES, DType.F32), "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case,
+        contract_case=contract_case, budget=ROPE, sensitivity=sensitivity.rope,
     )

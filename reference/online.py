@@ -81,7 +81,9 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 def split_k_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                    chunk: int = 512) -> torch.Tensor:
     """x W^T (+ b) as a split-K GEMM: float32 partial products over chunks of the input features,
-    summed in float32 in chunk order, rounded once to x's dtype."""
+    summed in float32 in chunk order, rounded once to x's dtype. With small chunks this is a long
+    float32 accumulation chain (a vector loop over K): chunk 8 errs about twice as much as a
+    blocked BLAS GEMM, a scalar loop (chunk 1) about six times at K = 4096."""
     result = torch.zeros((*x.shape[:-1], weight.shape[0]), dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[-1], chunk):
         result += x[..., start:start + chunk].to(torch.float32) @ weight[:, start:start + chunk].to(torch.float32).T
@@ -101,3 +103,19 @@ def sequential_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> to
         total += squares[..., column]
     normed = hidden * torch.rsqrt(total[..., None] / hidden.shape[-1] + eps)
     return weight * normed.to(x.dtype)
+
+
+def chained_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float,
+                      upcast: torch.dtype = torch.float32) -> torch.Tensor:
+    """Hugging Face's eager attention with each score accumulated over head_dim in one float32
+    chain (a CUDA-core kernel's dot product: memory-efficient SDPA in float32, simple decode
+    kernels), rounded to q's dtype as eager's matmul output is; softmax and P@V as eager."""
+    groups = q.shape[-2] // k.shape[-2]
+    queries = q.to(torch.float32).transpose(0, 1)  # [H, Tq, D]
+    keys = repeat_kv(k, groups).to(torch.float32).transpose(0, 1)  # [H, Tk, D]
+    scores = torch.zeros((queries.shape[0], queries.shape[1], keys.shape[1]), dtype=torch.float32, device=q.device)
+    for d in range(q.shape[-1]):
+        scores.addcmul_(queries[:, :, d, None], keys[:, None, :, d])
+    scores = (scores.to(q.dtype) * scale).masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1, dtype=upcast).to(q.dtype)
+    return torch.matmul(weights, repeat_kv(v, groups).transpose(0, 1)).transpose(0, 1)

@@ -15,7 +15,7 @@ from reference.attention import eager_attention, gather_pages
 from reference.linear import linear as hf_linear
 from reference.moe import moe_router as hf_moe_router
 from reference.rms_norm import rms_norm as hf_rms_norm
-from reference.rope import rope as hf_rope
+from reference.rope import inverse_frequencies, rotate as hf_rotate
 from reference.softmax import causal_softmax as hf_causal_softmax, softmax as hf_softmax
 from reference.swiglu import swiglu as hf_swiglu
 
@@ -32,7 +32,7 @@ def compiled_backend(device: Device) -> Backend:
     def compiled(function):
         return torch.compile(function, dynamic=True, fullgraph=True)
 
-    rms, add_rms, rotate, silu_mul = compiled(hf_rms_norm), compiled(hf_add_rms_norm), compiled(hf_rope), compiled(hf_swiglu)
+    rms, add_rms, rotate, silu_mul = compiled(hf_rms_norm), compiled(hf_add_rms_norm), compiled(hf_rotate), compiled(hf_swiglu)
     soft, causal_soft, project = compiled(hf_softmax), compiled(hf_causal_softmax), compiled(hf_linear)
     attend, route = compiled(eager_attention), compiled(hf_moe_router)
 
@@ -48,7 +48,8 @@ def compiled_backend(device: Device) -> Backend:
 
     def rope(*, out, x, positions, theta, layout):
         enforce_contract("rope", out=out, x=x, positions=positions)
-        out.copy_(rotate(x.contiguous(), positions.contiguous(), theta, layout))
+        inv_freq = inverse_frequencies(x.shape[-1], theta, x.device)  # the model's buffer, an input of the graph
+        out.copy_(rotate(x.contiguous(), positions.contiguous(), inv_freq, layout))
 
     def swiglu(*, out, gate, up):
         enforce_contract("swiglu", out=out, gate=gate, up=up)

@@ -14,33 +14,40 @@ SCHEMA_VERSION = "1.0"
 
 
 def build_panel_document(judgements: list[Judgement], seated: list[Seated], config: Mapping[str, Any],
-                         environment: Mapping[str, Any]) -> dict[str, Any]:
+                         environment: Mapping[str, Any], contract: Mapping[str, list[str]]) -> dict[str, Any]:
+    """`contract`: the failed dtype-contract checks of each wrong kernel."""
     expected = {}
     for s in seated:
         if s.member.role is Role.WRONG:
             module = __import__(f"suites.wrong_kernels.{s.member.name}", fromlist=["EXPECTED_REASON"])
             expected[s.member.name] = module.EXPECTED_REASON
-    groups = count_groups(judgements)
-    wrong = wrong_kernel_rows(judgements, tuple(config["seeds"]), expected)
-    false_alarms = sum(g["failed"] for g in groups if g["role"] == Role.CORRECT.value)
-    missed = [w["member"] for w in wrong if w["caught_seeds"] < w["seeds"]]
-    return {
+    return with_verdict({
         "schema_version": SCHEMA_VERSION,
         "kind": "panel",
         "environment": dict(environment),
         "config": dict(config),
-        "verdict": "pass" if not false_alarms and not missed else "fail",
-        "totals": {"judgements": len(judgements), "false_alarms": false_alarms, "wrong_missed": len(missed),
-                   "tested_failures": sum(g["failed"] for g in groups if g["role"] == Role.TESTED.value)},
         "members": [{"name": s.member.name, "role": s.member.role.value, "available": s.backend is not None,
                      "reason": s.reason, "description": s.backend.description if s.backend else ""}
                     for s in seated],
-        "groups": groups,
+        "groups": count_groups(judgements),
         "false_alarms": failures_of(judgements, Role.CORRECT),
         "tested_failures": failures_of(judgements, Role.TESTED),
-        "wrong_kernels": wrong,
+        "wrong_kernels": wrong_kernel_rows(judgements, tuple(config["seeds"]), expected, dict(contract)),
         "unsupported": unsupported_reasons(judgements),
-    }
+    })
+
+
+def with_verdict(document: dict[str, Any]) -> dict[str, Any]:
+    """Totals and verdict from the groups and wrong-kernel rows: pass when no correct member failed a
+    case and every wrong kernel failed at every seed."""
+    groups, wrong = document["groups"], document["wrong_kernels"]
+    false_alarms = sum(g["failed"] for g in groups if g["role"] == Role.CORRECT.value)
+    missed = [w["member"] for w in wrong if w["caught_seeds"] < w["seeds"]]
+    document["totals"] = {"judgements": sum(g["cases"] for g in groups), "false_alarms": false_alarms,
+                          "wrong_missed": len(missed),
+                          "tested_failures": sum(g["failed"] for g in groups if g["role"] == Role.TESTED.value)}
+    document["verdict"] = "pass" if not false_alarms and not missed else "fail"
+    return document
 
 
 def _cell(rows: list[Mapping[str, Any]]) -> str:
@@ -71,7 +78,8 @@ def member_table(document: Mapping[str, Any]) -> str:
 def panel_markdown(document: Mapping[str, Any]) -> str:
     config, env, totals = document["config"], document["environment"], document["totals"]
     lines = [f"# Verdict panel: {document['verdict'].upper()}", "",
-             f"`{config['command']}`", "",
+             *(f"`{command}`" for command in ([config["command"]] if isinstance(config["command"], str)
+                                              else config["command"])), "",
              f"Device {config['device']} ({env.get('device', '')}), "
              f"torch {env.get('torch', '?')}, seeds {config['seeds']}, profile {config['profile']} "
              f"({config['examples']} cases per operator, dtype and seed), {document.get('seconds', '?')} s.", "",
@@ -93,10 +101,11 @@ def panel_markdown(document: Mapping[str, Any]) -> str:
                           tablefmt="github") if alarms else "none")
     lines += ["", "## Planted wrong kernels", ""]
     lines.append(tabulate([[w["member"], w["operator"], f"{w['caught_seeds']}/{w['seeds']}", f"{w['failed']}/{w['cases']}",
+                            w.get("contract_failures", 0),
                             "-" if w["max_budget_use"] is None else f"{w['max_budget_use']:.3g}",
                             "yes" if w["expected_reason_seen"] else "no"] for w in document["wrong_kernels"]],
-                          headers=["wrong kernel", "operator", "seeds caught", "cases failed", "max budget use",
-                                   "expected reason seen"], tablefmt="github") if document["wrong_kernels"] else "none run")
+                          headers=["wrong kernel", "operator", "seeds caught", "cases failed", "contract checks failed",
+                                   "max budget use", "expected reason seen"], tablefmt="github") if document["wrong_kernels"] else "none run")
     if document["unsupported"]:
         lines += ["", "## Unsupported cases", ""]
         lines.append(tabulate([[u["member"], u["operator"], u["cases"], u["reason"][:160]] for u in document["unsupported"]],

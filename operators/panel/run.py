@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import multiprocessing
+import os
 import sys
 import time
 from pathlib import Path
 
+import torch
+
 from kernels.errors import NativeBuildError
 from operators.backends.backend import BackendError
 from operators.checker import prepare_case, run_kernel
+from operators.contract import check_contract
 from operators.device import Device
 from operators.drawing import draw_cases
 from operators.dtypes import DType, FLOAT_DTYPES
@@ -83,7 +87,8 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def judge_seed(args: argparse.Namespace, seated: list[Seated], seed: int) -> list[Judgement]:
+def judge_seed(args: argparse.Namespace, seated: list[Seated], seed: int,
+               after_operator=lambda judgements: None) -> list[Judgement]:
     judgements: list[Judgement] = []
     for operator in args.operators:
         spec = get_spec(operator)
@@ -104,7 +109,30 @@ def judge_seed(args: argparse.Namespace, seated: list[Seated], seed: int) -> lis
             alarms = sum(j.role is Role.CORRECT and j.result.verdict is Verdict.FAIL for j in new)
             progress(f"seed {seed} {operator} {dtype.short}: {len(new)} judgements, {alarms} false alarms "
                      f"({time.perf_counter() - started:.1f}s)")
+        after_operator(judgements)
     return judgements
+
+
+def pin_worker(slots) -> None:
+    """Worker start: one GPU of the host per worker while there are enough (CUDA initialises lazily,
+    so the variable still applies); several workers on one GPU share it by time-slicing, which costs
+    more than it gains for this synchronising workload."""
+    gpus = slots.get()
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
+
+
+def wrong_contracts(args: argparse.Namespace, seated: list[Seated]) -> dict[str, list[str]]:
+    """The dtype-contract check of each wrong kernel's operator (a bug that accepts a combination it
+    must refuse shows there, not in the cases): the failed checks' details by member."""
+    failed = {}
+    for s in seated:
+        if s.member.role is Role.WRONG and s.backend is not None:
+            for operator in s.member.operators or ():
+                if operator in args.operators and s.kernel(operator) is not None:
+                    checks = check_contract(get_spec(operator), s.kernel(operator), args.device, s.backend.name)
+                    failed[s.member.name] = [c.detail for c in checks if not c.passed]
+    return failed
 
 
 def seed_worker(args: argparse.Namespace, seed: int) -> list[Judgement]:
@@ -122,11 +150,16 @@ def judge_all(args: argparse.Namespace, seated: list[Seated], report) -> list[Ju
     judgements: list[Judgement] = []
     if args.jobs == 1:
         for seed in args.seed_list:
-            judgements += judge_seed(args, seated, seed)
+            judgements += judge_seed(args, seated, seed, lambda new: report(judgements + new, done=False))
             report(judgements, done=seed == args.seed_list[-1])
         return judgements
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+    slots = context.Queue()
+    count = torch.cuda.device_count() if args.device.torch_type == "cuda" else 0
+    for worker in range(args.jobs):
+        slots.put(str(worker % count) if count else None)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs, mp_context=context,
+                                                initializer=pin_worker, initargs=(slots,)) as pool:
         plain = argparse.Namespace(**{**vars(args), "members": tuple(m.name for m in args.members)})
         futures = [pool.submit(seed_worker, plain, seed) for seed in args.seed_list]
         for number, future in enumerate(concurrent.futures.as_completed(futures), 1):
@@ -154,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
               "dtypes": [d.value for d in args.dtypes], "members": [m.name for m in args.members],
               "command": "python -m operators.panel " + " ".join(sys.argv[1:] if argv is None else argv)}
     environment = collect_environment(args.device.torch_type, native)
+    contract = wrong_contracts(args, seated)
     final: dict = {}
 
     def report(judgements: list[Judgement], done: bool) -> None:
-        document = build_panel_document(judgements, seated, config, environment)
+        document = build_panel_document(judgements, seated, config, environment, contract)
         document["complete"] = done
         document["seconds"] = round(time.perf_counter() - started, 2)
         final.update(document=document, markdown=panel_markdown(document))

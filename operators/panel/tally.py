@@ -66,10 +66,11 @@ def unsupported_reasons(judgements: Iterable[Judgement]) -> list[dict[str, Any]]
     return [{"member": m, "operator": op, "reason": reason, "cases": n} for (m, op, reason), n in sorted(counts.items())]
 
 
-def wrong_kernel_rows(judgements: Iterable[Judgement], seeds: tuple[int, ...],
-                      expected: dict[str, str]) -> list[dict[str, Any]]:
-    """Per wrong kernel: the seeds at which it failed at least one case, its failing share, and its
-    budget use (the error over its limit: above 1 fails; how far from passing the bug stays)."""
+def wrong_kernel_rows(judgements: Iterable[Judgement], seeds: tuple[int, ...], expected: dict[str, str],
+                      contract: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Per wrong kernel: the seeds at which it failed at least one case (every seed when its dtype
+    contract check failed: that check draws nothing), its failing share, and its budget use (the
+    error over its limit: above 1 fails; how far from passing the bug stays)."""
     rows: dict[str, dict[str, Any]] = {}
     for j in judgements:
         if j.role is not Role.WRONG:
@@ -85,6 +86,9 @@ def wrong_kernel_rows(judgements: Iterable[Judgement], seeds: tuple[int, ...],
         if j.result.max_budget_use is not None:
             row["max_budget_use"] = max(j.result.max_budget_use, row["max_budget_use"] or 0.0)
     for row in rows.values():
+        broken = contract.get(row["member"], [])
+        row["contract_failures"] = len(broken)
+        row["expected_reason_seen"] |= any(row["expected_reason"] in detail for detail in broken)
         row["seeds"] = len(seeds)
-        row["caught_seeds"] = len(row["caught_seeds"])
+        row["caught_seeds"] = len(seeds) if broken else len(row["caught_seeds"])
     return sorted(rows.values(), key=lambda r: r["member"])

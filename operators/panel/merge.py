@@ -1,0 +1,115 @@
+"""`python -m operators.panel.merge A.json B.json ... --output panel.json --markdown panel.md`:
+one panel document from runs over disjoint seeds (a long panel split over several machines or
+calls). The runs must share device, profile, case counts, operators, dtypes and members."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from operators.panel.document import panel_markdown, with_verdict
+from operators.panel.tally import DETAILS_KEPT
+from reports.document import write_json
+
+SHARED = ("device", "profile", "examples", "operators", "dtypes", "members")
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class MergeError(Exception):
+    """Documents that cannot be merged; exit code 2."""
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def merge_groups(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: dict[tuple, dict[str, Any]] = {}
+    for document in documents:
+        for g in document["groups"]:
+            key = (g["member"], g["operator"], g["dtype"], g["regime"])
+            row = merged.setdefault(key, {**g, "cases": 0, "passed": 0, "failed": 0, "unsupported": 0,
+                                          "max_budget_use": None})
+            for count in ("cases", "passed", "failed", "unsupported"):
+                row[count] += g[count]
+            row["max_budget_use"] = _max(row["max_budget_use"], g["max_budget_use"])
+    return sorted(merged.values(), key=lambda r: (r["role"], r["member"], r["operator"], r["dtype"], r["regime"]))
+
+
+def merge_wrong(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for document in documents:
+        for w in document["wrong_kernels"]:
+            row = merged.setdefault(w["member"], {**w, "cases": 0, "failed": 0, "caught_seeds": 0, "seeds": 0,
+                                                  "max_budget_use": None, "expected_reason_seen": False})
+            for count in ("cases", "failed", "caught_seeds", "seeds"):
+                row[count] += w[count]
+            row["contract_failures"] = max(row.get("contract_failures", 0), w.get("contract_failures", 0))
+            row["max_budget_use"] = _max(row["max_budget_use"], w["max_budget_use"])
+            row["expected_reason_seen"] |= w["expected_reason_seen"]
+    return sorted(merged.values(), key=lambda r: r["member"])
+
+
+def merge_unsupported(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    counts: dict[tuple[str, str, str], int] = {}
+    for document in documents:
+        for u in document["unsupported"]:
+            key = (u["member"], u["operator"], u["reason"])
+            counts[key] = counts.get(key, 0) + u["cases"]
+    return [{"member": m, "operator": op, "reason": reason, "cases": n} for (m, op, reason), n in sorted(counts.items())]
+
+
+def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    first = documents[0]
+    for document in documents[1:]:
+        different = [k for k in SHARED if document["config"][k] != first["config"][k]]
+        if different:
+            raise MergeError(f"the runs differ in {', '.join(different)}")
+    seeds = [s for d in documents for s in d["config"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise MergeError(f"the runs share seeds ({sorted(seeds)}); merge runs over disjoint seeds")
+    if not all(d.get("complete", True) for d in documents):
+        raise MergeError("a run did not finish (complete: false)")
+    return with_verdict({
+        **first,
+        "config": {**first["config"], "seeds": sorted(seeds), "command": [d["config"]["command"] for d in documents]},
+        "environment": {**first["environment"], "runs": [d["environment"] for d in documents[1:]]},
+        "members": [{**m, "available": all(d["members"][i]["available"] for d in documents)}
+                    for i, m in enumerate(first["members"])],
+        "groups": merge_groups(documents),
+        "false_alarms": [f for d in documents for f in d["false_alarms"]][:DETAILS_KEPT * len(documents)],
+        "tested_failures": [f for d in documents for f in d["tested_failures"]][:DETAILS_KEPT * len(documents)],
+        "wrong_kernels": merge_wrong(documents),
+        "unsupported": merge_unsupported(documents),
+        "seconds": round(sum(d.get("seconds", 0) for d in documents), 2),
+        "complete": True,
+    })
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m operators.panel.merge", description=__doc__)
+    p.add_argument("documents", nargs="+", type=Path, help="panel JSON documents over disjoint seeds")
+    p.add_argument("--output", type=Path, required=True, help="the merged JSON document")
+    p.add_argument("--markdown", type=Path, help="the merged tables as markdown")
+    args = p.parse_args(argv)
+    try:
+        documents = [json.loads(path.read_text()) for path in args.documents]
+        if any(d.get("kind") != "panel" for d in documents):
+            raise MergeError("every document must be a panel document (kind: panel)")
+        merged = merge(documents)
+    except (OSError, ValueError, KeyError, MergeError) as error:
+        print(f"error: cannot merge: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    write_json(args.output, merged)
+    markdown = panel_markdown(merged)
+    if args.markdown:
+        args.markdown.write_text(markdown + "\n")
+    print(markdown)
+    return EXIT_PASS if merged["verdict"] == "pass" else EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
