@@ -1,0 +1,82 @@
+"""The verdict panel: correct implementations pass, every planted wrong kernel is caught, on the
+same cases; the document, the tables and the merge of runs over several seeds."""
+
+import json
+
+import pytest
+
+from operators.panel.merge import main as merge_main
+from operators.panel.members import Role, all_members
+from operators.panel.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
+from suites.wrong_kernels import WRONG_KERNEL_MODULES
+
+# Enough cases per dtype that each regime exposing a planted bug is drawn (as test_selftests).
+EXAMPLES = "24"
+CPU_CORRECT = "torch,sdpa-math,sdpa-flash,blocked"
+
+
+def test_correct_members_pass_and_every_wrong_kernel_is_caught(harness, tmp_path, capsys):
+    members = ",".join([CPU_CORRECT, "native", *WRONG_KERNEL_MODULES])
+    output, markdown = tmp_path / "panel.json", tmp_path / "panel.md"
+    code = main(["--device", harness.device.value, "--seeds", "1", "--examples", EXAMPLES, "--members", members,
+                 "--output", str(output), "--markdown", str(markdown)])
+    document = json.loads(output.read_text())
+    alarms = [(f["member"], f["operator"], f["dtype"], f["reasons"][:1]) for f in document["false_alarms"]]
+    assert document["totals"]["false_alarms"] == 0, alarms
+    assert document["totals"]["tested_failures"] == 0, document["tested_failures"][:2]
+    wrong = {w["member"]: w for w in document["wrong_kernels"]}
+    on_device = [m for m in WRONG_KERNEL_MODULES if not m.startswith("cuda_") or harness.device.value == "nvidia"]
+    assert set(wrong) == set(on_device)
+    assert all(w["caught_seeds"] == 1 and w["expected_reason_seen"] for w in wrong.values()), wrong
+    assert code == EXIT_PASS and document["verdict"] == "pass" and document["complete"]
+    assert "# Verdict panel: PASS" in markdown.read_text() and "| rms_norm" in capsys.readouterr().out
+
+
+def test_compiled_hugging_face_formulas_pass(harness, tmp_path):
+    """torch.compile (Inductor) of the formulas: few operators, they compile on CI's CPU."""
+    output = tmp_path / "compiled.json"
+    code = main(["--device", harness.device.value, "--seeds", "1", "--examples", "4", "--members", "compiled",
+                 "--operators", "rms_norm,rope,softmax,swiglu", "--dtypes", "f32,bf16", "--output", str(output)])
+    document = json.loads(output.read_text())
+    assert code == EXIT_PASS, document["false_alarms"][:2]
+    assert {g["operator"] for g in document["groups"]} == {"rms_norm", "rope", "softmax", "swiglu"}
+
+
+def test_a_missed_wrong_kernel_fails_the_panel(harness, tmp_path):
+    """A softmax without max subtraction is right on scores of ordinary size: one case of the normal
+    regime (and the dtype-contract check) does not show it, and the panel says so."""
+    output = tmp_path / "missed.json"
+    code = main(["--device", harness.device.value, "--seeds", "1", "--first-seed", "1", "--examples", "1",
+                 "--operators", "softmax", "--dtypes", "f32", "--members", "softmax_without_max_subtraction",
+                 "--output", str(output)])
+    document = json.loads(output.read_text())
+    if document["wrong_kernels"][0]["failed"]:
+        pytest.skip("the single drawn case happened to expose the bug")
+    assert code == EXIT_FAIL and document["totals"]["wrong_missed"] == 1
+
+
+def test_runs_over_disjoint_seeds_merge_and_overlapping_ones_are_refused(harness, tmp_path, capsys):
+    documents = []
+    for seed in (3, 4):
+        documents.append(tmp_path / f"seed{seed}.json")
+        assert main(["--device", harness.device.value, "--seeds", "1", "--first-seed", str(seed), "--examples", "2",
+                     "--operators", "softmax", "--members", "torch,native,softmax_without_max_subtraction",
+                     "--output", str(documents[-1])]) in (EXIT_PASS, EXIT_FAIL)
+    merged = tmp_path / "merged.json"
+    assert merge_main([*map(str, documents), "--output", str(merged)]) in (EXIT_PASS, EXIT_FAIL)
+    parts = [json.loads(d.read_text()) for d in documents]
+    whole = json.loads(merged.read_text())
+    assert whole["config"]["seeds"] == [3, 4]
+    assert whole["totals"]["judgements"] == sum(p["totals"]["judgements"] for p in parts)
+    assert whole["wrong_kernels"][0]["seeds"] == 2
+    assert merge_main([str(documents[0]), str(documents[0]), "--output", str(tmp_path / "x.json")]) == EXIT_USAGE
+    assert "disjoint seeds" in capsys.readouterr().err
+
+
+def test_members_and_usage_errors(capsys):
+    roles = {m.name: m.role for m in all_members()}
+    assert roles["torch"] is Role.CORRECT and roles["native"] is Role.TESTED
+    assert all(roles[name] is Role.WRONG for name in WRONG_KERNEL_MODULES)
+    assert main(["--members", "torch,nonesuch"]) == EXIT_USAGE
+    assert "unknown member(s) nonesuch" in capsys.readouterr().err
+    assert main(["--seeds", "0"]) == EXIT_USAGE
