@@ -252,6 +252,8 @@ def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str) -> CaseResu
         return finish(Verdict.UNSUPPORTED, [f"unsupported: {error}"])
     except KernelError as error:
         return finish(Verdict.FAIL, [f"kernel rejected a call inside its contract: {error}"])
+    except SystemExit as error:  # the run must not end (with its exit status) because a kernel said so
+        return finish(Verdict.FAIL, [f"kernel tried to exit the process (SystemExit({error.code!r}))"])
     except Exception as error:  # a broken kernel must become a failed row, not a dead run
         frame = traceback.extract_tb(error.__traceback__)[-1]
         return finish(Verdict.FAIL, [f"kernel raised {type(error).__name__}: {error} "

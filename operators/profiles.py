@@ -21,6 +21,13 @@ def register_profiles() -> None:
             **options)
 
 
+def seeded_profile(profile: str) -> str:
+    """A profile like `profile` that draws from hypothesis's seed (derandomize off)."""
+    name = f"{profile}-seeded"
+    settings.register_profile(name, settings.get_profile(profile), derandomize=False)
+    return name
+
+
 def examples(profile: str) -> int:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile '{profile}'; expected one of {', '.join(PROFILES)}")

@@ -18,8 +18,8 @@ from operators.case import Case
 from operators.checker import check_case
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES
-from operators.profiles import PROFILES, register_profiles
-from operators.registry import get_spec
+from operators.profiles import PROFILES, register_profiles, seeded_profile
+from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import CaseResult
 
 
@@ -46,11 +46,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dtypes", default="f32,f16,bf16", help="comma-separated working dtypes")
     group.addoption("--profile", default="ci", choices=sorted(PROFILES), help="hypothesis profile (default ci)")
     group.addoption("--report", type=Path, default=None, help="write the checked cases as a JSON report")
+    group.addoption("--seed", type=int, default=None,
+                    help="draw other cases: the hypothesis seed, honoured by every profile (ci included: the "
+                         "same seed draws the same cases)")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     register_profiles()
-    settings.load_profile(config.getoption("--profile"))
+    profile, seed = config.getoption("--profile"), config.getoption("--seed")
+    if seed is not None:
+        # The ci profile is derandomised (hypothesis then ignores any seed); with --seed it draws from
+        # that seed instead, which hypothesis's own plugin (configured after this one) forces.
+        profile = seeded_profile(profile)
+        config.option.hypothesis_seed = str(seed)
+    settings.load_profile(profile)
     try:
         device = Device.parse(config.getoption("--device"))
         dtypes = tuple(DType.parse(d.strip()) for d in config.getoption("--dtypes").split(",") if d.strip())
@@ -58,6 +68,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     if not dtypes or any(d not in FLOAT_DTYPES for d in dtypes):
         raise pytest.UsageError("--dtypes must name working dtypes among f32, f16, bf16")
+    report = config.getoption("--report")
+    if report is not None:
+        from reports.document import ReportPathError, check_report_path
+        try:
+            check_report_path(report)
+        except ReportPathError as error:
+            raise pytest.UsageError(f"--report: {error}") from None
     backend = config.getoption("--backend")
     if backend not in ("native", "torch"):
         try:
@@ -72,7 +89,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     session = config.stash[SESSION_KEY]
     return (f"qwen3-harness: device={session.device.value} backend={session.backend_name} "
-            f"dtypes={','.join(d.short for d in session.dtypes)} hypothesis profile={session.profile}")
+            f"dtypes={','.join(d.short for d in session.dtypes)} hypothesis profile={session.profile}"
+            + (f" seed={config.getoption('--seed')}" if config.getoption("--seed") is not None else ""))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -124,6 +142,11 @@ def harness(pytestconfig: pytest.Config) -> Harness:
             session.backend = load_backend(session.backend_name, session.device)
         except (BackendError, NativeBuildError) as error:
             pytest.fail(str(error), pytrace=False)
+    if not any(session.backend.kernel(name) for name in OPERATOR_NAMES):
+        # Every operator test would skip and the run end green having checked nothing.
+        pytest.fail(f"backend '{session.backend.name}' has no kernel for any operator (its kernels: "
+                    f"{', '.join(sorted(session.backend.kernels)) or 'none'}; operators are named "
+                    f"{', '.join(OPERATOR_NAMES)})", pytrace=False)
     return Harness(session)
 
 

@@ -21,7 +21,7 @@ from operators.dtypes import DType, FLOAT_DTYPES
 from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import CaseResult, Verdict
-from reports.document import build_document, write_json
+from reports.document import ReportPathError, build_document, check_report_path, write_json
 from reports.environment import collect_environment
 from reports.tables import contract_table, summary_table
 
@@ -45,6 +45,7 @@ class RunConfig:
     contract: bool
     output: Path | None
     replay: Case | None
+    operators_named: bool = False  # --operators given: every named operator must be checked
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -59,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help=f"one of {', '.join(d.value for d in Device)} (default cpu)")
     p.add_argument("--backend", default="native",
                    help="'native' (the C/CUDA kernels), 'torch' (control) or an importable module path")
-    p.add_argument("--operators", default=",".join(OPERATOR_NAMES), help="comma-separated operator names")
+    p.add_argument("--operators", help="comma-separated operator names (default: every operator the backend has)")
     p.add_argument("--dtypes", default="f32,f16,bf16", help="comma-separated working dtypes")
     p.add_argument("--profile", default="dev", choices=sorted(PROFILES), help="case-set size (default dev)")
     p.add_argument("--examples", type=int, help="cases per operator and dtype (overrides the profile)")
@@ -79,13 +80,18 @@ def parse_config(argv: list[str] | None) -> RunConfig:
         raise UsageError(str(error)) from None
     if not dtypes or any(d not in FLOAT_DTYPES for d in dtypes):
         raise UsageError(f"--dtypes must name working dtypes among f32, f16, bf16; got '{args.dtypes}'")
-    operators = tuple(o.strip() for o in args.operators.split(",") if o.strip())
+    operators = tuple(o.strip() for o in (args.operators or ",".join(OPERATOR_NAMES)).split(",") if o.strip())
     unknown = [o for o in operators if o not in OPERATOR_NAMES]
     if unknown or not operators:
         raise UsageError(f"unknown operator(s) {', '.join(unknown) or '(none given)'}; expected among "
                          f"{', '.join(OPERATOR_NAMES)}")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    if args.output is not None:
+        try:
+            check_report_path(args.output)
+        except ReportPathError as error:
+            raise UsageError(f"--output: {error}") from None
     replay = None
     if args.replay:
         try:
@@ -97,7 +103,8 @@ def parse_config(argv: list[str] | None) -> RunConfig:
         check_replay_matches_spec(replay)
     return RunConfig(device=device, backend=args.backend, operators=operators, dtypes=dtypes,
                      profile=args.profile, examples=args.examples or examples(args.profile), seed=args.seed,
-                     contract=not args.no_contract, output=args.output, replay=replay)
+                     contract=not args.no_contract, output=args.output, replay=replay,
+                     operators_named=args.operators is not None)
 
 
 def check_replay_matches_spec(case: Case) -> None:
@@ -113,6 +120,17 @@ def check_replay_matches_spec(case: Case) -> None:
     negative = [n for n, t in {**case.inputs, **case.outputs}.items() if any(d < 0 for d in t.shape)]
     if negative:
         raise UsageError(f"--replay: tensor(s) {', '.join(negative)} have a negative dimension")
+
+
+def check_something_is_checked(config: RunConfig, backend: Backend) -> None:
+    """A run that would check nothing is never a PASS: a backend with none of the operators, or
+    without one that --operators names, is a usage error (a typo in a kernel name shows here)."""
+    lacking = [op for op in config.operators if backend.kernel(op) is None]
+    if len(lacking) == len(config.operators) or (config.operators_named and lacking):
+        has = ", ".join(sorted(backend.kernels)) or "none"
+        raise UsageError(f"backend '{backend.name}' has no kernel for {', '.join(lacking)}; nothing would check "
+                         f"{'them' if len(lacking) > 1 else 'it'} (the backend's kernels: {has}; operators are "
+                         f"named {', '.join(OPERATOR_NAMES)})")
 
 
 def progress(message: str) -> None:
@@ -172,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         backend = load_backend(config.backend, config.device)
         if config.replay:
             return replay(config, backend)
+        check_something_is_checked(config, backend)
     except (UsageError, BackendError, NativeBuildError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

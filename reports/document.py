@@ -74,19 +74,57 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, document: Mapping[str, Any]) -> None:
-    """Write atomically: a reader sees the old file or the whole new one, never half of it."""
+class ReportPathError(ValueError):
+    """A report path that cannot be written (a directory, an unwritable folder)."""
+
+
+def check_report_path(path: Path) -> None:
+    """Before any case runs: the report can be written there (its folder is created if missing).
+    A device node or FIFO is written through (`/dev/null` discards the report), never replaced."""
     path = Path(path)
-    text = json.dumps(_clean(document), indent=1, allow_nan=False)
+    if path.is_dir():
+        raise ReportPathError(f"'{path}' is a directory, not a file for the report")
+    if path.exists() and not path.is_file():
+        if not os.access(path, os.W_OK):
+            raise ReportPathError(f"'{path}' cannot be written")
+        return
+    directory = path.resolve().parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ReportPathError(f"the folder of '{path}' cannot be created: {error.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ReportPathError(f"'{path}' cannot be written (no write permission)")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """A regular file is replaced atomically (a reader sees the old file or the whole new one) with
+    the mode the umask gives; a device node or FIFO is written through, never replaced."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        with open(path, "w") as stream:
+            stream.write(text)
+        return
     directory = path.resolve().parent
     directory.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
     try:
         with os.fdopen(handle, "w") as stream:
-            stream.write(text + "\n")
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    write_text_atomically(path, json.dumps(_clean(document), indent=1, allow_nan=False) + "\n")

@@ -1,8 +1,11 @@
 """`python -m operators.run`: the table, the JSON report, and the exit codes CI gates on."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -98,3 +101,91 @@ def test_the_module_entry_point_prints_no_traceback():
                                text=True, timeout=120)
     assert completed.returncode == EXIT_USAGE
     assert "Traceback" not in completed.stderr and completed.stderr.startswith("error: unknown device")
+
+
+@pytest.mark.slow
+def test_pytest_seed_draws_other_cases_under_the_ci_profile_and_the_same_ones_again(harness, tmp_path):
+    """--seed reseeds the derandomised ci profile: seeds 1 and 2 draw different cases, seed 1 twice
+    the same ones."""
+    def drawn(seed, name):
+        report = tmp_path / f"{name}.json"
+        command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "-k", "swiglu and f32", "-q",
+                   "-p", "no:cacheprovider", "-o", "addopts=", "--device", harness.device.value,
+                   "--report", str(report), *(["--seed", str(seed)] if seed is not None else [])]
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert completed.returncode == 0, completed.stdout[-2000:]
+        return [c["case"] for c in json.loads(report.read_text())["cases"]]
+
+    first, again, other, default = drawn(1, "a"), drawn(1, "b"), drawn(2, "c"), drawn(None, "d")
+    assert first == again and first != other and default not in (first, other)
+
+
+TYPO_BACKEND = '''
+from operators.backends.backend import Backend
+from operators.kernel import Kernel
+
+def swiglu(*, out, gate, up):
+    out.copy_(gate)
+
+def backend(device):
+    return Backend(name="typo", device=device, kernels={"swigl": Kernel("swigl", swiglu)})
+'''
+
+
+def test_a_backend_that_checks_nothing_is_a_usage_error_never_a_pass(harness, capsys, tmp_path, monkeypatch):
+    (tmp_path / "typo_backend.py").write_text(TYPO_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for extra in ([], ["--operators", "swiglu"]):
+        code, _, err = run(capsys, "--device", harness.device.value, "--backend", "typo_backend", *extra)
+        assert code == EXIT_USAGE and "no kernel for" in err and "swigl" in err, err
+    code, _, err = run(capsys, "--device", harness.device.value, "--operators", "swiglu,rms_norm", "--backend",
+                       "suites.wrong_kernels.rms_norm_weight_not_applied", "--examples", "1")
+    assert code == EXIT_FAIL  # a backend with both operators runs (and its wrong rms_norm fails)
+
+
+@pytest.mark.slow
+def test_pytest_with_a_backend_that_has_no_operator_errors_instead_of_skipping(harness, tmp_path):
+    (tmp_path / "typo_backend.py").write_text(TYPO_BACKEND)
+    command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "-k", "swiglu", "-q", "-p",
+               "no:cacheprovider", "-o", "addopts=", "--device", harness.device.value, "--backend", "typo_backend"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                               env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert completed.returncode != 0 and "has no kernel for any operator" in completed.stdout, completed.stdout[-2000:]
+    assert " skipped" not in completed.stdout.splitlines()[-1]
+
+
+def test_report_paths_are_checked_before_any_case_runs(harness, capsys, tmp_path):
+    code, _, err = run(capsys, *SMALL, "--device", harness.device.value, "--output", str(tmp_path))
+    assert code == EXIT_USAGE and "is a directory" in err and "cases" not in err
+
+
+def test_a_fifo_is_written_through_and_reports_follow_the_umask(harness, capsys, tmp_path):
+    """A non-regular target (a FIFO here; /dev/null alike) gets the report written into it, it is
+    never replaced by a regular file; a regular report gets the mode the umask gives."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    code, _, err = run(capsys, *SMALL, "--device", harness.device.value, "--output", str(fifo))
+    reader.join(timeout=60)
+    assert code == EXIT_PASS, err
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and json.loads(received[0])["verdict"] == "pass"
+    previous = os.umask(0o022)
+    try:
+        report = tmp_path / "report.json"
+        assert run(capsys, *SMALL, "--device", harness.device.value, "--output", str(report))[0] == EXIT_PASS
+    finally:
+        os.umask(previous)
+    assert report.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_kernel_that_exits_the_process_is_a_failed_case(harness, capsys, tmp_path, monkeypatch):
+    (tmp_path / "exiting_backend.py").write_text(
+        "import sys\nfrom operators.backends.backend import load_backend\n\n"
+        "def swiglu(*, out, gate, up):\n    sys.exit(0)\n\n"
+        "def backend(device):\n    return load_backend('native', device).with_kernels('exiting', {'swiglu': swiglu})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = run(capsys, "--device", harness.device.value, "--backend", "exiting_backend", "--operators",
+                       "swiglu", "--examples", "1", "--no-contract")
+    assert code == EXIT_FAIL and "tried to exit the process" in err and "verdict: FAIL" in err

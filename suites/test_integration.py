@@ -174,3 +174,23 @@ def test_routing_judge_allows_near_ties_only():
     near_tie, wrong = torch.tensor([[0, 1, 3]]), torch.tensor([[0, 1, 4]])
     assert judge_routing(0, near_tie, ref, base, DType.BF16).passed
     assert not judge_routing(0, wrong, ref, base, DType.BF16).passed
+
+
+def test_a_checkpoint_with_nan_weights_never_passes(harness, tmp_path, capsys):
+    """NaN in the final norm's weight makes transformers' logits NaN too: matching NaN with NaN is no
+    PASS (a Qwen3 forward has no non-finite activation)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    source = synthetic_checkpoint("tiny")
+    shutil.copytree(source, tmp_path / "nan-model")
+    weights = load_file(tmp_path / "nan-model" / "model.safetensors")
+    weights["model.norm.weight"][3] = float("nan")
+    save_file(weights, tmp_path / "nan-model" / "model.safetensors", metadata={"format": "pt"})
+    code = main(["--device", harness.device.value, "--model-dir", str(tmp_path / "nan-model"), "--steps", "2",
+                 "--tokens", "1,2,3,4,5,6,7,8", "--output", str(tmp_path / "nan.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "after final_norm" in err and "verdict: PASS" not in err
+    document = json.loads((tmp_path / "nan.json").read_text())
+    assert document["verdict"] == "fail" and "non-finite" in " ".join(document["first_failing_point"]["reasons"])

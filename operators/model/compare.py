@@ -73,11 +73,14 @@ def compare_point(key, ours: torch.Tensor, base: torch.Tensor, ref: torch.Tensor
     layer, point = key
     if ours.shape != ref.shape:
         return PointResult(layer, point, False, reasons=(f"shape {tuple(ours.shape)} != reference {tuple(ref.shape)}",))
-    ours_finite, ref_finite = torch.isfinite(ours.double().cpu()), torch.isfinite(ref.double())
-    if not torch.equal(ours_finite, ref_finite):
-        count = int((ours_finite != ref_finite).sum())
+    ours_finite, ref_finite = torch.isfinite(ours.double().cpu()), torch.isfinite(ref.double().cpu())
+    if not (ours_finite.all() and ref_finite.all()):
+        # A Qwen3 forward never makes NaN or Inf: a non-finite activation fails the point even where
+        # the reference has it too (a checkpoint with NaN weights makes a NaN model, never a PASS).
+        count, theirs = int((~ours_finite).sum()), int((~ref_finite).sum())
         return PointResult(layer, point, False, budget_use=float("inf"),
-                           reasons=(f"{count} elements non-finite where the reference is not (or the reverse)",))
+                           reasons=(f"{count} of {ours.numel()} elements non-finite in ours, {theirs} in the float64 "
+                                    "reference (a Qwen3 forward has none: the checkpoint or a kernel makes them)",))
     mine, theirs = error_metrics(ours, ref, dtype), error_metrics(base, ref, dtype)
     checks = [replace(c, limit=c.limit + (slack or {}).get(c.measure, 0.0))
               for c in budget_checks(mine, theirs, budget, dtype)]

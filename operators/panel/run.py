@@ -29,7 +29,7 @@ from operators.panel.tally import Judgement
 from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import Verdict
-from reports.document import write_json
+from reports.document import ReportPathError, check_report_path, write_json, write_text_atomically
 from reports.environment import collect_environment
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -79,6 +79,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.seeds < 1 or args.jobs < 1 or (args.examples is not None and args.examples < 1):
         raise UsageError("--seeds, --jobs and --examples must be at least 1")
     args.examples = args.examples or examples(args.profile)
+    for option, path in (("--output", args.output), ("--markdown", args.markdown)):
+        if path is not None:
+            try:
+                check_report_path(path)
+            except ReportPathError as error:
+                raise UsageError(f"{option}: {error}") from None
     args.seed_list = tuple(range(args.first_seed, args.first_seed + args.seeds))
     return args
 
@@ -198,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.output:
             write_json(args.output, document)
         if args.markdown:
-            args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            args.markdown.write_text(final["markdown"] + "\n")
+            write_text_atomically(args.markdown, final["markdown"] + "\n")
 
     try:
         judge_all(args, seated, report)
