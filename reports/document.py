@@ -83,18 +83,19 @@ def check_report_path(path: Path) -> None:
     A device node or FIFO is written through (`/dev/null` discards the report), never replaced."""
     path = Path(path)
     if path.is_dir():
-        raise ReportPathError(f"'{path}' is a directory, not a file for the report")
+        raise ReportPathError(f"cannot write the report to '{path}': it is a directory")
     if path.exists() and not path.is_file():
         if not os.access(path, os.W_OK):
-            raise ReportPathError(f"'{path}' cannot be written")
+            raise ReportPathError(f"cannot write the report to '{path}': no write permission")
         return
     directory = path.resolve().parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ReportPathError(f"the folder of '{path}' cannot be created: {error.strerror}") from None
+        raise ReportPathError(f"cannot write the report to '{path}': its folder cannot be created "
+                              f"({error.strerror})") from None
     if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ReportPathError(f"'{path}' cannot be written (no write permission)")
+        raise ReportPathError(f"cannot write the report to '{path}': no write permission")
 
 
 def _umask() -> int:
