@@ -17,7 +17,7 @@ from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
 from operators.spec import OperatorSpec
 from operators.values import draw
-from reference.online import chained_attention, flash_attention
+from reference.online import chained_attention, flash_attention, scaled_in_float32_attention
 from reference.attention import attention_decode
 
 CONTRACT = ("q, k_cache, v_cache and out in one dtype (f32/f16/bf16); seq_lens int32/int64; "
@@ -99,6 +99,11 @@ def chained(inputs, attributes) -> dict[str, torch.Tensor]:
                                     attributes["scale"], attend=chained_attention)}
 
 
+def scaled_in_float32(inputs, attributes) -> dict[str, torch.Tensor]:
+    return {"out": attention_decode(inputs["q"], inputs["k_cache"], inputs["v_cache"], inputs["seq_lens"],
+                                    attributes["scale"], attend=scaled_in_float32_attention)}
+
+
 def contract_case(dtypes: Mapping[str, DType]) -> Case:
     return make_case(dtypes, 2, 2, 6, 4, 2, 8, note="dtype contract")
 
@@ -110,5 +115,6 @@ def spec() -> OperatorSpec:
         dtype_options={"q": FLOAT_DTYPES, "k_cache": FLOAT_DTYPES, "v_cache": FLOAT_DTYPES,
                        "seq_lens": (*INDEX_DTYPES, DType.F32), "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case, budget=ATTENTION, variants={"flash": flash, "chained_scores": chained}, sensitivity=sensitivity.decode,
+        contract_case=contract_case, budget=ATTENTION, variants={"flash": flash, "chained_scores": chained,
+                                                                 "float32_scale": scaled_in_float32}, sensitivity=sensitivity.decode,
     )

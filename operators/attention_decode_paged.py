@@ -18,7 +18,7 @@ from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
 from operators.spec import OperatorSpec
 from operators.values import draw
-from reference.online import chained_attention, flash_attention
+from reference.online import chained_attention, flash_attention, scaled_in_float32_attention
 from reference.attention import attention_decode_paged
 
 CONTRACT = ("q, k_cache, v_cache and out in one dtype (f32/f16/bf16); block_table and seq_lens "
@@ -102,6 +102,11 @@ def chained(inputs, attributes) -> dict[str, torch.Tensor]:
                                           inputs["seq_lens"], attributes["scale"], attend=chained_attention)}
 
 
+def scaled_in_float32(inputs, attributes) -> dict[str, torch.Tensor]:
+    return {"out": attention_decode_paged(inputs["q"], inputs["k_cache"], inputs["v_cache"], inputs["block_table"],
+                                          inputs["seq_lens"], attributes["scale"], attend=scaled_in_float32_attention)}
+
+
 def contract_case(dtypes: Mapping[str, DType]) -> Case:
     return make_case(dtypes, 2, 1, 2, 16, 4, 2, 8, note="dtype contract")
 
@@ -113,5 +118,6 @@ def spec() -> OperatorSpec:
         dtype_options={"q": FLOAT_DTYPES, "k_cache": FLOAT_DTYPES, "v_cache": FLOAT_DTYPES,
                        "block_table": INDEX_DTYPES, "seq_lens": (*INDEX_DTYPES, DType.F32), "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case, budget=ATTENTION, variants={"flash": flash, "chained_scores": chained}, sensitivity=sensitivity.decode_paged,
+        contract_case=contract_case, budget=ATTENTION, variants={"flash": flash, "chained_scores": chained,
+                                                                 "float32_scale": scaled_in_float32}, sensitivity=sensitivity.decode_paged,
     )

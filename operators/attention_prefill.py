@@ -16,7 +16,7 @@ from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.spec import OperatorSpec
 from operators.values import draw
-from reference.online import chained_attention, flash_attention
+from reference.online import chained_attention, flash_attention, scaled_in_float32_attention
 from reference.attention import attention_prefill
 
 CONTRACT = ("q, k, v and out in one dtype (f32/f16/bf16); q [T, Hq, D], k and v [T, Hkv, D] with "
@@ -72,6 +72,11 @@ def chained(inputs, attributes) -> dict[str, torch.Tensor]:
     return {"out": attention_prefill(inputs["q"], inputs["k"], inputs["v"], attributes["scale"], attend=chained_attention)}
 
 
+def scaled_in_float32(inputs, attributes) -> dict[str, torch.Tensor]:
+    return {"out": attention_prefill(inputs["q"], inputs["k"], inputs["v"], attributes["scale"],
+                                     attend=scaled_in_float32_attention)}
+
+
 def contract_case(dtypes: Mapping[str, DType]) -> Case:
     return make_case(dtypes, 5, 4, 2, 8, note="dtype contract")
 
@@ -82,5 +87,6 @@ def spec() -> OperatorSpec:
         inputs=("q", "k", "v"), outputs=("out",), attributes=("scale",),
         dtype_options={"q": FLOAT_DTYPES, "k": FLOAT_DTYPES, "v": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case, budget=ATTENTION, variants={"flash": flash, "chained_scores": chained}, sensitivity=sensitivity.prefill,
+        contract_case=contract_case, budget=ATTENTION, variants={"flash": flash, "chained_scores": chained,
+                                                                 "float32_scale": scaled_in_float32}, sensitivity=sensitivity.prefill,
     )
