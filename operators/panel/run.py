@@ -197,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     final: dict = {}
 
     def report(judgements: list[Judgement], done: bool) -> None:
-        document = build_panel_document(judgements, seated, config, environment, contract)
+        # A report written before the end covers the seeds judged so far (a stopped run is a
+        # smaller run, not one that missed the wrong kernels at the seeds it never reached).
+        judged = sorted({j.run_seed for j in judgements}) if not done else list(args.seed_list)
+        document = build_panel_document(judgements, seated, {**config, "seeds": judged}, environment, contract)
         document["complete"] = done
         document["seconds"] = round(time.perf_counter() - started, 2)
         final.update(document=document, markdown=panel_markdown(document))

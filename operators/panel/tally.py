@@ -77,9 +77,11 @@ def wrong_kernel_rows(judgements: Iterable[Judgement], seeds: tuple[int, ...], e
         if j.role is not Role.WRONG:
             continue
         row = rows.setdefault(j.member, {"member": j.member, "operator": j.result.case.operator, "cases": 0,
-                                         "failed": 0, "caught_seeds": set(), "max_budget_use": None,
+                                         "failed": 0, "caught_seeds": set(), "judged_seeds": set(),
+                                         "max_budget_use": None,
                                          "expected_reason": expected.get(j.member, ""), "expected_reason_seen": False})
         row["cases"] += 1
+        row["judged_seeds"].add(j.run_seed)
         if j.result.verdict is Verdict.FAIL:
             row["failed"] += 1
             row["caught_seeds"].add(j.run_seed)
@@ -91,6 +93,7 @@ def wrong_kernel_rows(judgements: Iterable[Judgement], seeds: tuple[int, ...], e
         planted = any(row["expected_reason"] in detail for detail in broken)
         row["contract_failures"] = len(broken)
         row["expected_reason_seen"] |= planted
-        row["seeds"] = len(seeds)
-        row["caught_seeds"] = len(seeds) if planted else len(row["caught_seeds"])
+        judged = row.pop("judged_seeds")  # all of `seeds` once a run is complete
+        row["seeds"] = len(judged)
+        row["caught_seeds"] = len(judged) if planted else len(row["caught_seeds"])
     return sorted(rows.values(), key=lambda r: r["member"])
