@@ -43,7 +43,8 @@ def test_inf_at_the_overflow_edge_is_correct_only_there():
     assert len(reasons) == 1 and "Inf parity broken at 1 positions" in reasons[0] and "[1]" in reasons[0]
     overflowing_baseline = torch.tensor([65504.0, math.inf, 1.0], dtype=torch.float16)
     assert parity_reasons("out", out, ref, DType.F16, (overflowing_baseline,)) == []
-    assert parity_reasons("out", -out, ref, DType.F16, (overflowing_baseline,))  # the wrong sign is never excused
+    wrong_sign = torch.tensor([-math.inf, 60000.0, 1.0], dtype=torch.float16)
+    assert parity_reasons("out", wrong_sign, ref, DType.F16, (overflowing_baseline,))  # never the wrong sign
 
 
 def test_a_whole_row_rounding_the_other_way_is_within_the_floor_three_ulps_are_not():
