@@ -82,3 +82,7 @@ def test_members_and_usage_errors(capsys):
     assert main(["--members", "torch,nonesuch"]) == EXIT_USAGE
     assert "unknown member(s) nonesuch" in capsys.readouterr().err
     assert main(["--seeds", "0"]) == EXIT_USAGE
+    # A panel that would judge nothing is never a PASS (Liger has no CPU kernels).
+    assert main(["--device", "cpu", "--members", "liger", "--operators", "rms_norm"]) == EXIT_USAGE
+    assert "nothing would be judged" in capsys.readouterr().err
+    assert main(["--device", "cpu", "--members", "sdpa-math", "--operators", "rms_norm"]) == EXIT_USAGE

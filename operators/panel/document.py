@@ -32,7 +32,7 @@ def build_panel_document(judgements: list[Judgement], seated: list[Seated], conf
         "groups": count_groups(judgements),
         "false_alarms": failures_of(judgements, Role.CORRECT),
         "tested_failures": failures_of(judgements, Role.TESTED),
-        "wrong_kernels": wrong_kernel_rows(judgements, tuple(config["seeds"]), expected, dict(contract)),
+        "wrong_kernels": wrong_kernel_rows(judgements, expected, dict(contract)),
         "unsupported": unsupported_reasons(judgements),
     })
 

@@ -181,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         if not availability.available:
             raise UsageError(f"device '{args.device.value}' is not available: {availability.reason}")
         seated = seat(args.members, args.device)
+        if not any(s.kernel(op) is not None for s in seated for op in args.operators):
+            absent = "; ".join(f"{s.member.name}: {s.reason}" for s in seated if s.backend is None)
+            raise UsageError("no member on the panel has a kernel for the chosen operators: nothing would be "
+                             f"judged{f' ({absent})' if absent else ''}")
     except (UsageError, BackendError, NativeBuildError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -66,7 +66,7 @@ def unsupported_reasons(judgements: Iterable[Judgement]) -> list[dict[str, Any]]
     return [{"member": m, "operator": op, "reason": reason, "cases": n} for (m, op, reason), n in sorted(counts.items())]
 
 
-def wrong_kernel_rows(judgements: Iterable[Judgement], seeds: tuple[int, ...], expected: dict[str, str],
+def wrong_kernel_rows(judgements: Iterable[Judgement], expected: dict[str, str],
                       contract: dict[str, list[str]]) -> list[dict[str, Any]]:
     """Per wrong kernel: the seeds at which it failed at least one case (every seed when its dtype
     contract check failed for the planted reason: that check draws nothing; the Python wrong kernels
