@@ -57,6 +57,26 @@ def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
     return {"logits": drawn, "random": random.double()}
 
 
+def walk_positions(cumulative: torch.Tensor, before: torch.Tensor, tolerance: torch.Tensor, ends: torch.Tensor,
+                   r: float) -> list[int]:
+    """Sorted positions a walk may pick: position i for some prefix end e >= i in `ends` when its
+    target r * cumulative[e] lies in [before[i] - tolerance[i], cumulative[i] + tolerance[i]).
+
+    Ends can number the whole vocabulary (a tail below the tolerance), so the union is taken per
+    position, not per end: targets grow with the end, so for each position the smallest target
+    at or above its lower bound among the ends from it on decides."""
+    targets = r * cumulative[ends]
+    positions = torch.arange(cumulative.numel())
+    first_end = torch.searchsorted(ends, positions)
+    candidate = torch.maximum(first_end, torch.searchsorted(targets, before - tolerance))
+    valid = candidate < ends.numel()
+    hit = valid.clone()
+    hit[valid] = targets[candidate[valid]] < (cumulative + tolerance)[valid]
+    # An end whose own target no position holds stands for itself (a walk that runs off its prefix).
+    empty = torch.searchsorted(cumulative + tolerance, targets, right=True) > ends
+    return sorted(set(torch.nonzero(hit).flatten().tolist()) | set(ends[empty].tolist()))
+
+
 def acceptable_tokens(logits: torch.Tensor, r: float, temperature: float, top_k: int, top_p: float) -> set[int]:
     """Every token a correct float32 walk may return for this row and uniform value.
 
@@ -70,18 +90,25 @@ def acceptable_tokens(logits: torch.Tensor, r: float, temperature: float, top_k:
     before = torch.cat((cumulative.new_zeros(1), cumulative[:-1]))
     threshold = top_p * cumulative[-1]
     ends = torch.nonzero((cumulative >= threshold - tolerance) & (before < threshold + tolerance)).flatten()
-    accepted: set[int] = set()
-    for end in ends.tolist():
-        target = r * cumulative[end]
-        hit = (cumulative[: end + 1] > target - tolerance[: end + 1]) & (before[: end + 1] <= target + tolerance[: end + 1])
-        positions = torch.nonzero(hit).flatten()
-        accepted.update(positions.tolist() or [end])
-    chosen_probs = probs[sorted(accepted)]
+    accepted = walk_positions(cumulative, before, tolerance, ends, r)
+    chosen_probs = probs[accepted]
     scaled = logits.double() / temperature
-    spread = (scaled.max() - scaled[ids[sorted(accepted)]]).abs()
+    spread = (scaled.max() - scaled[ids[accepted]]).abs()
     tie_tolerance = chosen_probs * FLOAT32_EPS * (8 + 2 * spread)
-    ties = ((probs[:kept, None] - chosen_probs[None, :]).abs() <= tie_tolerance[None, :]).any(dim=1)
+    ties = within_any(probs[:kept], chosen_probs, tie_tolerance)
     return {int(ids[i]) for i in torch.nonzero(ties).flatten().tolist()} | {int(ids[i]) for i in accepted}
+
+
+def within_any(descending: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
+    """Mask of the values (sorted descending) within radius of some centre: one range of the sorted
+    values per centre, so memory stays linear when both number in the hundred thousands."""
+    ascending = -descending
+    start = torch.searchsorted(ascending, -centres - radii)
+    stop = torch.searchsorted(ascending, -centres + radii, right=True)
+    marks = torch.zeros(descending.numel() + 1, dtype=torch.int64)
+    marks.index_add_(0, start, torch.ones_like(start))
+    marks.index_add_(0, stop, -torch.ones_like(stop))
+    return torch.cumsum(marks, dim=0)[:-1] > 0
 
 
 def judge(decisions, inputs, attributes, dtype: DType) -> list[str]:

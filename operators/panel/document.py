@@ -75,6 +75,15 @@ def member_table(document: Mapping[str, Any]) -> str:
     return tabulate(rows, headers=["operator", "dtype", *columns], tablefmt="github")
 
 
+def member_seconds_table(document: Mapping[str, Any]) -> str:
+    seconds: dict[str, float] = defaultdict(float)
+    for g in document["groups"]:
+        seconds[g["member"]] += g.get("seconds", 0.0)
+    rows = sorted(seconds.items(), key=lambda item: -item[1])
+    return tabulate([[member, f"{spent:.1f}"] for member, spent in rows], headers=["member", "seconds"],
+                    tablefmt="github") if rows else "none"
+
+
 def panel_markdown(document: Mapping[str, Any]) -> str:
     config, env, totals = document["config"], document["environment"], document["totals"]
     lines = [f"# Verdict panel: {document['verdict'].upper()}", "",
@@ -106,6 +115,10 @@ def panel_markdown(document: Mapping[str, Any]) -> str:
                             "yes" if w["expected_reason_seen"] else "no"] for w in document["wrong_kernels"]],
                           headers=["wrong kernel", "operator", "seeds caught", "cases failed", "contract checks failed",
                                    "max budget use", "expected reason seen"], tablefmt="github") if document["wrong_kernels"] else "none run")
+    lines += ["", "## Time spent per member", "",
+              "Seconds of each member's judgements (its calls and the checks of its outputs; drawing the cases "
+              "and computing references and baselines is shared and not counted).", ""]
+    lines.append(member_seconds_table(document))
     if document["unsupported"]:
         lines += ["", "## Unsupported cases", ""]
         lines.append(tabulate([[u["member"], u["operator"], u["cases"], u["reason"][:160]] for u in document["unsupported"]],

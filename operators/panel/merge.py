@@ -32,10 +32,11 @@ def merge_groups(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for g in document["groups"]:
             key = (g["member"], g["operator"], g["dtype"], g["regime"])
             row = merged.setdefault(key, {**g, "cases": 0, "passed": 0, "failed": 0, "unsupported": 0,
-                                          "max_budget_use": None})
+                                          "max_budget_use": None, "seconds": 0.0})
             for count in ("cases", "passed", "failed", "unsupported"):
                 row[count] += g[count]
             row["max_budget_use"] = _max(row["max_budget_use"], g["max_budget_use"])
+            row["seconds"] = row.get("seconds", 0.0) + g.get("seconds", 0.0)  # absent in older documents
     return sorted(merged.values(), key=lambda r: (r["role"], r["member"], r["operator"], r["dtype"], r["regime"]))
 
 

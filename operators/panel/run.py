@@ -102,9 +102,11 @@ def judge_seed(args: argparse.Namespace, seated: list[Seated], seed: int,
         if not panel:
             continue
         for dtype in args.dtypes:
-            started, before = time.perf_counter(), len(judgements)
+            started, before, preparing = time.perf_counter(), len(judgements), 0.0
             for case in draw_cases(spec, args.device, dtype, args.examples, seed):
+                prepare_started = time.perf_counter()
                 prepared = prepare_case(spec, case, args.device)
+                preparing += time.perf_counter() - prepare_started
                 for member, kernel in panel:
                     result = run_kernel(prepared, kernel, member.backend.name)
                     judgements.append(Judgement(member.member.name, member.member.role, seed, result))
@@ -114,9 +116,18 @@ def judge_seed(args: argparse.Namespace, seated: list[Seated], seed: int,
             new = judgements[before:]
             alarms = sum(j.role is Role.CORRECT and j.result.verdict is Verdict.FAIL for j in new)
             progress(f"seed {seed} {operator} {dtype.short}: {len(new)} judgements, {alarms} false alarms "
-                     f"({time.perf_counter() - started:.1f}s)")
+                     f"({time.perf_counter() - started:.1f}s: cases and references {preparing:.1f}s, "
+                     f"{slowest_members(new)})")
         after_operator(judgements)
     return judgements
+
+
+def slowest_members(judgements: list[Judgement], shown: int = 3) -> str:
+    seconds: dict[str, float] = {}
+    for j in judgements:
+        seconds[j.member] = seconds.get(j.member, 0.0) + j.result.seconds
+    slowest = sorted(seconds.items(), key=lambda item: -item[1])[:shown]
+    return ", ".join(f"{member} {spent:.1f}s" for member, spent in slowest)
 
 
 def pin_worker(slots) -> None:

@@ -31,8 +31,10 @@ def count_groups(judgements: Iterable[Judgement]) -> list[dict[str, Any]]:
     for j in judgements:
         row = groups.setdefault(j.key, {"member": j.key[0], "role": j.role.value, "operator": j.key[1],
                                         "dtype": j.key[2], "regime": j.key[3], "cases": 0, "passed": 0,
-                                        "failed": 0, "unsupported": 0, "max_budget_use": None})
+                                        "failed": 0, "unsupported": 0, "max_budget_use": None,
+                                        "seconds": 0.0})
         row["cases"] += 1
+        row["seconds"] += j.result.seconds
         row[{Verdict.PASS: "passed", Verdict.FAIL: "failed", Verdict.UNSUPPORTED: "unsupported"}[j.result.verdict]] += 1
         use = j.result.max_budget_use
         if use is not None and j.result.verdict is not Verdict.UNSUPPORTED:

@@ -1,0 +1,47 @@
+"""The judge's set of acceptable sampling positions, computed per position, equals the union of
+every prefix end's walk taken one end at a time (the definition), on distributions whose tails
+put thousands of ends within the float32 tolerance."""
+
+import pytest
+import torch
+
+from operators.random_sample import FLOAT32_EPS, walk_positions, within_any
+
+
+def walk_one_end_at_a_time(cumulative, before, tolerance, ends, r) -> list[int]:
+    accepted: set[int] = set()
+    for end in ends.tolist():
+        target = r * cumulative[end]
+        hit = (cumulative[: end + 1] > target - tolerance[: end + 1]) & (before[: end + 1] <= target + tolerance[: end + 1])
+        accepted.update(torch.nonzero(hit).flatten().tolist() or [end])
+    return sorted(accepted)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("spread", [1.0, 8.0, 40.0])
+def test_walk_positions_match_the_definition(seed, spread):
+    generator = torch.Generator().manual_seed(seed)
+    vocab = int(torch.randint(2, 3000, (1,), generator=generator))
+    logits = torch.randn(vocab, generator=generator, dtype=torch.float64) * spread
+    if seed % 3 == 0:
+        logits[: vocab // 2] = logits[0]  # long runs of equal probability
+    probs = torch.sort(torch.softmax(logits, dim=0), descending=True).values
+    cumulative = torch.cumsum(probs, dim=0)
+    tolerance = 2 * (torch.arange(vocab, dtype=torch.float64) + 32) * FLOAT32_EPS * cumulative[-1] * (1 + seed)
+    before = torch.cat((cumulative.new_zeros(1), cumulative[:-1]))
+    for top_p in (0.3, 0.8, 1.0):
+        threshold = top_p * cumulative[-1]
+        ends = torch.nonzero((cumulative >= threshold - tolerance) & (before < threshold + tolerance)).flatten()
+        for r in (0.0, float(torch.rand(1, generator=generator)), 0.9999):
+            assert walk_positions(cumulative, before, tolerance, ends, r) == \
+                walk_one_end_at_a_time(cumulative, before, tolerance, ends, r)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_ties_by_ranges_match_pairwise_comparison(seed):
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.sort(torch.rand(500, generator=generator, dtype=torch.float64).round(decimals=2), descending=True).values
+    centres = values[torch.randint(0, 500, (40,), generator=generator)]
+    radii = torch.rand(40, generator=generator, dtype=torch.float64) * 0.02
+    pairwise = ((values[:, None] - centres[None, :]).abs() <= radii[None, :]).any(dim=1)
+    assert torch.equal(within_any(values, centres, radii), pairwise)
