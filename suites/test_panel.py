@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from operators.panel.document import panel_markdown
 from operators.panel.merge import main as merge_main
 from operators.panel.members import Role, all_members
 from operators.panel.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
@@ -71,6 +72,9 @@ def test_runs_over_disjoint_seeds_merge_and_overlapping_ones_are_refused(harness
     assert whole["config"]["seeds"] == [3, 4]
     assert whole["totals"]["judgements"] == sum(p["totals"]["judgements"] for p in parts)
     assert whole["wrong_kernels"][0]["seeds"] == 2
+    assert all(g["seconds"] > 0 for g in whole["groups"]) and "## Time spent per member" in panel_markdown(whole)
+    # A run stopped before its end (a partial report) never reads as a verdict.
+    assert panel_markdown({**parts[0], "complete": False}).startswith("# Verdict panel: INCOMPLETE")
     assert merge_main([str(documents[0]), str(documents[0]), "--output", str(tmp_path / "x.json")]) == EXIT_USAGE
     assert "disjoint seeds" in capsys.readouterr().err
 
