@@ -43,7 +43,17 @@ class TensorCase:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TensorCase":
-        return cls(tuple(data["shape"]), DType(data["dtype"]), Layout(data.get("layout", "contiguous")))
+        shape = data["shape"]
+        if not isinstance(shape, (list, tuple)) or not all(type(size) is int for size in shape):
+            raise ValueError(f"shape must be a list of integers, got {shape!r}")
+        return cls(tuple(shape), DType(data["dtype"]), Layout(data.get("layout", "contiguous")))
+
+
+def _tensor_from_json(name: str, data: Mapping[str, Any]) -> TensorCase:
+    try:
+        return TensorCase.from_json(data)
+    except ValueError as error:
+        raise ValueError(f"tensor '{name}': {error}") from None
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,8 @@ class Case:
     def from_json(cls, data: Mapping[str, Any]) -> "Case":
         return cls(
             operator=data["operator"],
-            inputs={n: TensorCase.from_json(t) for n, t in data["inputs"].items()},
-            outputs={n: TensorCase.from_json(t) for n, t in data["outputs"].items()},
+            inputs={n: _tensor_from_json(n, t) for n, t in data["inputs"].items()},
+            outputs={n: _tensor_from_json(n, t) for n, t in data["outputs"].items()},
             attributes=dict(data.get("attributes", {})),
             regime=Regime(data.get("regime", "normal")),
             seed=int(data.get("seed", 0)),

@@ -2,7 +2,7 @@
 
 Prefills the prompt through our runner (working dtype), transformers in the working dtype and transformers
 in float64, judges every (layer, point) by the error budget, compares next-token distributions, generates
-greedily through both decode paths and checks our decode-step logits. Exit 0 pass, 1 fail, 2 usage error."""
+greedily through both decode paths and checks our decode-step logits. Exit codes: operators/exits.py."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from kernels.errors import KernelError, NativeBuildError
 from operators.backends.backend import Backend, BackendError, load_backend
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded
 from operators.model.attribution import attribute
-from operators.model.errors import CheckpointError
+from operators.model.errors import CheckpointError, KernelCallError
 from operators.model.generate import generate
 from operators.model.integration import Models, compare_prefill, load_models
 from operators.model.report import IntegrationResult, attribution_table, build_document, points_table, summary_lines
@@ -27,12 +28,7 @@ from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
 from reports.document import write_json
 from reports.environment import collect_environment
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 PROMPT_TOKENS = 16  # the default prompt: this many token ids drawn with --seed (a tokenizer is not needed)
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit code 2."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -126,9 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         result = integrate(models, backend, ids, args.steps, args.attribution)
-    except Exception as error:  # a kernel of the backend under test failed: a failed run, not a crash
-        kind = "" if isinstance(error, KernelError) else f"{type(error).__name__}: "
-        print(f"error: a kernel of backend '{args.backend}' failed: {kind}{error}", file=sys.stderr)
+    except (KernelError, KernelCallError) as error:  # the backend under test failed: a failed run, not a crash
+        print(f"error: a kernel of backend '{args.backend}' failed: {error}", file=sys.stderr)
         return EXIT_FAIL
     print(points_table(result.prefill.points, args.all_points))
     print()
@@ -154,5 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_PASS if result.passed else EXIT_FAIL
 
 
+def cli() -> int:
+    """The command: main() with exit codes by cause (operators/exits.py)."""
+    return run_guarded("operators.integrate", main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

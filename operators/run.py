@@ -18,6 +18,7 @@ from operators.contract import ContractResult, check_contract
 from operators.device import Device
 from operators.drawing import draw_cases
 from operators.dtypes import DType, FLOAT_DTYPES
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded
 from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import CaseResult, Verdict
@@ -25,12 +26,7 @@ from reports.document import ReportPathError, build_document, check_report_path,
 from reports.environment import collect_environment
 from reports.tables import contract_table, summary_table
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 FAILURES_SHOWN = 5
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -226,5 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_PASS if verdict == "pass" else EXIT_FAIL
 
 
+def cli() -> int:
+    """The command: main() with exit codes by cause (operators/exits.py)."""
+    return run_guarded("operators.run", main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

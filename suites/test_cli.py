@@ -8,8 +8,10 @@ import sys
 import threading
 
 import pytest
+import torch
 
 from operators.device import Device
+from operators.exits import EXIT_INTERNAL
 from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
 
 SMALL = ["--operators", "rms_norm,rope", "--dtypes", "bf16", "--examples", "3"]
@@ -72,6 +74,10 @@ def test_replay_reruns_one_case(harness, capsys, tmp_path):
     (["--backend", "no_such_package.backend"], ["could not be imported", "no_such_package"]),
     (["--backend", "json"], ["defines no function backend"]),
     (["--replay", "{not json"], ["--replay"]),
+    (["--replay", json.dumps({"operator": "swiglu", "inputs": {"gate": {"shape": [2, "8"], "dtype": "float32"},
+                                                              "up": {"shape": [2, 8], "dtype": "float32"}},
+                              "outputs": {"out": {"shape": [2, 8], "dtype": "float32"}}})],
+     ["--replay", "tensor 'gate'", "shape must be a list of integers", "[2, '8']"]),
 ])
 def test_usage_errors_exit_2_with_one_line(capsys, arguments, words):
     code, _, err = run(capsys, *arguments)
@@ -132,12 +138,18 @@ def backend(device):
 '''
 
 
+EMPTY_BACKEND = TYPO_BACKEND.replace('{"swigl": Kernel("swigl", swiglu)}', "{}")
+
+
 def test_a_backend_that_checks_nothing_is_a_usage_error_never_a_pass(harness, capsys, tmp_path, monkeypatch):
     (tmp_path / "typo_backend.py").write_text(TYPO_BACKEND)
+    (tmp_path / "empty_backend.py").write_text(EMPTY_BACKEND)
     monkeypatch.syspath_prepend(str(tmp_path))
     for extra in ([], ["--operators", "swiglu"]):
         code, _, err = run(capsys, "--device", harness.device.value, "--backend", "typo_backend", *extra)
-        assert code == EXIT_USAGE and "no kernel for" in err and "swigl" in err, err
+        assert code == EXIT_USAGE and "kernel name(s) 'swigl' are not operators" in err, err
+        code, _, err = run(capsys, "--device", harness.device.value, "--backend", "empty_backend", *extra)
+        assert code == EXIT_USAGE and "no kernel for" in err, err
     code, _, err = run(capsys, "--device", harness.device.value, "--operators", "swiglu,rms_norm", "--backend",
                        "suites.wrong_kernels.rms_norm_weight_not_applied", "--examples", "1")
     assert code == EXIT_FAIL  # a backend with both operators runs (and its wrong rms_norm fails)
@@ -145,9 +157,9 @@ def test_a_backend_that_checks_nothing_is_a_usage_error_never_a_pass(harness, ca
 
 @pytest.mark.slow
 def test_pytest_with_a_backend_that_has_no_operator_errors_instead_of_skipping(harness, tmp_path):
-    (tmp_path / "typo_backend.py").write_text(TYPO_BACKEND)
+    (tmp_path / "empty_backend.py").write_text(EMPTY_BACKEND)
     command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "-k", "swiglu", "-q", "-p",
-               "no:cacheprovider", "-o", "addopts=", "--device", harness.device.value, "--backend", "typo_backend"]
+               "no:cacheprovider", "-o", "addopts=", "--device", harness.device.value, "--backend", "empty_backend"]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600,
                                env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
     assert completed.returncode != 0 and "has no kernel for any operator" in completed.stdout, completed.stdout[-2000:]
@@ -189,3 +201,42 @@ def test_a_kernel_that_exits_the_process_is_a_failed_case(harness, capsys, tmp_p
     code, _, err = run(capsys, "--device", harness.device.value, "--backend", "exiting_backend", "--operators",
                        "swiglu", "--examples", "1", "--no-contract")
     assert code == EXIT_FAIL and "tried to exit the process" in err and "verdict: FAIL" in err
+
+
+@pytest.mark.parametrize("kernels, named", [
+    ('{"swiglu": 42}', "kernels['swiglu'] is a int, not a Kernel"),
+    ('{"swiglu": Kernel("swiglu", 42)}', "the function of kernels['swiglu'] is a int, not callable"),
+    ('{"swiglu": Kernel("rms_norm", swiglu)}', "kernels['swiglu'] is a Kernel for 'rms_norm'"),
+])
+def test_a_malformed_plug_in_is_a_usage_error_before_any_case(harness, capsys, tmp_path, monkeypatch, kernels, named):
+    module = f"malformed_backend_{abs(hash(kernels))}"  # one module name per case: imports are cached
+    (tmp_path / f"{module}.py").write_text(TYPO_BACKEND.replace('{"swigl": Kernel("swigl", swiglu)}', kernels))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run(capsys, "--device", harness.device.value, "--backend", module)
+    assert code == EXIT_USAGE and named in err and "cases" not in err + out, err
+
+
+def test_an_internal_error_exits_3_with_its_traceback_in_a_named_file(capsys, monkeypatch, tmp_path):
+    """A harness bug is neither a failed verdict (1) nor a usage error (2)."""
+    import operators.run as command
+
+    def broken(argv=None):
+        raise KeyError("a bug of the harness")
+    monkeypatch.setattr(command, "main", broken)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    assert command.cli() == EXIT_INTERNAL
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("internal error of the harness in operators.run: KeyError") and "\n" not in line
+    saved = next(tmp_path.glob("operators-run-error-*.txt"))
+    assert str(saved) in line and "a bug of the harness" in saved.read_text() and "Traceback" in saved.read_text()
+
+
+def test_out_of_device_memory_is_an_environment_error(capsys, monkeypatch):
+    import operators.run as command
+
+    def exhausted(argv=None):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 12.00 GiB.\nmore detail")
+    monkeypatch.setattr(command, "main", exhausted)
+    assert command.cli() == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == ("error: operators.run: out of device memory: CUDA out of memory. "
+                                               "Tried to allocate 12.00 GiB.")

@@ -57,4 +57,28 @@ def load_backend(name: str, device: Device) -> Backend:
                            f"{type(error).__name__}: {error}") from None
     if not isinstance(built, Backend):
         raise BackendError(f"backend module '{name}': backend() returned {type(built).__name__}, not a Backend")
+    check_kernels(f"backend module '{name}'", built)
     return built
+
+
+def check_kernels(owner: str, backend: Backend) -> None:
+    """Every entry of `kernels` an operator's Kernel wrapping a callable: a misspelt name or a
+    non-callable is a broken plug-in, reported before any case runs."""
+    from operators.registry import OPERATOR_NAMES
+
+    if not isinstance(backend.kernels, Mapping):
+        raise BackendError(f"{owner}: kernels must map operator names to Kernel objects, got "
+                           f"{type(backend.kernels).__name__}")
+    unknown = [str(op) for op in backend.kernels if op not in OPERATOR_NAMES]
+    if unknown:
+        raise BackendError(f"{owner}: kernel name(s) {', '.join(map(repr, unknown))} are not operators; expected "
+                           f"among {', '.join(OPERATOR_NAMES)}")
+    for op, kernel in backend.kernels.items():
+        if not isinstance(kernel, Kernel):
+            raise BackendError(f"{owner}: kernels['{op}'] is a {type(kernel).__name__}, not a Kernel "
+                               f"(operators.kernel.Kernel('{op}', function))")
+        if kernel.operator != op:
+            raise BackendError(f"{owner}: kernels['{op}'] is a Kernel for '{kernel.operator}'")
+        if not callable(kernel.function):
+            raise BackendError(f"{owner}: the function of kernels['{op}'] is a {type(kernel.function).__name__}, "
+                               "not callable")

@@ -1,5 +1,5 @@
 import sys
 
-from operators.bench.run import main
+from operators.bench.run import cli
 
-sys.exit(main())
+sys.exit(cli())

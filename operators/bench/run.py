@@ -19,11 +19,12 @@ from operators.bench.measure import Measurement, measure
 from operators.bench.timing import Ceilings, measure_ceilings
 from operators.bench.workloads import workloads
 from operators.device import Device
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, run_guarded
 from reports.document import write_json
 from reports.environment import collect_environment
 
 SCHEMA_VERSION = "1.0"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED = EXIT_PASS, EXIT_FAIL
 
 
 def parser() -> argparse.ArgumentParser:
@@ -108,5 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_FAILED if any(m.status != "timed" for m in results) else EXIT_OK
 
 
+def cli() -> int:
+    """The command: main() with exit codes by cause (operators/exits.py)."""
+    return run_guarded("operators.bench", main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

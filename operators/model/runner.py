@@ -10,7 +10,9 @@ from typing import Callable
 
 import torch
 
+from kernels.errors import KernelError
 from operators.backends.backend import Backend, BackendError
+from operators.model.errors import KernelCallError
 from operators.model.weights import ModelWeights
 
 Tap = Callable[[int | None, str, torch.Tensor], None]
@@ -45,7 +47,14 @@ class Qwen3Runner:
         kernel = self.backend.kernel(name)
         if kernel is None:
             raise BackendError(f"backend '{self.backend.name}' has no kernel for '{name}'")
-        kernel(**tensors)
+        try:
+            kernel(**tensors)
+        except KernelError:
+            raise
+        except (Exception, SystemExit) as error:
+            if type(error).__name__ == "OutOfMemoryError":
+                raise  # the machine's limit, not the kernel's defect
+            raise KernelCallError(name, error) from error
 
     def linear(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         out = self.empty((x.shape[0], weight.shape[0]))

@@ -1,5 +1,5 @@
 import sys
 
-from operators.panel.run import main
+from operators.panel.run import cli
 
-sys.exit(main())
+sys.exit(cli())

@@ -1,10 +1,11 @@
 """torch.compile of the Hugging Face formulas (reference/ in float32, Inductor's generated code:
-Triton on NVIDIA, C++ on the CPU) as a panel member. Inputs are made contiguous first so a layout
-does not force a recompilation; whole graphs only (fullgraph), so nothing silently runs eagerly."""
+Triton on NVIDIA, C++ on the CPU) as a panel member. Inputs are copied to fresh contiguous
+tensors first so a layout or a storage offset does not force a recompilation; whole graphs only (fullgraph), so nothing silently runs eagerly."""
 
 from __future__ import annotations
 
 import torch
+from torch.fx.experimental import _config as shape_config
 
 from operators.backends.backend import Backend
 from operators.backends.torch_control import bottom_right_causal, enforce_contract
@@ -22,6 +23,10 @@ from reference.swiglu import swiglu as hf_swiglu
 RECOMPILE_LIMIT = 512  # shapes x dtypes x attributes of a long run; past it dynamo would run eagerly
 
 
+def fresh(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.clone(memory_format=torch.contiguous_format)
+
+
 def compiled_backend(device: Device) -> Backend:
     dynamo = torch._dynamo.config
     for option in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
@@ -30,7 +35,15 @@ def compiled_backend(device: Device) -> Backend:
             setattr(dynamo, option, max(getattr(dynamo, option), RECOMPILE_LIMIT))
 
     def compiled(function):
-        return torch.compile(function, dynamic=True, fullgraph=True)
+        graph = torch.compile(function, dynamic=True, fullgraph=True)
+
+        def call(*tensors_and_attributes):
+            # Without these, every size-1 dimension and every pair of equal sizes or storage
+            # offsets becomes a guard: a long run recompiled for most cases (two thirds of a GPU
+            # panel's time), where one graph per dtype, rank and layout serves them all.
+            with shape_config.patch(backed_size_oblivious=True, use_duck_shape=False):
+                return graph(*tensors_and_attributes)
+        return call
 
     rms, add_rms, rotate, silu_mul = compiled(hf_rms_norm), compiled(hf_add_rms_norm), compiled(hf_rotate), compiled(hf_swiglu)
     soft, causal_soft, project = compiled(hf_softmax), compiled(hf_causal_softmax), compiled(hf_linear)
@@ -38,45 +51,45 @@ def compiled_backend(device: Device) -> Backend:
 
     def rms_norm(*, out, x, weight, eps):
         enforce_contract("rms_norm", out=out, x=x, weight=weight)
-        out.copy_(rms(x.contiguous(), weight, eps))
+        out.copy_(rms(fresh(x), fresh(weight), eps))
 
     def add_rms_norm(*, out, sum, x, residual, weight, eps):
         enforce_contract("add_rms_norm", out=out, sum=sum, x=x, residual=residual, weight=weight)
-        total, normed = add_rms(x.contiguous(), residual.contiguous(), weight, eps)
+        total, normed = add_rms(fresh(x), fresh(residual), fresh(weight), eps)
         sum.copy_(total)
         out.copy_(normed)
 
     def rope(*, out, x, positions, theta, layout):
         enforce_contract("rope", out=out, x=x, positions=positions)
         inv_freq = inverse_frequencies(x.shape[-1], theta, x.device)  # the model's buffer, an input of the graph
-        out.copy_(rotate(x.contiguous(), positions.contiguous(), inv_freq, layout))
+        out.copy_(rotate(fresh(x), fresh(positions), inv_freq, layout))
 
     def swiglu(*, out, gate, up):
         enforce_contract("swiglu", out=out, gate=gate, up=up)
-        out.copy_(silu_mul(gate.contiguous(), up.contiguous()))
+        out.copy_(silu_mul(fresh(gate), fresh(up)))
 
     def softmax(*, out, x):
         enforce_contract("softmax", out=out, x=x)
-        out.copy_(soft(x.contiguous()))
+        out.copy_(soft(fresh(x)))
 
     def causal_softmax(*, out, x):
         enforce_contract("causal_softmax", out=out, x=x)
-        out.copy_(causal_soft(x.contiguous()))
+        out.copy_(causal_soft(fresh(x)))
 
     def linear(*, out, x, weight, bias=None):
         enforce_contract("linear", out=out, x=x, weight=weight, bias=bias)
-        out.copy_(project(x.contiguous(), weight.contiguous(), None if bias is None else bias.contiguous()))
+        out.copy_(project(fresh(x), fresh(weight), None if bias is None else fresh(bias)))
 
     def attention_prefill(*, out, q, k, v, scale):
         enforce_contract("attention_prefill", out=out, q=q, k=k, v=v)
         mask = bottom_right_causal(q.shape[0], k.shape[0], q.device)
-        out.copy_(attend(q.contiguous(), k.contiguous(), v.contiguous(), mask, scale))
+        out.copy_(attend(fresh(q), fresh(k), fresh(v), mask, scale))
 
     def attention_decode(*, out, q, k_cache, v_cache, seq_lens, scale):
         enforce_contract("attention_decode", out=out, q=q, k_cache=k_cache, v_cache=v_cache, seq_lens=seq_lens)
         for b, length in enumerate(seq_lens.tolist()):
             mask = bottom_right_causal(q.shape[1], length, q.device)
-            out[b] = attend(q[b].contiguous(), k_cache[b, :length].contiguous(), v_cache[b, :length].contiguous(),
+            out[b] = attend(fresh(q[b]), fresh(k_cache[b, :length]), fresh(v_cache[b, :length]),
                             mask, scale)
 
     def attention_decode_paged(*, out, q, k_cache, v_cache, block_table, seq_lens, scale):
@@ -85,11 +98,11 @@ def compiled_backend(device: Device) -> Backend:
         for b, length in enumerate(seq_lens.tolist()):
             keys, values = gather_pages(k_cache, block_table[b], length), gather_pages(v_cache, block_table[b], length)
             mask = bottom_right_causal(q.shape[1], length, q.device)
-            out[b] = attend(q[b].contiguous(), keys.contiguous(), values.contiguous(), mask, scale)
+            out[b] = attend(fresh(q[b]), fresh(keys), fresh(values), mask, scale)
 
     def moe_router(*, weights, ids, x, gate_weight, top_k, norm_topk_prob):
         enforce_contract("moe_router", weights=weights, ids=ids, x=x, gate_weight=gate_weight)
-        chosen_weights, chosen = route(x.contiguous(), gate_weight.contiguous(), top_k, norm_topk_prob)
+        chosen_weights, chosen = route(fresh(x), fresh(gate_weight), top_k, norm_topk_prob)
         weights.copy_(chosen_weights)
         ids.copy_(chosen)
 

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, run_guarded
 from operators.panel.document import panel_markdown, with_verdict
 from operators.panel.tally import DETAILS_KEPT
 from reports.document import write_json
 
 SHARED = ("device", "profile", "examples", "operators", "dtypes", "members")
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 class MergeError(Exception):
@@ -112,5 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_PASS if merged["verdict"] == "pass" else EXIT_FAIL
 
 
+def cli() -> int:
+    """The command: main() with exit codes by cause (operators/exits.py)."""
+    return run_guarded("operators.panel.merge", main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -23,6 +23,7 @@ from operators.contract import check_contract
 from operators.device import Device
 from operators.drawing import draw_cases
 from operators.dtypes import DType, FLOAT_DTYPES
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded
 from operators.panel.document import build_panel_document, panel_markdown
 from operators.panel.members import Role, Seated, all_members, seat
 from operators.panel.tally import Judgement
@@ -31,12 +32,6 @@ from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import Verdict
 from reports.document import ReportPathError, check_report_path, write_json, write_text_atomically
 from reports.environment import collect_environment
-
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit code 2."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -234,3 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"panel: {document['verdict'].upper()} ({document['totals']['false_alarms']} false alarms, "
              f"{document['totals']['wrong_missed']} wrong kernels missed at some seed, {document['seconds']}s)")
     return EXIT_PASS if document["verdict"] == "pass" else EXIT_FAIL
+
+
+def cli() -> int:
+    """The command: main() with exit codes by cause (operators/exits.py)."""
+    return run_guarded("operators.panel", main)
