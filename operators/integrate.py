@@ -25,6 +25,7 @@ from operators.model.generate import generate
 from operators.model.integration import Models, compare_prefill, load_models
 from operators.model.report import IntegrationResult, attribution_table, build_document, points_table, summary_lines
 from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
+from operators.model.transformers_version import TransformersVersionError, check_transformers_version
 from reports.document import write_json
 from reports.environment import collect_environment
 
@@ -91,6 +92,7 @@ def setup(args: argparse.Namespace):
         raise UsageError(f"--dtype must be f32, f16 or bf16, got '{args.dtype}'")
     if args.steps < 0:
         raise UsageError("--steps must be 0 or more")
+    check_transformers_version()  # before a synthetic checkpoint is written through its classes
     availability = device.availability()
     if not availability.available:
         raise UsageError(f"device '{device.value}' is not available: {availability.reason}")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         backend, models, ids = setup(args)
-    except (UsageError, CheckpointError, BackendError, NativeBuildError, OSError) as error:
+    except (UsageError, CheckpointError, BackendError, NativeBuildError, TransformersVersionError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:

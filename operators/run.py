@@ -1,5 +1,5 @@
 """`python -m operators.run`: check every operator x dtype case set on a device and backend,
-print the tables, write the JSON report. Exit 0 when all pass, 1 when any fails, 2 on usage errors."""
+print the tables, write the JSON report. Exit 0 when all pass, 1 when any fails, 2 and 3 as operators/exits.py says."""
 
 from __future__ import annotations
 

@@ -321,3 +321,20 @@ def test_config_rejects(tmp_path, change, words):
     with pytest.raises(CheckpointError, match=words) as error:
         read_config(write_config(tmp_path, **raw))
     assert "config.json" in str(error.value)
+
+
+@pytest.mark.parametrize("fields", [
+    dict(rope_theta=1e4, rope_parameters={"rope_type": "default", "rope_theta": 1e6}),  # both, disagreeing
+    dict(rope_theta=5e5),  # the 4.x spelling alone
+    dict(rope_parameters={"rope_type": "default", "rope_theta": 2e5}),
+    dict(rope_theta=3e5, rope_scaling={"rope_type": "default"}),
+])
+def test_config_fields_read_as_the_installed_transformers_reads_them(tmp_path, fields):
+    """The model transformers builds from config.json and our runner take the same rope theta, head
+    dimension and norm epsilon (a disagreement is a false alarm at rope_q on a correct kernel)."""
+    from transformers import AutoConfig
+
+    directory = write_config(tmp_path, **DENSE, **fields)
+    ours, theirs = read_config(directory), AutoConfig.from_pretrained(directory)
+    assert ours.rope_theta == theirs.rope_parameters["rope_theta"]
+    assert (ours.head_dim, ours.rms_norm_eps) == (theirs.head_dim, theirs.rms_norm_eps)

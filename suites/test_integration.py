@@ -194,3 +194,21 @@ def test_a_checkpoint_with_nan_weights_never_passes(harness, tmp_path, capsys):
     assert code == 1 and "after final_norm" in err and "verdict: PASS" not in err
     document = json.loads((tmp_path / "nan.json").read_text())
     assert document["verdict"] == "fail" and "non-finite" in " ".join(document["first_failing_point"]["reasons"])
+
+
+@pytest.mark.parametrize("version, supported", [("4.51.3", False), ("4.57.1", False), ("5.5.4", False),
+                                                ("5.6.0", True), ("5.24.0", True), ("6.0.0", False)])
+def test_transformers_outside_the_tested_range_exits_2_in_one_line(tmp_path, capsys, monkeypatch, version, supported):
+    import transformers
+
+    from operators.model.transformers_version import SUPPORTED, check_transformers_version
+
+    assert check_transformers_version(transformers.__version__)  # the one installed here is supported
+    monkeypatch.setattr(transformers, "__version__", version)
+    code = main(["--steps", "0", "--output", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err.strip()
+    if supported:
+        assert code == 0, err
+    else:
+        assert code == 2 and err == (f"error: transformers {version} is not supported (supported: {SUPPORTED}); "
+                                     f"pip install 'transformers{SUPPORTED}'")

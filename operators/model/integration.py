@@ -18,6 +18,7 @@ from operators.model.config import ModelConfig
 from operators.model.next_token import SAMPLING, NextTokenSummary, summarize_logits, uniforms
 from operators.model.runner import Qwen3Runner
 from operators.model.transformers_side import Points, Routing, capture, load_model
+from operators.model.transformers_version import check_transformers_version
 from operators.model.weights import ModelWeights, arrange_weights
 
 
@@ -49,6 +50,7 @@ class Models:
 
 
 def load_models(directory: Path, dtype: DType, device: Device) -> Models:
+    check_transformers_version()
     checkpoint = load_checkpoint(directory)
     moe = checkpoint.config.is_moe
     weights = arrange_weights(checkpoint.tensors, checkpoint.config, dtype.torch, device.torch_device())

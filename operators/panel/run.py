@@ -2,7 +2,7 @@
 
 Each case is drawn once and its reference and baselines computed once; every member that has the
 operator is then judged on it. Exit 0 when no correct member failed and every wrong kernel was
-caught at every seed, 1 otherwise, 2 on usage errors."""
+caught at every seed, 1 otherwise, 2 and 3 as operators/exits.py says."""
 
 from __future__ import annotations
 
