@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import torch
 
-from kernels.errors import KernelError, KernelUnsupportedError
+from operators.kernel_errors import KernelError, KernelUnsupportedError
 from operators.budget import NO_SENSITIVITY, Sensitivity
 from operators.case import Case
 from operators.device import Device

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from kernels.errors import KernelDTypeError, KernelError
+from operators.kernel_errors import KernelDTypeError, KernelError
 from operators.checker import build_inputs, check_case, contract_reasons, synchronize
 from operators.device import Device
 from operators.dtypes import DType

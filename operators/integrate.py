@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.errors import KernelError, NativeBuildError
+from operators.kernel_errors import KernelError, NativeBuildError
 from operators.backends.backend import Backend, BackendError, load_backend
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from kernels.errors import NativeBuildError
+from operators.kernel_errors import NativeBuildError
 from operators.backends.backend import Backend, BackendError, load_backend
 from operators.case import Case
 from operators.checker import check_case

@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kernels.errors import NativeBuildError
+from operators.kernel_errors import NativeBuildError
 from operators.backends.backend import Backend, BackendError, load_backend
 from operators.case import Case
 from operators.checker import check_case

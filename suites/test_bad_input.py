@@ -4,7 +4,7 @@ nothing written, no crash."""
 import pytest
 import torch
 
-from kernels.errors import (KernelDTypeError, KernelShapeError, KernelStrideError, KernelUnsupportedError,
+from operators.kernel_errors import (KernelDTypeError, KernelShapeError, KernelStrideError, KernelUnsupportedError,
                             KernelValueError)
 from operators.backends.backend import load_backend
 

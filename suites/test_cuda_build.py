@@ -9,9 +9,9 @@ import shutil
 import pytest
 import torch
 
-from kernels.binding import SIGNATURES, NativeLibrary, describe
-from kernels.build import build, nvcc_path, nvidia_recipe
-from kernels.errors import KernelError, KernelUnsupportedError
+from operators.native_library.binding import SIGNATURES, NativeLibrary, describe
+from operators.native_library.build import build, nvcc_path, nvidia_recipe
+from operators.kernel_errors import KernelError, KernelUnsupportedError
 from operators.backends.native import current_stream, entry_points
 from operators.checker import build_inputs
 from operators.contract import check_rejection

@@ -7,10 +7,10 @@ import functools
 
 import torch
 
-from kernels.binding import NativeLibrary
-from kernels.binding import describe as describe_tensor
-from kernels.errors import KernelUnsupportedError
-from kernels.build import BuildRecipe, build, cpu_recipe, nvidia_recipe
+from operators.native_library.binding import NativeLibrary
+from operators.native_library.binding import describe as describe_tensor
+from operators.kernel_errors import KernelUnsupportedError
+from operators.native_library.build import BuildRecipe, build, cpu_recipe, nvidia_recipe
 from operators.backends.backend import Backend, BackendError
 from operators.device import Device
 from operators.kernel import Kernel
@@ -74,7 +74,7 @@ def entry_points(library: NativeLibrary, stream, device_type: str | None) -> dic
 
     def rope(*, out, x, positions, theta, layout):
         if layout not in ROPE_LAYOUTS:
-            from kernels.errors import KernelValueError
+            from operators.kernel_errors import KernelValueError
             raise KernelValueError("rope", f"unknown layout '{layout}'; expected one of {sorted(ROPE_LAYOUTS)}")
         call("q3_rope", "rope", describe("rope", "out", out), describe("rope", "x", x),
              describe("rope", "positions", positions), ctypes.c_double(theta),

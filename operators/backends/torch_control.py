@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kernels.errors import KernelDTypeError, KernelShapeError, KernelValueError
+from operators.kernel_errors import KernelDTypeError, KernelShapeError, KernelValueError
 from operators.backends.backend import Backend
 from operators.device import Device
 from operators.dtypes import DType

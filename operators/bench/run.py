@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from kernels.errors import NativeBuildError
+from operators.kernel_errors import NativeBuildError
 from operators.backends.backend import BackendError, load_backend
 from operators.bench.measure import Measurement, measure
 from operators.bench.timing import Ceilings, measure_ceilings

@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from kernels.errors import KernelError
+from operators.kernel_errors import KernelError
 from operators.backends.backend import Backend, BackendError
 from operators.model.errors import KernelCallError
 from operators.model.weights import ModelWeights

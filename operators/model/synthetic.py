@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from kernels.build import cache_dir
+from operators.native_library.build import cache_dir
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.model.checkpoint import weights_present
 from operators.model.config import ARCHITECTURES, CONFIG_FILE, ModelConfig

@@ -8,7 +8,7 @@ import importlib
 
 import torch
 
-from kernels.errors import KernelUnsupportedError
+from operators.kernel_errors import KernelUnsupportedError
 from operators.backends.backend import Backend, BackendError
 from operators.backends.torch_control import enforce_contract
 from operators.device import Device

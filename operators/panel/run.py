@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.errors import NativeBuildError
+from operators.kernel_errors import NativeBuildError
 from operators.backends.backend import BackendError
 from operators.checker import prepare_case, run_kernel
 from operators.contract import check_contract

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.bias import causal_lower_right
 
-from kernels.errors import KernelUnsupportedError
+from operators.kernel_errors import KernelUnsupportedError
 from operators.backends.backend import Backend
 from operators.backends.torch_control import check_gqa, enforce_contract, sdpa_ready
 from operators.device import Device

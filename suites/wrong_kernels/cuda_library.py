@@ -3,7 +3,7 @@
 import dataclasses
 from pathlib import Path
 
-from kernels.build import KERNELS_DIR, nvidia_recipe
+from operators.native_library.build import KERNELS_DIR, nvidia_recipe
 from operators.backends.backend import Backend, BackendError, load_backend
 from operators.backends.native import current_stream, entry_points, load_library
 from operators.device import Device

@@ -1,7 +1,7 @@
 """Compile a native kernel library from source, cached by the hash of its sources and flags.
 
-Prebuild with `python -m kernels.build` (the CPU library; `--device nvidia` for CUDA, which needs
-only nvcc: it builds without a GPU)."""
+Prebuild with `python -m operators.native_library.build` (the CPU library; `--device nvidia` for
+CUDA, which needs only nvcc: it builds without a GPU)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.errors import NativeBuildError
+from operators.kernel_errors import NativeBuildError
 
-KERNELS_DIR = Path(__file__).resolve().parent
+def kernel_sources() -> Path:
+    """The C/CUDA sources: `kernels/` of a checkout (or an editable install), the copy an installed
+    wheel carries beside this file otherwise."""
+    here = Path(__file__).resolve().parent
+    installed = here / "sources"
+    return installed if (installed / "include").is_dir() else here.parents[1] / "kernels"
+
+
+KERNELS_DIR = kernel_sources()
 INCLUDE_DIR = KERNELS_DIR / "include"
 
 

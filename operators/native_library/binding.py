@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from kernels import errors
+from operators import kernel_errors as errors
 
 MAX_DIMS = 8
 ABI_VERSION = 1

@@ -1,0 +1,1 @@
+"""The native library: compiled from kernels/ and bound through ctypes."""
