@@ -26,6 +26,7 @@ from operators.model.integration import Models, compare_prefill, load_models
 from operators.model.report import IntegrationResult, attribution_table, build_document, points_table, summary_lines
 from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
 from operators.model.transformers_version import TransformersVersionError, check_transformers_version
+from operators.supervision import Status, child_main, supervise
 from reports.document import write_json
 from reports.environment import collect_environment
 
@@ -152,8 +153,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command: main() with exit codes by cause (operators/exits.py)."""
-    return run_guarded("operators.integrate", main)
+    """The command: main() in a watched child process (operators/supervision.py), exit codes by
+    cause (operators/exits.py)."""
+    if Status.from_environment() is not None:
+        return child_main("operators.integrate", main, run_guarded)
+    return run_guarded("operators.integrate", lambda: supervise("operators.integrate", "operators.integrate", sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from operators.kernel_errors import NativeBuildError
 from operators.backends.backend import Backend, BackendError, load_backend
 from operators.case import Case
 from operators.checker import check_case
@@ -19,9 +18,11 @@ from operators.device import Device
 from operators.drawing import draw_cases
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded
+from operators.kernel_errors import NativeBuildError
 from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import CaseResult, Verdict
+from operators.supervision import CASE, Status, child_main, supervise, watched
 from reports.document import ReportPathError, build_document, check_report_path, write_json
 from reports.environment import collect_environment
 from reports.tables import contract_table, summary_table
@@ -133,18 +134,27 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_cases(config: RunConfig, backend: Backend) -> tuple[list[CaseResult], list[str]]:
+def replay_line(config: RunConfig, case: Case) -> str:
+    return (f"python -m operators.run --device {config.device.value} --backend {config.backend} "
+            f"--replay '{case.compact_json()}'")
+
+
+def run_cases(config: RunConfig, backend: Backend, status: Status | None = None) -> tuple[list[CaseResult], list[str]]:
     results, skipped = [], []
     groups = [(op, dtype) for op in config.operators for dtype in config.dtypes]
     for number, (operator, dtype) in enumerate(groups, 1):
-        spec, kernel = get_spec(operator), backend.kernel(operator)
+        spec, kernel = get_spec(operator), watched(status, backend.kernel(operator))
         if kernel is None:
             skipped.append(operator)
             progress(f"[{number}/{len(groups)}] {operator} {dtype.short}: skipped, backend '{backend.name}' has no kernel")
             continue
         started = time.perf_counter()
         cases = draw_cases(spec, config.device, dtype, config.examples, config.seed)
-        rows = [check_case(spec, case, kernel, config.device, backend.name) for case in cases]
+        rows = []
+        for case in cases:
+            if status is not None:
+                status.write(CASE, f"{operator} {dtype.short}: {replay_line(config, case)}")
+            rows.append(check_case(spec, case, kernel, config.device, backend.name))
         results += rows
         passed = sum(r.passed for r in rows)
         progress(f"[{number}/{len(groups)}] {operator} {dtype.short}: {len(rows)} cases, {passed} passed "
@@ -152,20 +162,24 @@ def run_cases(config: RunConfig, backend: Backend) -> tuple[list[CaseResult], li
     return results, sorted(set(skipped))
 
 
-def run_contract(config: RunConfig, backend: Backend) -> list[ContractResult]:
+def run_contract(config: RunConfig, backend: Backend, status: Status | None = None) -> list[ContractResult]:
     results = []
     for operator in config.operators:
-        kernel = backend.kernel(operator)
+        kernel = watched(status, backend.kernel(operator))
         if kernel is not None:
+            if status is not None:
+                status.write(CASE, f"{operator}: the dtype-contract checks")
             results += check_contract(get_spec(operator), kernel, config.device, backend.name)
     return results
 
 
-def replay(config: RunConfig, backend: Backend) -> int:
+def replay(config: RunConfig, backend: Backend, status: Status | None = None) -> int:
     case = config.replay
-    kernel = backend.kernel(case.operator)
+    kernel = watched(status, backend.kernel(case.operator))
     if kernel is None:
         raise UsageError(f"backend '{backend.name}' has no kernel for '{case.operator}'")
+    if status is not None:
+        status.write(CASE, f"{case.operator}: {replay_line(config, case)}")
     try:
         result = check_case(get_spec(case.operator), case, kernel, config.device, backend.name)
     except (ValueError, RuntimeError, IndexError, KeyError) as error:  # inputs cannot be drawn for this case
@@ -178,6 +192,7 @@ def replay(config: RunConfig, backend: Backend) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    status = Status.from_environment()
     try:
         config = parse_config(argv)
         availability = config.device.availability()
@@ -185,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"device '{config.device.value}' is not available: {availability.reason}")
         backend = load_backend(config.backend, config.device)
         if config.replay:
-            return replay(config, backend)
+            return replay(config, backend, status)
         check_something_is_checked(config, backend)
     except (UsageError, BackendError, NativeBuildError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -193,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     progress(f"checking {len(config.operators)} operators x {len(config.dtypes)} dtypes on {config.device.value} "
              f"with backend '{backend.name}' ({config.examples} cases each, seed {config.seed})")
-    results, skipped = run_cases(config, backend)
-    contract = run_contract(config, backend) if config.contract else []
+    results, skipped = run_cases(config, backend, status)
+    contract = run_contract(config, backend, status) if config.contract else []
     environment = collect_environment(config.device.torch_type, backend.environment)
     document = build_document(results, contract, {**config.to_json(), "skipped_operators": skipped}, environment)
     document["seconds"] = round(time.perf_counter() - started, 2)
@@ -223,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command: main() with exit codes by cause (operators/exits.py)."""
-    return run_guarded("operators.run", main)
+    """The command: main() in a watched child process (operators/supervision.py), exit codes by
+    cause (operators/exits.py)."""
+    if Status.from_environment() is not None:
+        return child_main("operators.run", main, run_guarded)
+    return run_guarded("operators.run", lambda: supervise("operators.run", "operators.run", sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from operators.panel.tally import Judgement
 from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import Verdict
+from operators.supervision import Status, child_main, supervise
 from reports.document import ReportPathError, check_report_path, write_json, write_text_atomically
 from reports.environment import collect_environment
 
@@ -232,5 +233,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command: main() with exit codes by cause (operators/exits.py)."""
-    return run_guarded("operators.panel", main)
+    """The command: main() in a watched child process (operators/supervision.py), exit codes by
+    cause (operators/exits.py)."""
+    if Status.from_environment() is not None:
+        return child_main("operators.panel", main, run_guarded)
+    return run_guarded("operators.panel", lambda: supervise("operators.panel", "operators.panel", sys.argv[1:]))
