@@ -13,6 +13,7 @@ import torch
 from operators.device import Device
 from operators.exits import EXIT_INTERNAL
 from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
+from operators.supervision import STATUS_VARIABLE
 
 SMALL = ["--operators", "rms_norm,rope", "--dtypes", "bf16", "--examples", "3"]
 
@@ -224,19 +225,22 @@ def test_an_internal_error_exits_3_with_its_traceback_in_a_named_file(capsys, mo
         raise KeyError("a bug of the harness")
     monkeypatch.setattr(command, "main", broken)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setenv(STATUS_VARIABLE, str(tmp_path / "status"))  # the watched child's side, in this process
     assert command.cli() == EXIT_INTERNAL
+    assert (tmp_path / "status").read_text() == "finished\n"  # it ended as the command meant to
     line = capsys.readouterr().err.strip()
     assert line.startswith("internal error of the harness in operators.run: KeyError") and "\n" not in line
     saved = next(tmp_path.glob("operators-run-error-*.txt"))
     assert str(saved) in line and "a bug of the harness" in saved.read_text() and "Traceback" in saved.read_text()
 
 
-def test_out_of_device_memory_is_an_environment_error(capsys, monkeypatch):
+def test_out_of_device_memory_is_an_environment_error(capsys, monkeypatch, tmp_path):
     import operators.run as command
 
     def exhausted(argv=None):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 12.00 GiB.\nmore detail")
     monkeypatch.setattr(command, "main", exhausted)
+    monkeypatch.setenv(STATUS_VARIABLE, str(tmp_path / "status"))
     assert command.cli() == EXIT_USAGE
     assert capsys.readouterr().err.strip() == ("error: operators.run: out of device memory: CUDA out of memory. "
                                                "Tried to allocate 12.00 GiB.")
