@@ -58,25 +58,26 @@ def test_a_missed_wrong_kernel_fails_the_panel(harness, tmp_path):
     assert code == EXIT_FAIL and document["totals"]["wrong_missed"] == 1
 
 
-def test_runs_over_disjoint_seeds_merge_and_overlapping_ones_are_refused(harness, tmp_path, capsys):
+def test_runs_over_disjoint_seeds_or_operators_merge_and_overlapping_ones_are_refused(harness, tmp_path, capsys):
+    members = "torch,native,softmax_without_max_subtraction,swiglu_last_element_unwritten"
     documents = []
-    for seed in (3, 4):
-        documents.append(tmp_path / f"seed{seed}.json")
+    for seed, operator in ((3, "softmax"), (4, "softmax"), (3, "swiglu")):
+        documents.append(tmp_path / f"seed{seed}-{operator}.json")
         assert main(["--device", harness.device.value, "--seeds", "1", "--first-seed", str(seed), "--examples", "2",
-                     "--operators", "softmax", "--members", "torch,native,softmax_without_max_subtraction",
-                     "--output", str(documents[-1])]) in (EXIT_PASS, EXIT_FAIL)
+                     "--operators", operator, "--members", members, "--output", str(documents[-1])]) in (EXIT_PASS, EXIT_FAIL)
     merged = tmp_path / "merged.json"
     assert merge_main([*map(str, documents), "--output", str(merged)]) in (EXIT_PASS, EXIT_FAIL)
     parts = [json.loads(d.read_text()) for d in documents]
     whole = json.loads(merged.read_text())
-    assert whole["config"]["seeds"] == [3, 4]
+    assert whole["config"]["seeds"] == [3, 4] and whole["config"]["operators"] == ["swiglu", "softmax"]
     assert whole["totals"]["judgements"] == sum(p["totals"]["judgements"] for p in parts)
-    assert whole["wrong_kernels"][0]["seeds"] == 2
+    assert {w["member"]: w["seeds"] for w in whole["wrong_kernels"]} == {"softmax_without_max_subtraction": 2,
+                                                                          "swiglu_last_element_unwritten": 1}
     assert all(g["seconds"] > 0 for g in whole["groups"]) and "## Time spent per member" in panel_markdown(whole)
     # A run stopped before its end (a partial report) never reads as a verdict.
     assert panel_markdown({**parts[0], "complete": False}).startswith("# Verdict panel: INCOMPLETE")
     assert merge_main([str(documents[0]), str(documents[0]), "--output", str(tmp_path / "x.json")]) == EXIT_USAGE
-    assert "disjoint seeds" in capsys.readouterr().err
+    assert "the same seed and operator twice (seed 3 softmax)" in capsys.readouterr().err
 
 
 def test_members_and_usage_errors(capsys):

@@ -1,6 +1,7 @@
 """`python -m operators.panel.merge A.json B.json ... --output panel.json --markdown panel.md`:
-one panel document from runs over disjoint seeds (a long panel split over several machines or
-calls). The runs must share device, profile, case counts, operators, dtypes and members."""
+one panel document from runs that judged disjoint (seed, operator) pairs (a long panel split over
+several machines or calls, by seeds or by operators). The runs must share device, profile, case
+counts, dtypes and members."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any
 from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, run_guarded
 from operators.panel.document import panel_markdown, with_verdict
 from operators.panel.tally import DETAILS_KEPT
+from operators.registry import OPERATOR_NAMES
 from reports.document import write_json
 
-SHARED = ("device", "profile", "examples", "operators", "dtypes", "members")
+SHARED = ("device", "profile", "examples", "dtypes", "members")
 
 
 class MergeError(Exception):
@@ -69,14 +71,20 @@ def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
         different = [k for k in SHARED if document["config"][k] != first["config"][k]]
         if different:
             raise MergeError(f"the runs differ in {', '.join(different)}")
-    seeds = [s for d in documents for s in d["config"]["seeds"]]
-    if len(set(seeds)) != len(seeds):
-        raise MergeError(f"the runs share seeds ({sorted(seeds)}); merge runs over disjoint seeds")
+    pairs = [(seed, op) for d in documents for seed in d["config"]["seeds"] for op in d["config"]["operators"]]
+    shared = sorted({pair for pair in pairs if pairs.count(pair) > 1})
+    if shared:
+        raise MergeError(f"the runs judged the same seed and operator twice ({', '.join(f'seed {s} {o}' for s, o in shared[:4])}"
+                         f"{' ...' if len(shared) > 4 else ''}); merge runs over disjoint seeds or operators")
+    seeds = sorted({seed for seed, _ in pairs})
+    operators = [op for op in OPERATOR_NAMES if any(op in d["config"]["operators"] for d in documents)]
     if not all(d.get("complete", True) for d in documents):
         raise MergeError("a run did not finish (complete: false)")
     return with_verdict({
         **first,
-        "config": {**first["config"], "seeds": sorted(seeds), "command": [d["config"]["command"] for d in documents]},
+        "config": {**first["config"], "seeds": seeds, "operators": operators,
+                   "runs": [{"seeds": d["config"]["seeds"], "operators": d["config"]["operators"]} for d in documents],
+                   "command": [d["config"]["command"] for d in documents]},
         "environment": {**first["environment"], "runs": [d["environment"] for d in documents[1:]]},
         "members": [{**m, "available": all(d["members"][i]["available"] for d in documents)}
                     for i, m in enumerate(first["members"])],
