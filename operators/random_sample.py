@@ -82,9 +82,20 @@ def acceptable_tokens(logits: torch.Tensor, r: float, temperature: float, top_k:
 
     Float32 cumulative sums err by at most about (i + 32) ulps at sorted position i, so a walk may
     stop at any prefix end, and pick any position, within that distance of the float64 boundaries;
-    tokens of equal probability may sort either way."""
+    tokens of equal probability may sort either way. Top-k keeps exactly k tokens, or (as
+    transformers' TopKLogitsWarper does) also every token tied with the k-th: both are correct."""
     probs, ids, _ = sampling_distribution(logits, temperature, top_k, top_p, torch.float64)
-    kept = probs.numel() if top_k <= 0 else min(top_k, probs.numel())
+    exactly_k = probs.numel() if top_k <= 0 else min(top_k, probs.numel())
+    with_ties = int((probs >= probs[exactly_k - 1]).sum())  # equal logits give bit-equal probabilities
+    accepted: set[int] = set()
+    for kept in sorted({exactly_k, with_ties}):
+        accepted |= walk_tokens(logits, probs, ids, kept, r, temperature, top_p)
+    return accepted
+
+
+def walk_tokens(logits: torch.Tensor, probs: torch.Tensor, ids: torch.Tensor, kept: int, r: float,
+                temperature: float, top_p: float) -> set[int]:
+    """The tokens acceptable for a walk over the first `kept` sorted probabilities."""
     cumulative = torch.cumsum(probs[:kept], dim=0)
     tolerance = 2 * (torch.arange(kept, dtype=torch.float64) + 32) * FLOAT32_EPS * cumulative[-1]
     before = torch.cat((cumulative.new_zeros(1), cumulative[:-1]))

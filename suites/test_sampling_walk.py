@@ -5,7 +5,7 @@ put thousands of ends within the float32 tolerance."""
 import pytest
 import torch
 
-from operators.random_sample import FLOAT32_EPS, walk_positions, within_any
+from operators.random_sample import FLOAT32_EPS, acceptable_tokens, walk_positions, within_any
 
 
 def walk_one_end_at_a_time(cumulative, before, tolerance, ends, r) -> list[int]:
@@ -45,3 +45,13 @@ def test_ties_by_ranges_match_pairwise_comparison(seed):
     radii = torch.rand(40, generator=generator, dtype=torch.float64) * 0.02
     pairwise = ((values[:, None] - centres[None, :]).abs() <= radii[None, :]).any(dim=1)
     assert torch.equal(within_any(values, centres, radii), pairwise)
+
+
+def test_top_k_that_keeps_the_tokens_tied_with_the_kth_is_accepted_and_ignoring_top_k_is_not():
+    """transformers' TopKLogitsWarper keeps every token tied with the k-th: with logits 3, 2, 1, 1, 1, 0
+    and k = 3 it keeps five, and the walk at 0.9999 ends on token 4; keeping exactly three ends on
+    token 2. Both are correct; token 5 (top-k ignored) is not."""
+    logits = torch.tensor([3.0, 2.0, 1.0, 1.0, 1.0, 0.0])
+    accepted = acceptable_tokens(logits, 0.9999, 1.0, 3, 1.0)
+    assert {2, 4} <= accepted and 5 not in accepted
+    assert acceptable_tokens(logits, 0.9999, 1.0, 4, 1.0) >= {3, 4} and 5 not in acceptable_tokens(logits, 0.9999, 1.0, 4, 1.0)
