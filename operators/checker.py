@@ -11,12 +11,12 @@ from typing import Any, Mapping
 
 import torch
 
-from operators.kernel_errors import KernelError, KernelUnsupportedError
 from operators.budget import NO_SENSITIVITY, Sensitivity
 from operators.case import Case
 from operators.device import Device
 from operators.dtypes import DType
 from operators.kernel import Kernel
+from operators.kernel_errors import KernelError, KernelUnsupportedError
 from operators.metrics import HUGGING_FACE, ErrorMetrics, budget_checks, error_metrics
 from operators.placement import Placed, place_input, place_poisoned_output, poison_value
 from operators.result import CaseResult, OutputResult, Verdict

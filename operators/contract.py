@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from operators.kernel_errors import KernelDTypeError, KernelError
 from operators.checker import build_inputs, check_case, contract_reasons, synchronize
 from operators.device import Device
 from operators.dtypes import DType
 from operators.kernel import Kernel
+from operators.kernel_errors import KernelDTypeError, KernelError
 from operators.placement import place_poisoned_output, poison_value
 from operators.spec import OperatorSpec
 from operators.strategies import all_combos

@@ -19,6 +19,11 @@ class UsageError(Exception):
     """Bad command-line input or environment: reported in one line, exit code 2."""
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA and other devices), told without importing torch here."""
+    return type(error).__name__ == "OutOfMemoryError"
+
+
 def save_traceback(program: str, error: BaseException) -> str:
     """The traceback in a new file of the temporary directory; returns its path."""
     with tempfile.NamedTemporaryFile("w", prefix=f"{program.replace('.', '-')}-error-", suffix=".txt",
@@ -39,7 +44,7 @@ def run_guarded(program: str, main: Callable[[], int]) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - the last line of defence of a command
-        if type(error).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
+        if is_out_of_memory(error):
             first = str(error).splitlines()[0] if str(error) else ""
             print(f"error: {program}: out of device memory: {first}", file=sys.stderr)
             return EXIT_USAGE

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import torch
 
-from operators.kernel_errors import KernelError, NativeBuildError
 from operators.backends.backend import Backend, BackendError, load_backend
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError
+from operators.kernel_errors import KernelError, NativeBuildError
 from operators.model.attribution import attribute
 from operators.model.errors import CheckpointError, KernelCallError
 from operators.model.generate import generate
 from operators.model.integration import Models, compare_prefill, load_models
 from operators.model.report import IntegrationResult, attribution_table, build_document, points_table, summary_lines
 from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
-from operators.model.transformers_version import TransformersVersionError, check_transformers_version
-from operators.supervision import Status, child_main, supervise
+from operators.model.transformers_version import TransformersVersionError
+from operators.supervision import watched_command
 from reports.document import write_json
 from reports.environment import collect_environment
 
@@ -93,7 +93,6 @@ def setup(args: argparse.Namespace):
         raise UsageError(f"--dtype must be f32, f16 or bf16, got '{args.dtype}'")
     if args.steps < 0:
         raise UsageError("--steps must be 0 or more")
-    check_transformers_version()  # before a synthetic checkpoint is written through its classes
     availability = device.availability()
     if not availability.available:
         raise UsageError(f"device '{device.value}' is not available: {availability.reason}")
@@ -153,11 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command: main() in a watched child process (operators/supervision.py), exit codes by
-    cause (operators/exits.py)."""
-    if Status.from_environment() is not None:
-        return child_main("operators.integrate", main, run_guarded)
-    return run_guarded("operators.integrate", lambda: supervise("operators.integrate", "operators.integrate", sys.argv[1:]))
+    """The command, in a watched child process (operators/supervision.py)."""
+    return watched_command("operators.integrate", main)
 
 
 if __name__ == "__main__":

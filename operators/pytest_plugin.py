@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from operators.kernel_errors import NativeBuildError
 from operators.backends.backend import Backend, BackendError, load_backend
 from operators.case import Case
 from operators.checker import check_case
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES
+from operators.kernel_errors import NativeBuildError
 from operators.profiles import PROFILES, register_profiles, seeded_profile
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import CaseResult

@@ -17,12 +17,12 @@ from operators.contract import ContractResult, check_contract
 from operators.device import Device
 from operators.drawing import draw_cases
 from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError
 from operators.kernel_errors import NativeBuildError
 from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
-from operators.result import CaseResult, Verdict
-from operators.supervision import CASE, Status, child_main, supervise, watched
+from operators.result import CaseResult, Verdict, repro_command
+from operators.supervision import CASE, Status, watched, watched_command
 from reports.document import ReportPathError, build_document, check_report_path, write_json
 from reports.environment import collect_environment
 from reports.tables import contract_table, summary_table
@@ -134,11 +134,6 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def replay_line(config: RunConfig, case: Case) -> str:
-    return (f"python -m operators.run --device {config.device.value} --backend {config.backend} "
-            f"--replay '{case.compact_json()}'")
-
-
 def run_cases(config: RunConfig, backend: Backend, status: Status | None = None) -> tuple[list[CaseResult], list[str]]:
     results, skipped = [], []
     groups = [(op, dtype) for op in config.operators for dtype in config.dtypes]
@@ -153,7 +148,7 @@ def run_cases(config: RunConfig, backend: Backend, status: Status | None = None)
         rows = []
         for case in cases:
             if status is not None:
-                status.write(CASE, f"{operator} {dtype.short}: {replay_line(config, case)}")
+                status.write(CASE, f"{operator} {dtype.short}: {repro_command(case, config.backend, config.device)}")
             rows.append(check_case(spec, case, kernel, config.device, backend.name))
         results += rows
         passed = sum(r.passed for r in rows)
@@ -179,7 +174,7 @@ def replay(config: RunConfig, backend: Backend, status: Status | None = None) ->
     if kernel is None:
         raise UsageError(f"backend '{backend.name}' has no kernel for '{case.operator}'")
     if status is not None:
-        status.write(CASE, f"{case.operator}: {replay_line(config, case)}")
+        status.write(CASE, f"{case.operator}: {repro_command(case, config.backend, config.device)}")
     try:
         result = check_case(get_spec(case.operator), case, kernel, config.device, backend.name)
     except (ValueError, RuntimeError, IndexError, KeyError) as error:  # inputs cannot be drawn for this case
@@ -238,11 +233,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command: main() in a watched child process (operators/supervision.py), exit codes by
-    cause (operators/exits.py)."""
-    if Status.from_environment() is not None:
-        return child_main("operators.run", main, run_guarded)
-    return run_guarded("operators.run", lambda: supervise("operators.run", "operators.run", sys.argv[1:]))
+    """The command, in a watched child process (operators/supervision.py)."""
+    return watched_command("operators.run", main)
 
 
 if __name__ == "__main__":

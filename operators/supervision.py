@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from operators.exits import EXIT_FAIL, EXIT_INTERNAL
+from operators.exits import EXIT_FAIL, EXIT_INTERNAL, run_guarded
 from operators.kernel import Kernel
 
 STATUS_VARIABLE = "QWEN3_HARNESS_STATUS"
@@ -50,11 +50,15 @@ def watched(status: Status | None, kernel: Kernel | None) -> Kernel | None:
     return kernel if status is None or kernel is None else status.watch(kernel)
 
 
-def child_main(program: str, main: Callable[[], int], guard: Callable[[str, Callable[[], int]], int]) -> int:
+def watched_command(module: str, main: Callable[[], int]) -> int:
+    """The entry of `python -m module`: in the parent, the watched child's exit code; in the child
+    (the status file named in its environment), `main()`'s, then `finished`. Exit codes by cause
+    either way (operators/exits.py)."""
     status = Status.from_environment()
-    code = guard(program, main)
-    if status is not None:
-        status.write(FINISHED)
+    if status is None:
+        return run_guarded(module, lambda: supervise(module, sys.argv[1:]))
+    code = run_guarded(module, main)
+    status.write(FINISHED)
     return code
 
 
@@ -67,7 +71,7 @@ def describe_end(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def supervise(program: str, module: str, argv: list[str]) -> int:
+def supervise(module: str, argv: list[str]) -> int:
     """`python -m module argv` in a child process: its exit code when it finished, else 1 when a
     kernel call never returned (the kernel ended the process) and 3 when the end came elsewhere."""
     with tempfile.TemporaryDirectory(prefix="qwen3-harness-") as scratch:
@@ -81,9 +85,9 @@ def supervise(program: str, module: str, argv: list[str]) -> int:
     case = cases[-1] if cases else "(before the first case)"
     end = describe_end(completed.returncode)
     if lines and lines[-1] == CALL:
-        print(f"error: {program}: a kernel ended the process ({end}) inside its call, so no report was written; "
+        print(f"error: {module}: a kernel ended the process ({end}) inside its call, so no report was written; "
               f"the case: {case}", file=sys.stderr)
         return EXIT_FAIL
-    print(f"internal error of the harness in {program}: the process ended ({end}) outside any kernel call, "
+    print(f"internal error of the harness in {module}: the process ended ({end}) outside any kernel call, "
           f"after: {case}", file=sys.stderr)
     return EXIT_INTERNAL

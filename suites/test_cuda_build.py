@@ -9,14 +9,14 @@ import shutil
 import pytest
 import torch
 
-from operators.native_library.binding import SIGNATURES, NativeLibrary, describe
-from operators.native_library.build import build, nvcc_path, nvidia_recipe
-from operators.kernel_errors import KernelError, KernelUnsupportedError
 from operators.backends.native import current_stream, entry_points
 from operators.checker import build_inputs
 from operators.contract import check_rejection
 from operators.device import Device
 from operators.kernel import Kernel
+from operators.kernel_errors import KernelError, KernelUnsupportedError
+from operators.native_library.binding import SIGNATURES, NativeLibrary, describe
+from operators.native_library.build import build, nvcc_path, nvidia_recipe
 from operators.placement import place_poisoned_output
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.strategies import all_combos

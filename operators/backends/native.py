@@ -7,13 +7,13 @@ import functools
 
 import torch
 
-from operators.native_library.binding import NativeLibrary
-from operators.native_library.binding import describe as describe_tensor
-from operators.kernel_errors import KernelUnsupportedError
-from operators.native_library.build import BuildRecipe, build, cpu_recipe, nvidia_recipe
 from operators.backends.backend import Backend, BackendError
 from operators.device import Device
 from operators.kernel import Kernel
+from operators.kernel_errors import KernelUnsupportedError
+from operators.native_library.binding import NativeLibrary
+from operators.native_library.binding import describe as describe_tensor
+from operators.native_library.build import BuildRecipe, build, cpu_recipe, nvidia_recipe
 
 ROPE_LAYOUTS = {"neox": 0, "gptj": 1}
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from operators.kernel_errors import KernelDTypeError, KernelShapeError, KernelValueError
 from operators.backends.backend import Backend
 from operators.device import Device
 from operators.dtypes import DType
 from operators.kernel import Kernel
+from operators.kernel_errors import KernelDTypeError, KernelShapeError, KernelValueError
 from operators.registry import get_spec
 
 

@@ -13,18 +13,17 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from operators.kernel_errors import NativeBuildError
 from operators.backends.backend import BackendError, load_backend
 from operators.bench.measure import Measurement, measure
 from operators.bench.timing import Ceilings, measure_ceilings
 from operators.bench.workloads import workloads
 from operators.device import Device
 from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, run_guarded
+from operators.kernel_errors import NativeBuildError
 from reports.document import write_json
 from reports.environment import collect_environment
 
 SCHEMA_VERSION = "1.0"
-EXIT_OK, EXIT_FAILED = EXIT_PASS, EXIT_FAIL
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             f"measured in the same run: copy {ceilings.copy_gb_per_s:.0f} GB/s, bf16 matmul "
             f"{ceilings.matmul_tflop_per_s:.0f} TFLOP/s (triton.testing.do_bench medians)\n\n"
             + tabulate(table_rows(results, ceilings), headers=HEADERS, tablefmt="github") + "\n")
-    return EXIT_FAILED if any(m.status != "timed" for m in results) else EXIT_OK
+    return EXIT_FAIL if any(m.status != "timed" for m in results) else EXIT_PASS
 
 
 def cli() -> int:

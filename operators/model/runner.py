@@ -10,8 +10,9 @@ from typing import Callable
 
 import torch
 
-from operators.kernel_errors import KernelError
 from operators.backends.backend import Backend, BackendError
+from operators.exits import is_out_of_memory
+from operators.kernel_errors import KernelError
 from operators.model.errors import KernelCallError
 from operators.model.weights import ModelWeights
 
@@ -52,7 +53,7 @@ class Qwen3Runner:
         except KernelError:
             raise
         except (Exception, SystemExit) as error:
-            if type(error).__name__ == "OutOfMemoryError":
+            if is_out_of_memory(error):
                 raise  # the machine's limit, not the kernel's defect
             raise KernelCallError(name, error) from error
 

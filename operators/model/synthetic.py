@@ -23,11 +23,13 @@ from typing import Any, Sequence
 
 import torch
 
-from operators.native_library.build import cache_dir
 from operators.dtypes import DType, FLOAT_DTYPES
+from operators.exits import EXIT_PASS, EXIT_USAGE
 from operators.model.checkpoint import weights_present
 from operators.model.config import ARCHITECTURES, CONFIG_FILE, ModelConfig
 from operators.model.errors import CheckpointError
+from operators.model.transformers_version import check_transformers_version
+from operators.native_library.build import cache_dir
 
 SHARD_SIZE = "4GB"
 CHUNK_ELEMENTS = 1 << 24  # random values are drawn this many at a time: 64 MiB of float32 at most
@@ -151,6 +153,7 @@ def synthetic_checkpoint(name: str, seed: int = 0, dtype: torch.dtype = torch.bf
     target = checkpoint_dir(name, seed, dtype, root, None if full else layers)
     if _complete(target):
         return target
+    check_transformers_version()  # the checkpoint is written through transformers' classes
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -236,9 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = synthetic_checkpoint(args.name, args.seed, dtype.torch, args.root, args.layers)
     except (ValueError, CheckpointError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(path)
-    return 0
+    return EXIT_PASS
 
 
 if __name__ == "__main__":

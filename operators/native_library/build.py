@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from operators.exits import EXIT_PASS, EXIT_USAGE
 from operators.kernel_errors import NativeBuildError
 
 def kernel_sources() -> Path:
@@ -163,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         path = build(RECIPES[args.device](), force=args.force)
     except NativeBuildError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE  # an environment error: no compiler, or sources it cannot build
     print(path)
-    return 0
+    return EXIT_PASS
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ import importlib
 
 import torch
 
-from operators.kernel_errors import KernelUnsupportedError
 from operators.backends.backend import Backend, BackendError
 from operators.backends.torch_control import enforce_contract
 from operators.device import Device
 from operators.kernel import Kernel
+from operators.kernel_errors import KernelUnsupportedError
 from reference.rope import NEOX, cos_sin
 
 

@@ -16,21 +16,21 @@ from pathlib import Path
 
 import torch
 
-from operators.kernel_errors import NativeBuildError
 from operators.backends.backend import BackendError
 from operators.checker import prepare_case, run_kernel
 from operators.contract import check_contract
 from operators.device import Device
 from operators.drawing import draw_cases
 from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError
+from operators.kernel_errors import NativeBuildError
 from operators.panel.document import build_panel_document, panel_markdown
 from operators.panel.members import Role, Seated, all_members, seat
 from operators.panel.tally import Judgement
 from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import Verdict
-from operators.supervision import Status, child_main, supervise
+from operators.supervision import watched_command
 from reports.document import ReportPathError, check_report_path, write_json, write_text_atomically
 from reports.environment import collect_environment
 
@@ -233,8 +233,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command: main() in a watched child process (operators/supervision.py), exit codes by
-    cause (operators/exits.py)."""
-    if Status.from_environment() is not None:
-        return child_main("operators.panel", main, run_guarded)
-    return run_guarded("operators.panel", lambda: supervise("operators.panel", "operators.panel", sys.argv[1:]))
+    """The command, in a watched child process (operators/supervision.py)."""
+    return watched_command("operators.panel", main)
