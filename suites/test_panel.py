@@ -80,6 +80,37 @@ def test_runs_over_disjoint_seeds_or_operators_merge_and_overlapping_ones_are_re
     assert "the same seed and operator twice (seed 3 softmax)" in capsys.readouterr().err
 
 
+def test_a_stopped_run_merges_with_the_pairs_it_finished(harness, tmp_path, monkeypatch, capsys):
+    """A run stopped after its first operator keeps that (seed, operator) pair: alone it is an
+    incomplete panel (exit 1, the missing pair named), with a run over the missing pair a complete one."""
+    import operators.panel.run as panel_run
+    members = "torch,native"
+    stopped, rest, merged = tmp_path / "stopped.json", tmp_path / "rest.json", tmp_path / "merged.json"
+    real_get_spec = panel_run.get_spec
+
+    def stop_at_swiglu(operator):
+        if operator == "swiglu":
+            raise KeyboardInterrupt("stopped")
+        return real_get_spec(operator)
+
+    monkeypatch.setattr(panel_run, "get_spec", stop_at_swiglu)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--device", harness.device.value, "--seeds", "1", "--first-seed", "3", "--examples", "2",
+              "--operators", "softmax,swiglu", "--members", members, "--output", str(stopped)])
+    monkeypatch.setattr(panel_run, "get_spec", real_get_spec)
+    partial = json.loads(stopped.read_text())
+    assert not partial["complete"] and partial["judged"] == [[3, "softmax"]]
+    assert merge_main([str(stopped), "--output", str(merged)]) == EXIT_FAIL
+    assert "1 (seed, operator) pairs were not judged by any run: seed 3 swiglu" in capsys.readouterr().err
+    assert json.loads(merged.read_text())["missing"] == [[3, "swiglu"]]
+    assert main(["--device", harness.device.value, "--seeds", "1", "--first-seed", "3", "--examples", "2",
+                 "--operators", "swiglu", "--members", members, "--output", str(rest)]) == EXIT_PASS
+    assert merge_main([str(stopped), str(rest), "--output", str(merged)]) == EXIT_PASS
+    whole = json.loads(merged.read_text())
+    assert whole["complete"] and whole["judged"] == [[3, "softmax"], [3, "swiglu"]]
+    assert {g["operator"] for g in whole["groups"]} == {"softmax", "swiglu"}
+
+
 def test_members_and_usage_errors(capsys):
     roles = {m.name: m.role for m in all_members()}
     assert roles["torch"] is Role.CORRECT and roles["native"] is Role.TESTED

@@ -86,7 +86,9 @@ def member_seconds_table(document: Mapping[str, Any]) -> str:
 
 def panel_markdown(document: Mapping[str, Any]) -> str:
     config, env, totals = document["config"], document["environment"], document["totals"]
+    missing = document.get("missing") or []
     status = document["verdict"].upper() if document.get("complete", True) else \
+        f"INCOMPLETE ({len(missing)} seed x operator pairs not judged; {document['verdict']} so far)" if missing else \
         f"INCOMPLETE (stopped before the end; {document['verdict']} so far)"
     lines = [f"# Verdict panel: {status}", "",
              *(f"`{command}`" for command in ([config["command"]] if isinstance(config["command"], str)

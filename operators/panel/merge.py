@@ -1,7 +1,9 @@
 """`python -m operators.panel.merge A.json B.json ... --output panel.json --markdown panel.md`:
 one panel document from runs that judged disjoint (seed, operator) pairs (a long panel split over
-several machines or calls, by seeds or by operators). The runs must share device, profile, case
-counts, dtypes and members."""
+several machines or calls, by seeds or by operators, or stopped part-way: a stopped run counts with
+the pairs it finished). The runs must share device, profile, case counts, dtypes and members. The
+merged panel is complete when the judged pairs fill every seed x operator the runs were asked for;
+an incomplete one never passes (exit 1) and lists the missing pairs."""
 
 from __future__ import annotations
 
@@ -71,19 +73,19 @@ def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
         different = [k for k in SHARED if document["config"][k] != first["config"][k]]
         if different:
             raise MergeError(f"the runs differ in {', '.join(different)}")
-    pairs = [(seed, op) for d in documents for seed in d["config"]["seeds"] for op in d["config"]["operators"]]
+    pairs = [pair for d in documents for pair in judged_pairs(d)]
     shared = sorted({pair for pair in pairs if pairs.count(pair) > 1})
     if shared:
         raise MergeError(f"the runs judged the same seed and operator twice ({', '.join(f'seed {s} {o}' for s, o in shared[:4])}"
                          f"{' ...' if len(shared) > 4 else ''}); merge runs over disjoint seeds or operators")
-    seeds = sorted({seed for seed, _ in pairs})
+    seeds = sorted({seed for d in documents for seed in d["config"]["seeds"]})
     operators = [op for op in OPERATOR_NAMES if any(op in d["config"]["operators"] for d in documents)]
-    if not all(d.get("complete", True) for d in documents):
-        raise MergeError("a run did not finish (complete: false)")
+    missing = [(seed, op) for seed in seeds for op in operators if (seed, op) not in set(pairs)]
     return with_verdict({
         **first,
         "config": {**first["config"], "seeds": seeds, "operators": operators,
-                   "runs": [{"seeds": d["config"]["seeds"], "operators": d["config"]["operators"]} for d in documents],
+                   "runs": [{"seeds": d["config"]["seeds"], "operators": d["config"]["operators"],
+                             "complete": d.get("complete", True)} for d in documents],
                    "command": [d["config"]["command"] for d in documents]},
         "environment": {**first["environment"], "runs": [d["environment"] for d in documents[1:]]},
         "members": [{**m, "available": all(d["members"][i]["available"] for d in documents)}
@@ -94,8 +96,20 @@ def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
         "wrong_kernels": merge_wrong(documents),
         "unsupported": merge_unsupported(documents),
         "seconds": round(sum(d.get("seconds", 0) for d in documents), 2),
-        "complete": True,
+        "judged": sorted(pairs),
+        "missing": missing,
+        "complete": not missing,
     })
+
+
+def judged_pairs(document: dict[str, Any]) -> list[tuple[int, str]]:
+    """The (seed, operator) pairs a run judged in full; documents from before the `judged` field
+    were complete runs over their seeds x operators."""
+    if "judged" in document:
+        return [(seed, op) for seed, op in document["judged"]]
+    if not document.get("complete", True):
+        raise MergeError("a run that did not finish (complete: false) does not say which pairs it judged")
+    return [(seed, op) for seed in document["config"]["seeds"] for op in document["config"]["operators"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.write_text(markdown + "\n")
     print(markdown)
-    return EXIT_PASS if merged["verdict"] == "pass" else EXIT_FAIL
+    if merged["missing"]:
+        print(f"merge: incomplete: {len(merged['missing'])} (seed, operator) pairs were not judged by any run: "
+              + ", ".join(f"seed {s} {o}" for s, o in merged["missing"][:8]) + (" ..." if len(merged["missing"]) > 8 else ""),
+              file=sys.stderr)
+    return EXIT_PASS if merged["verdict"] == "pass" and not merged["missing"] else EXIT_FAIL
 
 
 def cli() -> int:

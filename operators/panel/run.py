@@ -208,11 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     final: dict = {}
 
     def report(judgements: list[Judgement], done: bool) -> None:
-        # A report written before the end covers the seeds judged so far (a stopped run is a
-        # smaller run, not one that missed the wrong kernels at the seeds it never reached).
-        judged = sorted({j.run_seed for j in judgements}) if not done else list(args.seed_list)
-        document = build_panel_document(judgements, seated, {**config, "seeds": judged}, environment, contract)
+        # A report written before the end counts the wrong kernels at the seeds they were judged at
+        # (a stopped run is a smaller run, not one that missed them at the seeds it never reached).
+        # `judged`: the (seed, operator) pairs judged in full (reports are written between operators),
+        # so a stopped run can be merged with runs that judged the rest.
+        document = build_panel_document(judgements, seated, config, environment, contract)
         document["complete"] = done
+        document["judged"] = sorted({(j.run_seed, j.result.case.operator) for j in judgements})
         document["seconds"] = round(time.perf_counter() - started, 2)
         final.update(document=document, markdown=panel_markdown(document))
         if args.output:
