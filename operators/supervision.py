@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from operators.exits import EXIT_FAIL, EXIT_INTERNAL, run_guarded
+from operators.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_USAGE, run_guarded
 from operators.kernel import Kernel
 
 STATUS_VARIABLE = "QWEN3_HARNESS_STATUS"
@@ -57,9 +57,19 @@ def watched_command(module: str, main: Callable[[], int]) -> int:
     status = Status.from_environment()
     if status is None:
         return run_guarded(module, lambda: supervise(module, sys.argv[1:]))
-    code = run_guarded(module, main)
+    try:
+        code = run_guarded(module, main)
+    except SystemExit as stop:  # argparse's --help (0) and its usage errors (2): the command's own ends
+        code = exit_code_of(stop)
     status.write(FINISHED)
     return code
+
+
+def exit_code_of(stop: SystemExit) -> int:
+    if stop.code is None or isinstance(stop.code, int):
+        return stop.code or 0
+    print(stop.code, file=sys.stderr)
+    return EXIT_USAGE
 
 
 def describe_end(returncode: int) -> str:

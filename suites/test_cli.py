@@ -103,6 +103,17 @@ def test_an_unwritable_report_path_exits_2(harness, capsys, tmp_path):
     assert code == EXIT_USAGE and "cannot write" in err
 
 
+@pytest.mark.parametrize("module", ["operators.run", "operators.integrate", "operators.panel"])
+def test_help_and_argument_errors_end_the_watched_command_as_argparse_means(module):
+    """--help exits 0 with the help alone; an unknown option exits 2 with argparse's usage line (the
+    watched child's own exit, never 'the process ended outside any kernel call')."""
+    shown = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == EXIT_PASS and shown.stdout.startswith("usage:") and shown.stderr == ""
+    wrong = subprocess.run([sys.executable, "-m", module, "--bogus"], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == EXIT_USAGE and "unrecognized arguments: --bogus" in wrong.stderr
+    assert "internal error" not in wrong.stderr
+
+
 def test_the_module_entry_point_prints_no_traceback():
     completed = subprocess.run([sys.executable, "-m", "operators.run", "--device", "tpu"], capture_output=True,
                                text=True, timeout=120)
