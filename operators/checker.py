@@ -166,8 +166,8 @@ def compute_expected(spec: OperatorSpec, case: Case, clean: Mapping[str, torch.T
     precise = {n: to_reference_precision(t) for n, t in clean.items()}
     reference = spec.run_reference(precise, case.attributes, torch.float64, decisions)
     computations = {HUGGING_FACE: spec.run_reference(clean, case.attributes, torch.float32, decisions)}
-    if not decisions:
-        computations.update({name: variant(clean, case.attributes) for name, variant in spec.variants.items()})
+    computations.update({name: spec.run_variant(variant, clean, case.attributes, decisions)
+                         for name, variant in spec.variants.items()})
     baselines: dict[str, dict[str, torch.Tensor]] = {}
     metrics: dict[str, dict[str, ErrorMetrics]] = {name: {} for name in spec.numeric_outputs}
     for computation, outputs in computations.items():

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+from contextlib import contextmanager
+from typing import Iterator
+
 from hypothesis import HealthCheck, given, seed as hypothesis_seed, settings
 
 from operators.case import Case
@@ -22,5 +26,26 @@ def draw_cases(spec: OperatorSpec, device: Device, dtype: DType, examples: int, 
     def collect(case: Case) -> None:
         drawn.setdefault(case.compact_json(), case)
 
-    collect()
+    with seed_alone():
+        collect()
     return list(drawn.values())
+
+
+@contextmanager
+def seed_alone() -> Iterator[None]:
+    """Hypothesis mixes the literals of the caller's own modules into its draws (a pool it grows as
+    modules are imported), so a seed would draw other cases after any edit of the harness, or when it
+    runs installed rather than from a checkout. Within this block that pool is empty: the cases
+    depend on the seed, the strategies and the Hypothesis version alone."""
+    providers = importlib.import_module("hypothesis.internal.conjecture.providers")
+    local_constants, constants = getattr(providers, "_get_local_constants", None), getattr(providers, "Constants", None)
+    if local_constants is None or constants is None:  # a Hypothesis without the pool
+        yield
+        return
+    providers._get_local_constants = constants
+    providers.CONSTANTS_CACHE.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = local_constants
+        providers.CONSTANTS_CACHE.cache.clear()

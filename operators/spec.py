@@ -56,8 +56,9 @@ class OperatorSpec:
     sensitivity: Callable[[Tensors, Mapping[str, Any]], float] | None = None
     optional_inputs: tuple[str, ...] = ()  # inputs a case may leave out (linear's bias)
     # Other correct computations in the working dtype besides Hugging Face's (a flash-style online
-    # softmax, say), name -> function(inputs, attributes) -> outputs: the budget's baseline is the
-    # largest error among them all (VERDICT.md, "Why correct implementations differ").
+    # softmax, say), name -> function(inputs, attributes) -> outputs (with `decisions` as a third
+    # argument where the operator has them): the budget's baseline is the largest error among them
+    # all (VERDICT.md, "Why correct implementations differ").
     variants: Mapping[str, Callable[[Tensors, Mapping[str, Any]], dict[str, torch.Tensor]]] = field(
         default_factory=dict)
 
@@ -77,3 +78,7 @@ class OperatorSpec:
         if self.decisions:
             return self.reference(inputs, attributes, upcast, decisions)
         return self.reference(inputs, attributes, upcast)
+
+    def run_variant(self, variant, inputs: Tensors, attributes: Mapping[str, Any],
+                    decisions: Tensors | None = None) -> dict[str, torch.Tensor]:
+        return variant(inputs, attributes, decisions) if self.decisions else variant(inputs, attributes)

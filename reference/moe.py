@@ -16,9 +16,10 @@ def moe_router(x: torch.Tensor, gate_weight: torch.Tensor, top_k: int, norm_topk
 
 
 def router_weights_for(x: torch.Tensor, gate_weight: torch.Tensor, ids: torch.Tensor, norm_topk_prob: bool,
-                       upcast: torch.dtype = torch.float32) -> torch.Tensor:
-    """The router weights of given expert choices (to judge a kernel's weights on its own choices)."""
-    probs = torch.softmax(linear(x, gate_weight), dim=-1, dtype=upcast)
+                       upcast: torch.dtype = torch.float32, project=linear) -> torch.Tensor:
+    """The router weights of given expert choices (to judge a kernel's weights on its own choices);
+    `project(x, gate_weight)` computes the logits (another correct GEMM, for the budget's ensemble)."""
+    probs = torch.softmax(project(x, gate_weight), dim=-1, dtype=upcast)
     weights = torch.gather(probs, -1, ids.long())
     if norm_topk_prob:
         weights = weights / weights.sum(dim=-1, keepdim=True)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from operators.device import Device
+from operators.dtypes import DType
 from operators.exits import EXIT_INTERNAL
 from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
 from operators.supervision import STATUS_VARIABLE
@@ -48,6 +49,26 @@ def test_the_same_seed_draws_the_same_cases(harness, capsys, tmp_path):
         assert run(capsys, *SMALL, "--no-contract", "--output", str(report))[0] == EXIT_PASS
     cases = [[c["case"] for c in json.loads(r.read_text())["cases"]] for r in reports]
     assert cases[0] == cases[1]
+
+
+def test_a_seed_draws_the_same_cases_whatever_else_is_imported(tmp_path, monkeypatch):
+    """Hypothesis would mix the literals of every local module it sees into its draws: importing one
+    more module (an edit of the harness, a plug-in backend) must not change what a seed draws."""
+    import importlib
+
+    from operators.drawing import draw_cases
+    from operators.registry import get_spec
+
+    spec = get_spec("moe_router")
+
+    def drawn() -> list[str]:
+        return [c.compact_json() for c in draw_cases(spec, Device.CPU, DType.F32, 40, 1)]
+    before = drawn()
+    (tmp_path / "literal_heavy_module.py").write_text(
+        "NUMBERS = (" + ", ".join(str(7919 * i + 3) for i in range(1, 400)) + ")\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("literal_heavy_module")
+    assert drawn() == before
 
 
 def test_a_wrong_kernel_fails_the_run(harness, capsys):

@@ -143,3 +143,31 @@ def test_compiled_member_compiles_once_per_rank_not_once_per_shape(harness):
         expected = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
         assert torch.allclose(out, expected, rtol=1e-5, atol=1e-6), shape
     assert counters["stats"]["unique_graphs"] - before <= 2  # one graph per rank
+
+
+def test_compiled_member_falls_back_to_ordinary_dynamic_shapes_when_inductor_cannot_compile_obliviously(
+        harness, monkeypatch, capsys):
+    """An Inductor that fails to lower a graph size-obliviously (2.11 on CUDA did, for add_rms_norm and
+    rope) leaves the member compiled with ordinary dynamic shapes, never a failed (false-alarm) case."""
+    import torch
+
+    from operators.drawing import draw_cases
+    from operators.dtypes import DType
+    from operators.panel import compiled as compiled_module
+    from operators.checker import prepare_case, run_kernel
+    from operators.registry import get_spec
+    from operators.result import Verdict
+
+    class Failing:
+        @staticmethod
+        def patch(**options):
+            raise torch._inductor.exc.InductorError(RuntimeError("CantSplit: planted"), None)
+
+    monkeypatch.setattr(compiled_module, "shape_config", Failing)
+    backend = compiled_module.compiled_backend(harness.device)
+    spec = get_spec("rms_norm")
+    for case in draw_cases(spec, harness.device, DType.F32, 3, 0):
+        result = run_kernel(prepare_case(spec, case, harness.device), backend.kernels["rms_norm"], "compiled")
+        assert result.verdict is Verdict.PASS, result.reasons
+    notices = [line for line in capsys.readouterr().err.splitlines() if "size-obliviously" in line]
+    assert len(notices) == 1 and "CantSplit: planted" in notices[0] and "rms_norm" in notices[0]

@@ -1,8 +1,11 @@
 """torch.compile of the Hugging Face formulas (reference/ in float32, Inductor's generated code:
 Triton on NVIDIA, C++ on the CPU) as a panel member. Inputs are copied to fresh contiguous
-tensors first so a layout or a storage offset does not force a recompilation; whole graphs only (fullgraph), so nothing silently runs eagerly."""
+tensors first so a layout or a storage offset does not force a recompilation; whole graphs only
+(fullgraph), so nothing silently runs eagerly."""
 
 from __future__ import annotations
+
+import sys
 
 import torch
 from torch.fx.experimental import _config as shape_config
@@ -34,15 +37,35 @@ def compiled_backend(device: Device) -> Backend:
         if hasattr(dynamo, option):
             setattr(dynamo, option, max(getattr(dynamo, option), RECOMPILE_LIMIT))
 
+    # Size-oblivious shapes on the CPU only: on CUDA, Inductor (2.11) could not lower some graphs that
+    # way and generated a looped softmax over 151936 columns 12x less accurate than an online one,
+    # where the ordinary dynamic shapes users compile with gave neither.
+    size_oblivious = device is Device.CPU
+
     def compiled(function):
         graph = torch.compile(function, dynamic=True, fullgraph=True)
 
+        def per_shape_class(*tensors_and_attributes):  # a code object of its own: its own graphs
+            return function(*tensors_and_attributes)
+        fallback = torch.compile(per_shape_class, dynamic=True, fullgraph=True)
+        oblivious_failed: list[str] = []
+
         def call(*tensors_and_attributes):
-            # Without these, every size-1 dimension and every pair of equal sizes or storage
-            # offsets becomes a guard: a long run recompiled for most cases (two thirds of a GPU
-            # panel's time), where one graph per dtype, rank and layout serves them all.
-            with shape_config.patch(backed_size_oblivious=True, use_duck_shape=False):
-                return graph(*tensors_and_attributes)
+            if size_oblivious and not oblivious_failed:
+                try:
+                    # Without these, every size-1 dimension and every pair of equal sizes or storage
+                    # offsets becomes a guard: a long run recompiled for most cases (two thirds of a GPU
+                    # panel's time), where one graph per dtype, rank and layout serves them all.
+                    with shape_config.patch(backed_size_oblivious=True, use_duck_shape=False):
+                        return graph(*tensors_and_attributes)
+                except torch._dynamo.exc.BackendCompilerFailed as error:
+                    # Some Inductor versions cannot lower some graphs size-obliviously (2.11 on
+                    # CUDA: "CantSplit" in add_rms_norm, "unbacked_bindings" in rope); the same
+                    # formula is then compiled with Inductor's ordinary dynamic shapes.
+                    oblivious_failed.append(str(error).splitlines()[0][:200])
+                    print(f"compiled: Inductor could not compile {function.__name__} size-obliviously "
+                          f"({oblivious_failed[0]}); compiling it with ordinary dynamic shapes", file=sys.stderr)
+            return fallback(*tensors_and_attributes)
         return call
 
     rms, add_rms, rotate, silu_mul = compiled(hf_rms_norm), compiled(hf_add_rms_norm), compiled(hf_rotate), compiled(hf_swiglu)
@@ -113,4 +136,5 @@ def compiled_backend(device: Device) -> Backend:
     kernels = {op: Kernel(op, f, {"kind": "torch.compile", "function": f"compiled Hugging Face {op}"})
                for op, f in functions.items()}
     return Backend(name="compiled", device=device, kernels=kernels,
-                   description=f"torch.compile (Inductor) of the Hugging Face formulas, PyTorch {torch.__version__}")
+                   description=f"torch.compile (Inductor) of the Hugging Face formulas, PyTorch {torch.__version__}, "
+                               f"{'size-oblivious ' if size_oblivious else ''}dynamic shapes")
