@@ -1,7 +1,9 @@
-"""argmax: greedy decoding, the index of the largest logit of each row (ties: any tied index)."""
+"""argmax: greedy decoding, the index of the largest logit of each row: the first of tied maxima and
+the first NaN (NaN counts as the largest), as torch.argmax and so transformers' greedy decoding."""
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import torch
@@ -16,7 +18,13 @@ from operators.spec import OperatorSpec
 from operators.values import draw
 from reference.sampling import argmax
 
-CONTRACT = "logits in f32/f16/bf16 [B, V]; out int64 [B]; NaN counts as the largest value, as torch.argmax"
+CONTRACT = ("logits in f32/f16/bf16 [B, V]; out int64 [B]; the first index of the maximum, NaN counting as the "
+            "largest value (the first NaN), as torch.argmax")
+# What the values plant, row by row in a drawn rotation named in the case's note: tied maxima (first
+# versus last index), a near tie one ulp of the working dtype apart (a kernel comparing in lower
+# precision merges it), NaN, and nothing. A case of 8 rows holds all four.
+PATTERNS = ("tied maxima", "near tie", "NaN", "plain")
+NOTE_PREFIX = "rows: "
 SHOWN = 3
 
 
@@ -37,35 +45,88 @@ def make_case(dtypes: Mapping[str, DType], batch: int, vocab: int, layout: Layou
 def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
     return st.builds(make_case, strat.dtype_combos(spec(), working), st.sampled_from((1, 3, 8)), vocabularies(device),
                      strat.layouts(), strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.CONSTANT_ROWS,
-                                                    Regime.MASKED, Regime.LARGE_SCORES), strat.seeds())
+                                                    Regime.MASKED, Regime.LARGE_SCORES), strat.seeds(),
+                     st.integers(0, len(PATTERNS) - 1).map(rotation_note))
 
 
-def with_tied_maxima(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Copy each row's maximum to a second random position: ties greedy decoding must handle."""
+def rotation_note(start: int) -> str:
+    return NOTE_PREFIX + ", ".join(PATTERNS[start:] + PATTERNS[:start])
+
+
+def rows_and(logits: torch.Tensor, generator: torch.Generator, low: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = torch.arange(logits.shape[0])
+    return rows, torch.randint(low, logits.shape[-1], (logits.shape[0],), generator=generator)
+
+
+def with_tied_maxima(logits: torch.Tensor, dtype: DType, generator: torch.Generator) -> torch.Tensor:
+    """Each row's maximum copied to a second random position: the first of them is the answer."""
     tied = logits.clone()
-    top = tied.argmax(-1)
-    other = torch.randint(0, tied.shape[-1], (tied.shape[0],), generator=generator)
-    tied[torch.arange(tied.shape[0]), other] = tied[torch.arange(tied.shape[0]), top]
+    rows, other = rows_and(tied, generator)
+    tied[rows, other] = tied[rows, tied.argmax(-1)]
     return tied
+
+
+def one_below(values: torch.Tensor, dtype: DType) -> torch.Tensor:
+    """The next representable value of `dtype` below each (finite, non-zero) value."""
+    bits = values.to(dtype.torch).view({2: torch.int16, 4: torch.int32}[dtype.torch.itemsize])
+    step = torch.where(values > 0, -1, 1).to(bits.dtype)
+    return (bits + step).view(dtype.torch).to(values.dtype)
+
+
+def with_near_tie(logits: torch.Tensor, dtype: DType, generator: torch.Generator) -> torch.Tensor:
+    """In each row the maximum m at a random position q >= 1 and the value one ulp below m at a random
+    earlier position: both round to one value in a narrower type, whose first index is wrong."""
+    near = logits.clone()
+    top = near.max(-1).values
+    usable = torch.isfinite(top) & (top != 0)
+    below = one_below(torch.where(usable, top, 1.0), dtype)
+    near = torch.where(near >= top[:, None], below[:, None], near)  # m only where planted below
+    rows, latest = rows_and(near, generator, low=1)
+    earlier = (torch.rand(latest.shape, generator=generator, dtype=torch.float64) * latest).long()
+    near[rows, earlier] = below
+    near[rows, latest] = torch.where(usable, top, below)
+    return torch.where(usable[:, None], near, logits)
+
+
+def with_nan(logits: torch.Tensor, dtype: DType, generator: torch.Generator) -> torch.Tensor:
+    """A NaN at a random position of each row, and a second one in every other row."""
+    poisoned = logits.clone()
+    rows, first = rows_and(poisoned, generator)
+    poisoned[rows, first] = math.nan
+    rows, second = rows_and(poisoned, generator)
+    poisoned[rows[::2], second[::2]] = math.nan
+    return poisoned
+
+
+PLANTED = {"tied maxima": with_tied_maxima, "near tie": with_near_tie, "NaN": with_nan}
 
 
 def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
     logits = case.inputs["logits"]
     drawn = draw(logits.shape, case.regime, logits.dtype, generator)
-    return {"logits": with_tied_maxima(drawn, generator) if case.seed % 2 else drawn}
+    if not case.note.startswith(NOTE_PREFIX):  # a case written by hand plants nothing
+        return {"logits": drawn}
+    order = case.note[len(NOTE_PREFIX):].split(", ")
+    planted = {name: plant(drawn, logits.dtype, generator) for name, plant in PLANTED.items()}
+    rows = [planted.get(order[row % len(order)], drawn)[row] for row in range(drawn.shape[0])]
+    return {"logits": torch.stack(rows)}
+
+
+def expected_index(values: torch.Tensor) -> int:
+    nan = torch.isnan(values)
+    best = nan if nan.any() else values == values.max()
+    return int(torch.nonzero(best)[0])
 
 
 def judge(decisions, inputs, attributes, dtype: DType) -> list[str]:
     logits, chosen = inputs["logits"], decisions["out"]
     wrong = []
     for row, (values, token) in enumerate(zip(logits, chosen.tolist())):
-        nan = torch.isnan(values)
-        best = nan if nan.any() else values == values.max()
-        if not 0 <= token < values.numel() or not best[token]:
+        expected = expected_index(values)
+        if token != expected:
             got = f"logit {values[token].item()!r}" if 0 <= token < values.numel() else "outside the vocabulary"
-            expected = torch.nonzero(best).flatten().tolist()
-            wrong.append(f"row {row}: token {token} ({got}); expected one of {expected[:5]} "
-                         f"(logit {values[expected[0]].item()!r})")
+            wrong.append(f"row {row}: token {token} ({got}); expected {expected}, the first "
+                         f"{'NaN' if torch.isnan(values[expected]) else 'maximum'} (logit {values[expected].item()!r})")
     return [f"output 'out': {len(wrong)} of {len(chosen)} rows wrong: " + "; ".join(wrong[:SHOWN])] if wrong else []
 
 

@@ -16,6 +16,7 @@ from operators.backends.backend import Backend, BackendError, load_backend
 from operators.case import Case
 from operators.checker import check_case
 from operators.device import Device
+from operators.drawing import seed_alone
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.kernel_errors import NativeBuildError
 from operators.profiles import PROFILES, register_profiles, seeded_profile
@@ -84,6 +85,13 @@ def pytest_configure(config: pytest.Config) -> None:
                                     f"{type(error).__name__}: {error}") from None
     config.stash[SESSION_KEY] = HarnessSession(device, backend, dtypes, config.getoption("--profile"),
                                                config.getoption("--report"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Hypothesis's draws in the suites depend on the seed alone too (operators/drawing.py)."""
+    with seed_alone():
+        return (yield)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
