@@ -16,12 +16,13 @@ from operators.spec import OperatorSpec
 
 
 def draw_cases(spec: OperatorSpec, device: Device, dtype: DType, examples: int, seed: int) -> list[Case]:
-    """Up to `examples` distinct cases, the same ones for the same seed."""
+    """Up to `examples` distinct cases, the same ones for the same seed and dtype (each dtype draws
+    its own shapes, regimes and layouts: three dtypes are three samples, not one sample thrice)."""
     drawn: dict[str, Case] = {}
 
     @settings(max_examples=examples, database=None, deadline=None, phases=GENERATE_ONLY,
               suppress_health_check=list(HealthCheck))
-    @hypothesis_seed(seed)
+    @hypothesis_seed(dtype_seed(seed, dtype))
     @given(spec.cases(device, dtype))
     def collect(case: Case) -> None:
         drawn.setdefault(case.compact_json(), case)
@@ -29,6 +30,12 @@ def draw_cases(spec: OperatorSpec, device: Device, dtype: DType, examples: int, 
     with seed_alone():
         collect()
     return list(drawn.values())
+
+
+def dtype_seed(seed: int, dtype: DType) -> int:
+    """One Hypothesis seed per (seed, dtype) pair, distinct for distinct pairs."""
+    dtypes = list(DType)
+    return seed * len(dtypes) + dtypes.index(dtype)
 
 
 @contextmanager

@@ -71,6 +71,17 @@ def test_a_seed_draws_the_same_cases_whatever_else_is_imported(tmp_path, monkeyp
     assert drawn() == before
 
 
+def test_each_dtype_draws_its_own_cases():
+    """Three dtypes are three samples of shapes, regimes and layouts, not one sample thrice."""
+    from operators.drawing import draw_cases
+    from operators.registry import get_spec
+
+    spec = get_spec("attention_decode")
+    shapes = {dtype: [(c.regime, *(t.shape for t in c.inputs.values())) for c in draw_cases(spec, Device.CPU, dtype, 20, 0)]
+              for dtype in (DType.F32, DType.F16, DType.BF16)}
+    assert shapes[DType.F32] != shapes[DType.F16] != shapes[DType.BF16] != shapes[DType.F32]
+
+
 def test_a_wrong_kernel_fails_the_run(harness, capsys):
     code, _, err = run(capsys, "--operators", "rope", "--dtypes", "f32", "--examples", "4", "--no-contract",
                        "--backend", "suites.wrong_kernels.rope_gptj_for_neox")
