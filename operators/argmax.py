@@ -53,7 +53,9 @@ def rotation_note(start: int) -> str:
     return NOTE_PREFIX + ", ".join(PATTERNS[start:] + PATTERNS[:start])
 
 
-def rows_and(logits: torch.Tensor, generator: torch.Generator, low: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def random_column_per_row(logits: torch.Tensor, generator: torch.Generator,
+                          low: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row indices, one random column in [low, V) per row), to index logits[rows, columns]."""
     rows = torch.arange(logits.shape[0])
     return rows, torch.randint(low, logits.shape[-1], (logits.shape[0],), generator=generator)
 
@@ -61,7 +63,7 @@ def rows_and(logits: torch.Tensor, generator: torch.Generator, low: int = 0) -> 
 def with_tied_maxima(logits: torch.Tensor, dtype: DType, generator: torch.Generator) -> torch.Tensor:
     """Each row's maximum copied to a second random position: the first of them is the answer."""
     tied = logits.clone()
-    rows, other = rows_and(tied, generator)
+    rows, other = random_column_per_row(tied, generator)
     tied[rows, other] = tied[rows, tied.argmax(-1)]
     return tied
 
@@ -80,8 +82,8 @@ def with_near_tie(logits: torch.Tensor, dtype: DType, generator: torch.Generator
     top = near.max(-1).values
     usable = torch.isfinite(top) & (top != 0)
     below = one_below(torch.where(usable, top, 1.0), dtype)
-    near = torch.where(near >= top[:, None], below[:, None], near)  # m only where planted below
-    rows, latest = rows_and(near, generator, low=1)
+    near = torch.where(near >= top[:, None], below[:, None], near)  # the maximum returns at one place only
+    rows, latest = random_column_per_row(near, generator, low=1)
     earlier = (torch.rand(latest.shape, generator=generator, dtype=torch.float64) * latest).long()
     near[rows, earlier] = below
     near[rows, latest] = torch.where(usable, top, below)
@@ -91,9 +93,9 @@ def with_near_tie(logits: torch.Tensor, dtype: DType, generator: torch.Generator
 def with_nan(logits: torch.Tensor, dtype: DType, generator: torch.Generator) -> torch.Tensor:
     """A NaN at a random position of each row, and a second one in every other row."""
     poisoned = logits.clone()
-    rows, first = rows_and(poisoned, generator)
+    rows, first = random_column_per_row(poisoned, generator)
     poisoned[rows, first] = math.nan
-    rows, second = rows_and(poisoned, generator)
+    rows, second = random_column_per_row(poisoned, generator)
     poisoned[rows[::2], second[::2]] = math.nan
     return poisoned
 
