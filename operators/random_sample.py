@@ -20,8 +20,17 @@ from reference.sampling import random_sample, sampling_distribution
 CONTRACT = ("logits in f32/f16/bf16 [B, V]; random float32 [B] in [0, 1); out int64 [B]; "
             "temperature > 0, top_k >= 0 (0 keeps all), 0 < top_p <= 1")
 FLOAT32_EPS = DType.F32.eps
-# Uniform values that probe the ends of the walk: the first token, and the last kept one.
+# Uniform values that probe the ends of the walk (the first token, and the last kept one), in the last
+# rows of a batch of at least EDGE_BATCH; every other row draws its own value over [0, 1).
 EDGE_RANDOMS = (0.0, 0.9999)
+EDGE_BATCH = 4
+# Rows alternate, from a drawn start named in the case's note, between the regime's logits and the
+# same logits times FLAT_SCALE (a power of two: still representable): over 1000+ tokens those are
+# distributions with hundreds of plausible tokens, where top-k, top-p, the temperature's place and
+# the precision of the running sum all move the chosen token.
+ROW_KINDS = ("flat", "as drawn")
+NOTE_PREFIX = "rows: "
+FLAT_SCALE = 1 / 16
 
 
 def allows(d: Mapping[str, DType]) -> bool:
@@ -45,15 +54,22 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
                      st.sampled_from((0.6, 0.7, 1.0, 1.5)), st.sampled_from((0, 1, 20, 50)),
                      st.sampled_from((0.8, 0.95, 1.0, 0.3)), strat.layouts(),
                      strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.CONSTANT_ROWS, Regime.MASKED,
-                                   Regime.LARGE_SCORES), strat.seeds())
+                                   Regime.LARGE_SCORES), strat.seeds(),
+                     st.sampled_from(ROW_KINDS).map(lambda first: NOTE_PREFIX + ", ".join(
+                         (first, *(kind for kind in ROW_KINDS if kind != first)))))
 
 
 def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
     logits = case.inputs["logits"]
     drawn = draw(logits.shape, case.regime, logits.dtype, generator)
     drawn[..., 0] = torch.nan_to_num(drawn[..., 0], neginf=0.0)  # at least one finite logit per row
+    if case.note.startswith(NOTE_PREFIX):  # a case written by hand keeps its logits as drawn
+        order = case.note[len(NOTE_PREFIX):].split(", ")
+        flat = torch.tensor([order[row % len(order)] == "flat" for row in range(drawn.shape[0])])
+        drawn[flat] *= FLAT_SCALE
     random = torch.rand(logits.shape[0], generator=generator, dtype=torch.float64).to(torch.float32)
-    random[: len(EDGE_RANDOMS)] = torch.tensor(EDGE_RANDOMS[: logits.shape[0]])
+    if logits.shape[0] >= EDGE_BATCH:
+        random[-len(EDGE_RANDOMS):] = torch.tensor(EDGE_RANDOMS)
     return {"logits": drawn, "random": random.double()}
 
 

@@ -19,6 +19,8 @@ WRONG_KERNEL_MODULES = (
     "softmax_without_max_subtraction",
     "attention_decode_skips_newest",
     "random_sample_top_p_wrong_side",
+    "random_sample_cumsum_in_input_dtype",
+    "random_sample_top_p_before_temperature",
     "moe_router_not_renormalised",
     "argmax_last_index",
     "argmax_ignores_nan",
