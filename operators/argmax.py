@@ -24,7 +24,6 @@ CONTRACT = ("logits in f32/f16/bf16 [B, V]; out int64 [B]; the first index of th
 # versus last index), a near tie one ulp of the working dtype apart (a kernel comparing in lower
 # precision merges it), NaN, and nothing. A case of 8 rows holds all four.
 PATTERNS = ("tied maxima", "near tie", "NaN", "plain")
-NOTE_PREFIX = "rows: "
 SHOWN = 3
 
 
@@ -46,11 +45,7 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
     return st.builds(make_case, strat.dtype_combos(spec(), working), st.sampled_from((1, 3, 8)), vocabularies(device),
                      strat.layouts(), strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.CONSTANT_ROWS,
                                                     Regime.MASKED, Regime.LARGE_SCORES), strat.seeds(),
-                     st.integers(0, len(PATTERNS) - 1).map(rotation_note))
-
-
-def rotation_note(start: int) -> str:
-    return NOTE_PREFIX + ", ".join(PATTERNS[start:] + PATTERNS[:start])
+                     strat.row_rotations(PATTERNS))
 
 
 def random_column_per_row(logits: torch.Tensor, generator: torch.Generator,
@@ -106,12 +101,11 @@ PLANTED = {"tied maxima": with_tied_maxima, "near tie": with_near_tie, "NaN": wi
 def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
     logits = case.inputs["logits"]
     drawn = draw(logits.shape, case.regime, logits.dtype, generator)
-    if not case.note.startswith(NOTE_PREFIX):  # a case written by hand plants nothing
+    kinds = strat.row_kinds(case.note, drawn.shape[0])
+    if kinds is None:  # a case written by hand plants nothing
         return {"logits": drawn}
-    order = case.note[len(NOTE_PREFIX):].split(", ")
     planted = {name: plant(drawn, logits.dtype, generator) for name, plant in PLANTED.items()}
-    rows = [planted.get(order[row % len(order)], drawn)[row] for row in range(drawn.shape[0])]
-    return {"logits": torch.stack(rows)}
+    return {"logits": torch.stack([planted.get(kind, drawn)[row] for row, kind in enumerate(kinds)])}
 
 
 def expected_index(values: torch.Tensor) -> int:

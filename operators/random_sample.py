@@ -29,7 +29,6 @@ EDGE_BATCH = 4
 # distributions with hundreds of plausible tokens, where top-k, top-p, the temperature's place and
 # the precision of the running sum all move the chosen token.
 ROW_KINDS = ("flat", "as drawn")
-NOTE_PREFIX = "rows: "
 FLAT_SCALE = 1 / 16
 
 
@@ -55,18 +54,16 @@ def cases(device: Device, working: DType) -> st.SearchStrategy[Case]:
                      st.sampled_from((0.8, 0.95, 1.0, 0.3)), strat.layouts(),
                      strat.regimes(Regime.NORMAL, Regime.HEAVY_TAILED, Regime.CONSTANT_ROWS, Regime.MASKED,
                                    Regime.LARGE_SCORES), strat.seeds(),
-                     st.sampled_from(ROW_KINDS).map(lambda first: NOTE_PREFIX + ", ".join(
-                         (first, *(kind for kind in ROW_KINDS if kind != first)))))
+                     strat.row_rotations(ROW_KINDS))
 
 
 def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
     logits = case.inputs["logits"]
     drawn = draw(logits.shape, case.regime, logits.dtype, generator)
     drawn[..., 0] = torch.nan_to_num(drawn[..., 0], neginf=0.0)  # at least one finite logit per row
-    if case.note.startswith(NOTE_PREFIX):  # a case written by hand keeps its logits as drawn
-        order = case.note[len(NOTE_PREFIX):].split(", ")
-        flat = torch.tensor([order[row % len(order)] == "flat" for row in range(drawn.shape[0])])
-        drawn[flat] *= FLAT_SCALE
+    kinds = strat.row_kinds(case.note, drawn.shape[0])
+    if kinds is not None:  # a case written by hand keeps its logits as drawn
+        drawn[torch.tensor([kind == "flat" for kind in kinds])] *= FLAT_SCALE
     random = torch.rand(logits.shape[0], generator=generator, dtype=torch.float64).to(torch.float32)
     if logits.shape[0] >= EDGE_BATCH:
         random[-len(EDGE_RANDOMS):] = torch.tensor(EDGE_RANDOMS)

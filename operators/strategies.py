@@ -75,3 +75,21 @@ def dtype_combos(spec, working: DType) -> st.SearchStrategy[dict[str, DType]]:
     if not combos:
         raise ValueError(f"{spec.name}: no allowed dtype combination writes {working.value}")
     return st.sampled_from(combos)
+
+
+ROWS_NOTE = "rows: "
+
+
+def row_rotations(kinds: tuple[str, ...]) -> st.SearchStrategy[str]:
+    """A case note naming the kind of values each row gets: `kinds` in a drawn rotation, row r taking
+    the (r mod n)-th, so a batch of n rows or more holds every kind."""
+    return st.integers(0, len(kinds) - 1).map(lambda start: ROWS_NOTE + ", ".join(kinds[start:] + kinds[:start]))
+
+
+def row_kinds(note: str, rows: int) -> list[str] | None:
+    """The kind of each of `rows` rows named by a row_rotations note; None for another note (a case
+    written by hand)."""
+    if not note.startswith(ROWS_NOTE):
+        return None
+    order = note[len(ROWS_NOTE):].split(", ")
+    return [order[row % len(order)] for row in range(rows)]
