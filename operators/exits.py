@@ -20,8 +20,9 @@ class UsageError(Exception):
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """torch.OutOfMemoryError (CUDA and other devices), told without importing torch here."""
-    return type(error).__name__ == "OutOfMemoryError"
+    """torch.OutOfMemoryError (CUDA and other devices) or a kernel's KernelOutOfMemoryError, told
+    without importing torch here."""
+    return any(kind.__name__ in ("OutOfMemoryError", "KernelOutOfMemoryError") for kind in type(error).__mro__)
 
 
 def save_traceback(program: str, error: BaseException) -> str:

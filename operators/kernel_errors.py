@@ -35,5 +35,10 @@ class KernelLaunchError(KernelError, RuntimeError):
     """The device failed to run the kernel (launch failure, out of memory)."""
 
 
+class KernelOutOfMemoryError(KernelLaunchError):
+    """The kernel could not get the device (or host) memory it needs: the machine's limit, not a
+    wrong result. Commands stop with exit 2 on it, as on torch.OutOfMemoryError."""
+
+
 class NativeBuildError(RuntimeError):
     """The native library could not be compiled or loaded."""

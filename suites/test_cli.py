@@ -12,7 +12,7 @@ import torch
 
 from operators.device import Device
 from operators.dtypes import DType
-from operators.exits import EXIT_INTERNAL
+from operators.exits import EXIT_INTERNAL, run_guarded
 from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
 from operators.supervision import STATUS_VARIABLE
 
@@ -234,6 +234,28 @@ def test_a_fifo_is_written_through_and_reports_follow_the_umask(harness, capsys,
     finally:
         os.umask(previous)
     assert report.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("module, raised", [
+    ("starved_native_backend", "KernelOutOfMemoryError('swiglu', 'cannot allocate 1073741824 bytes of scratch')"),
+    ("starved_torch_backend", "torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 1.00 GiB')")])
+def test_a_kernel_out_of_memory_stops_the_run_instead_of_failing_the_case(harness, capsys, tmp_path, monkeypatch,
+                                                                           module, raised):
+    """Memory the machine cannot give (other processes on the GPU, a small card) is no wrong result:
+    exit 2 with the kernel's message, no FAIL row and no report."""
+    (tmp_path / f"{module}.py").write_text(
+        "import torch\nfrom operators.backends.backend import load_backend\n"
+        "from operators.kernel_errors import KernelOutOfMemoryError\n\n"
+        f"def swiglu(*, out, gate, up):\n    raise {raised}\n\n"
+        "def backend(device):\n    return load_backend('native', device).with_kernels('starved', {'swiglu': swiglu})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = tmp_path / "report.json"
+    code = run_guarded("operators.run", lambda: main([
+        "--device", harness.device.value, "--backend", module, "--operators", "swiglu", "--examples", "1",
+        "--no-contract", "--output", str(report)]))
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "out of device memory" in err and "allocate 1" in err, err
+    assert "verdict: FAIL" not in err and not report.exists()
 
 
 def test_a_kernel_that_exits_the_process_is_a_failed_case(harness, capsys, tmp_path, monkeypatch):

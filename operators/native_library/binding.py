@@ -33,7 +33,7 @@ STATUS_ERRORS = {
     6: errors.KernelValueError,
     7: errors.KernelUnsupportedError,
     8: errors.KernelLaunchError,
-    9: errors.KernelLaunchError,
+    9: errors.KernelOutOfMemoryError,
 }
 
 
