@@ -88,10 +88,11 @@ def reference(inputs, attributes, upcast: torch.dtype) -> dict[str, torch.Tensor
     return {"out": linear(inputs["x"], inputs["weight"], inputs.get("bias"))}
 
 
-# Products summed 8 at a time into one float32 accumulator per output: a long but correct rounding
-# chain (a vector loop over K), about twice a blocked GEMM's error; Inductor's and cuBLAS's
-# algorithms land between the two.
-CHAIN_WIDTH = 8
+# Products added one at a time to one float32 accumulator per output, in input-feature order: the
+# textbook GEMM, and what each thread of a tiled GPU GEMM without split-K does (Inductor's Triton
+# mm). Its rounding chain is the longest a correct float32 linear has; on an H200 at K = 17408
+# (outlier channels) Inductor erred 2.6x cuBLAS, more than chunks of 8 cover.
+CHAIN_WIDTH = 1
 
 
 def chained(inputs, attributes) -> dict[str, torch.Tensor]:

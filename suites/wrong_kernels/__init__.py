@@ -13,6 +13,7 @@ WRONG_KERNEL_MODULES = (
     "linear_ignores_strides",
     "embedding_off_by_one",
     "linear_accepts_f32_weight",
+    "linear_float32_as_tf32",
     "attention_mask_off_by_one",
     "attention_gqa_tiled_heads",
     "attention_missing_scale",
