@@ -15,7 +15,7 @@ from operators.budget import ATTENTION
 from operators.case import Case, Layout, Regime, TensorCase
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
-from operators.spec import OperatorSpec
+from operators.spec import BadValue, OperatorSpec, first_element, last_element
 from operators.values import draw
 from reference.online import chained_attention, flash_attention, scaled_in_float32_attention
 from reference.attention import attention_decode
@@ -117,4 +117,10 @@ def spec() -> OperatorSpec:
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, budget=ATTENTION, variants={"flash": flash, "chained_scores": chained,
                                                                  "float32_scale": scaled_in_float32}, sensitivity=sensitivity.decode,
+        bad_values=(
+            BadValue("seq_lens", "a length past the cache",
+                     lambda t, case: (last_element(t["seq_lens"]), t["k_cache"].shape[1] + 1)),
+            BadValue("seq_lens", "a length shorter than the new tokens",
+                     lambda t, case: (first_element(t["seq_lens"]), t["q"].shape[1] - 1)),
+        ),
     )

@@ -16,7 +16,7 @@ from operators.attention_decode import NEW_TOKENS, request_lengths
 from operators.case import Case, Layout, Regime, TensorCase
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
-from operators.spec import OperatorSpec
+from operators.spec import BadValue, OperatorSpec, first_element, last_element
 from operators.values import draw
 from reference.online import chained_attention, flash_attention, scaled_in_float32_attention
 from reference.attention import attention_decode_paged
@@ -120,4 +120,13 @@ def spec() -> OperatorSpec:
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, budget=ATTENTION, variants={"flash": flash, "chained_scores": chained,
                                                                  "float32_scale": scaled_in_float32}, sensitivity=sensitivity.decode_paged,
+        bad_values=(
+            BadValue("block_table", "a block past the cache, in a request's first entry",
+                     lambda t, case: (first_element(t["block_table"]), t["k_cache"].shape[0])),
+            BadValue("block_table", "a negative block, in a request's first entry",
+                     lambda t, case: (first_element(t["block_table"]), -1)),
+            BadValue("seq_lens", "a length past the request's blocks",
+                     lambda t, case: (last_element(t["seq_lens"]),
+                                      t["block_table"].shape[1] * t["k_cache"].shape[1] + 1)),
+        ),
     )

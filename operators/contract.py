@@ -1,64 +1,88 @@
-"""The dtype contract check: every combination of dtypes, allowed ones computed correctly,
-disallowed ones rejected with KernelDTypeError and nothing written."""
+"""The contract checks: every combination of dtypes, allowed ones computed correctly, disallowed
+ones rejected with KernelDTypeError; every input value the contract excludes (an id past the
+vocabulary, a slot written twice) rejected with KernelValueError naming the tensor. A rejected
+call writes nothing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from operators.case import Case
 from operators.checker import build_inputs, check_case, contract_reasons, synchronize
 from operators.device import Device
 from operators.dtypes import DType
+from operators.exits import is_out_of_memory
 from operators.kernel import Kernel
-from operators.kernel_errors import KernelDTypeError, KernelError
-from operators.placement import place_poisoned_output, poison_value
-from operators.spec import OperatorSpec
+from operators.kernel_errors import KernelDTypeError, KernelError, KernelValueError
+from operators.placement import Placed, place_poisoned_output, poison_value
+from operators.spec import BadValue, OperatorSpec
 from operators.strategies import all_combos
 
 
 @dataclass(frozen=True)
 class ContractResult:
     operator: str
-    combination: str
+    combination: str  # the dtypes of a dtype check; the tensor and value of a value check
     allowed: bool
     passed: bool
     detail: str
+    kind: str = "dtype"  # "dtype": a dtype combination; "value": an input value outside the contract
 
     def to_json(self) -> dict[str, Any]:
-        return {"operator": self.operator, "combination": self.combination, "allowed": self.allowed,
-                "verdict": "pass" if self.passed else "fail", "detail": self.detail}
+        return {"operator": self.operator, "kind": self.kind, "combination": self.combination,
+                "allowed": self.allowed, "verdict": "pass" if self.passed else "fail", "detail": self.detail}
 
 
 def label(dtypes: Mapping[str, DType]) -> str:
     return " ".join(f"{name}={dtype.short}" for name, dtype in dtypes.items())
 
 
-def check_rejection(spec: OperatorSpec, dtypes: Mapping[str, DType], kernel: Kernel, device: Device) -> ContractResult:
-    case = spec.contract_case(dtypes)
+def refusal(spec: OperatorSpec, case: Case, inputs: dict[str, Placed], kernel: Kernel, device: Device,
+            expected: type[KernelError], what: str, outside: str) -> tuple[bool, str]:
+    """Whether the kernel refused the call with `expected` (a message naming `what` where given),
+    leaving its inputs and poisoned outputs untouched; and the detail. `outside`: what the call
+    holds that the contract excludes ("a combination", "a value")."""
     target = device.torch_device()
-    inputs = build_inputs(spec, case, target)
     snapshots = {name: placed.buffer.clone() for name, placed in inputs.items()}
     outputs = {name: place_poisoned_output(case.outputs[name], target) for name in spec.outputs}
-    verdict = (False, "")
     try:
         kernel(**{n: p.view for n, p in outputs.items()}, **{n: p.view for n, p in inputs.items()},
                **{name: case.attributes[name] for name in spec.attributes})
         synchronize(target)
-        verdict = (False, "accepted a combination outside the contract")
-    except KernelDTypeError as error:
-        verdict = (True, f"rejected: {error}")
-    except KernelError as error:
-        verdict = (False, f"rejected with {type(error).__name__} instead of KernelDTypeError: {error}")
+        passed, detail = False, f"accepted {outside} outside the contract"
+    except expected as error:
+        named = expected is KernelDTypeError or f"'{what}'" in str(error)
+        passed, detail = named, (f"rejected: {error}" if named else f"rejected without naming '{what}': {error}")
     except Exception as error:
-        verdict = (False, f"raised {type(error).__name__} instead of KernelDTypeError: {error}")
+        if is_out_of_memory(error):
+            raise
+        kind = "rejected with" if isinstance(error, KernelError) else "raised"
+        passed, detail = False, f"{kind} {type(error).__name__} instead of {expected.__name__}: {error}"
     untouched = [r for r in contract_reasons(inputs, snapshots, outputs) if "left unwritten" not in r]
     written = [name for name, placed in outputs.items()
                if bool((placed.bits(placed.view) != poison_value(placed.spec.dtype)).any())]
     problems = untouched + [f"output '{name}' was written by a rejected call" for name in written]
-    passed, detail = verdict
-    if problems:
-        passed, detail = False, "; ".join([detail, *problems])
+    return (False, "; ".join([detail, *problems])) if problems else (passed, detail)
+
+
+def check_rejection(spec: OperatorSpec, dtypes: Mapping[str, DType], kernel: Kernel, device: Device) -> ContractResult:
+    case = spec.contract_case(dtypes)
+    inputs = build_inputs(spec, case, device.torch_device())
+    passed, detail = refusal(spec, case, inputs, kernel, device, KernelDTypeError, "", "a combination")
     return ContractResult(spec.name, label(dtypes), False, passed, detail)
+
+
+def check_bad_value(spec: OperatorSpec, bad: BadValue, kernel: Kernel, device: Device) -> ContractResult:
+    """The contract case in the first allowed dtypes, with one input element set to `bad`."""
+    dtypes = next(combo for combo in all_combos(spec.dtype_options) if spec.allows(combo))
+    case = spec.contract_case(dtypes)
+    inputs = build_inputs(spec, case, device.torch_device())
+    index, value = bad.place({name: placed.view for name, placed in inputs.items()}, case)
+    inputs[bad.tensor].view[index] = value
+    passed, detail = refusal(spec, case, inputs, kernel, device, KernelValueError, bad.tensor, "a value")
+    shown = f"{bad.tensor}{list(index)} = {value:g}: {bad.what}"
+    return ContractResult(spec.name, shown, False, passed, detail, kind="value")
 
 
 def check_combination(spec: OperatorSpec, dtypes: Mapping[str, DType], kernel: Kernel, device: Device,
@@ -71,4 +95,6 @@ def check_combination(spec: OperatorSpec, dtypes: Mapping[str, DType], kernel: K
 
 
 def check_contract(spec: OperatorSpec, kernel: Kernel, device: Device, backend: str) -> list[ContractResult]:
-    return [check_combination(spec, dtypes, kernel, device, backend) for dtypes in all_combos(spec.dtype_options)]
+    """Every dtype combination, then every value outside the contract."""
+    return ([check_combination(spec, dtypes, kernel, device, backend) for dtypes in all_combos(spec.dtype_options)]
+            + [check_bad_value(spec, bad, kernel, device) for bad in spec.bad_values])

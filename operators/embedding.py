@@ -13,7 +13,7 @@ from operators.case import Case, Layout, Regime, TensorCase
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
 from operators.qwen3_configs import VOCAB_SIZE
-from operators.spec import OperatorSpec
+from operators.spec import BadValue, OperatorSpec, first_element, last_element
 from operators.values import draw
 from reference.embedding import embedding
 
@@ -77,4 +77,9 @@ def spec() -> OperatorSpec:
         dtype_options={"ids": (*INDEX_DTYPES, DType.F32), "weight": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, budget=EXACT,
+        bad_values=(
+            BadValue("ids", "an id equal to the vocabulary size",
+                     lambda t, case: (last_element(t["ids"]), t["weight"].shape[0])),
+            BadValue("ids", "a negative id", lambda t, case: (first_element(t["ids"]), -1)),
+        ),
     )

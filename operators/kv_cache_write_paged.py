@@ -13,7 +13,7 @@ from operators.budget import EXACT
 from operators.case import Case, Layout, Regime, TensorCase
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
-from operators.spec import OperatorSpec
+from operators.spec import BadValue, OperatorSpec, first_element, last_element
 from operators.values import draw
 from reference.kv_cache import kv_cache_write_paged
 
@@ -85,4 +85,11 @@ def spec() -> OperatorSpec:
                        "k_cache": FLOAT_DTYPES, "v_cache": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, budget=EXACT, written=written,
+        bad_values=(
+            BadValue("slots", "a slot past the cache",
+                     lambda t, case: (last_element(t["slots"]),
+                                      case.outputs["k_cache"].shape[0] * case.outputs["k_cache"].shape[1])),
+            BadValue("slots", "a negative slot", lambda t, case: (first_element(t["slots"]), -1)),
+            BadValue("slots", "a slot written twice", lambda t, case: ((1,), t["slots"][0].item())),
+        ),
     )

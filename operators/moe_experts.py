@@ -13,7 +13,7 @@ from operators.case import Case, Layout, Regime, TensorCase
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
 from operators.moe_shapes import moe_shapes
-from operators.spec import OperatorSpec
+from operators.spec import BadValue, OperatorSpec, first_element, last_element
 from operators.values import draw, norm_weight
 from reference.moe import moe_experts
 
@@ -83,4 +83,9 @@ def spec() -> OperatorSpec:
                        "gate_up": FLOAT_DTYPES, "down": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case,
+        bad_values=(
+            BadValue("ids", "an expert id equal to the number of experts",
+                     lambda t, case: (last_element(t["ids"]), t["gate_up"].shape[0])),
+            BadValue("ids", "a negative expert id", lambda t, case: (first_element(t["ids"]), -1)),
+        ),
     )

@@ -13,7 +13,7 @@ from operators.argmax import SHOWN, vocabularies
 from operators.case import Case, Layout, Regime, TensorCase
 from operators.device import Device
 from operators.dtypes import DType, FLOAT_DTYPES
-from operators.spec import OperatorSpec
+from operators.spec import BadValue, OperatorSpec, first_element, last_element
 from operators.values import draw
 from reference.sampling import random_sample, sampling_distribution
 
@@ -161,4 +161,10 @@ def spec() -> OperatorSpec:
         dtype_options={"logits": FLOAT_DTYPES, "random": (DType.F32, DType.F16), "out": (DType.I64, DType.I32)},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, decisions=("out",), judge=judge,
+        bad_values=(
+            BadValue("random", "a random value of 1 (the range is [0, 1))",
+                     lambda t, case: (last_element(t["random"]), 1.0)),
+            BadValue("random", "a negative random value", lambda t, case: (first_element(t["random"]), -0.25)),
+            BadValue("random", "a NaN random value", lambda t, case: (first_element(t["random"]), float("nan"))),
+        ),
     )

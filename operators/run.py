@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     for failure in failures[:FAILURES_SHOWN]:
         progress(failure.describe_failure())
     for broken in [c for c in contract if not c.passed][:FAILURES_SHOWN]:
-        progress(f"dtype contract: {broken.operator} [{broken.combination}]: {broken.detail}")
+        progress(f"{broken.kind} contract: {broken.operator} [{broken.combination}]: {broken.detail}")
     if config.output:
         try:
             write_json(config.output, document)

@@ -17,6 +17,26 @@ Tensors = Mapping[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
+class BadValue:
+    """An input value outside the operator's contract (an id past the vocabulary, a slot written
+    twice): the kernel must refuse the call with KernelValueError naming `tensor`, writing nothing.
+    `place(inputs, case)` returns the index of the element to replace (one the kernel reads) and
+    the value to put there, from the contract case and its valid inputs."""
+
+    tensor: str
+    what: str  # the value in words, for the report: "an id equal to the vocabulary size"
+    place: Callable[[Tensors, Case], tuple[tuple[int, ...], float]]
+
+
+def first_element(tensor: torch.Tensor) -> tuple[int, ...]:
+    return (0,) * tensor.dim()
+
+
+def last_element(tensor: torch.Tensor) -> tuple[int, ...]:
+    return tuple(size - 1 for size in tensor.shape)
+
+
+@dataclass(frozen=True)
 class OperatorSpec:
     """One operator: its call signature, dtype contract, cases, reference and verdict parameters.
 
@@ -61,6 +81,8 @@ class OperatorSpec:
     # all (VERDICT.md, "Why correct implementations differ").
     variants: Mapping[str, Callable[[Tensors, Mapping[str, Any]], dict[str, torch.Tensor]]] = field(
         default_factory=dict)
+    # Values the contract excludes, each sent to the kernel on the contract case (operators/contract.py).
+    bad_values: tuple[BadValue, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.dtype_options) - set(self.inputs) - set(self.outputs)

@@ -14,8 +14,9 @@ from operators.contract import ContractResult
 from operators.result import CaseResult, Verdict
 
 # 1.1: budget_use per output, max_budget_use per summary row; 1.2: the baseline ensemble per output
-# (baseline_source per budget check), unsupported cases and counts
-SCHEMA_VERSION = "1.2"
+# (baseline_source per budget check), unsupported cases and counts; 1.3: "kind" per contract check
+# ("dtype", or "value": an input value outside the contract)
+SCHEMA_VERSION = "1.3"
 
 
 def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -31,10 +31,15 @@ def contract_table(contract: Iterable[ContractResult]) -> str:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for c in contract:
         row = counts[c.operator]
-        row["allowed" if c.allowed else "rejected"] += 1
-        row["allowed_ok" if c.allowed else "rejected_ok"] += c.passed
-    rows = [[op, f"{r['allowed_ok']}/{r['allowed']}", f"{r['rejected_ok']}/{r['rejected']}",
-             "PASS" if r["allowed_ok"] == r["allowed"] and r["rejected_ok"] == r["rejected"] else "FAIL"]
+        kind = "value" if c.kind == "value" else "allowed" if c.allowed else "rejected"
+        row[kind] += 1
+        row[f"{kind}_ok"] += c.passed
+
+    def cell(row, kind):
+        return f"{row[kind + '_ok']}/{row[kind]}" if row[kind] else "-"
+
+    rows = [[op, cell(r, "allowed"), cell(r, "rejected"), cell(r, "value"),
+             "PASS" if all(r[f"{k}_ok"] == r[k] for k in ("allowed", "rejected", "value")) else "FAIL"]
             for op, r in counts.items()]
     return tabulate(rows, headers=["operator", "allowed dtype combos computed", "disallowed combos rejected",
-                                   "verdict"], tablefmt="github")
+                                   "bad values refused", "verdict"], tablefmt="github")

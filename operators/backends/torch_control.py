@@ -27,10 +27,23 @@ def enforce_contract(operator: str, **tensors: torch.Tensor | None) -> None:
         raise KernelDTypeError(operator, f"dtype combination {combination} is outside the contract: {spec.contract}")
 
 
+def enforce_range(operator: str, name: str, values: torch.Tensor, low: float, high: float) -> None:
+    """Reject values outside [low, high) (NaN included), as a native kernel must."""
+    inside = (values >= low) & (values < high)
+    if not bool(inside.all()):
+        raise KernelValueError(operator, f"tensor '{name}' holds {values[~inside][0].item()}, outside [{low}, {high})")
+
+
+def enforce_distinct(operator: str, name: str, rows: torch.Tensor) -> None:
+    """Reject a value repeated within a row (two writes to one cache slot)."""
+    ordered = rows.sort(dim=-1).values
+    if bool((ordered[..., 1:] == ordered[..., :-1]).any()):
+        raise KernelValueError(operator, f"tensor '{name}' holds a value twice within a row")
+
+
 def embedding(*, out, ids, weight):
     enforce_contract("embedding", out=out, ids=ids, weight=weight)
-    if ids.numel() and (ids.min() < 0 or ids.max() >= weight.shape[0]):
-        raise KernelValueError("embedding", f"tensor 'ids' holds values outside [0, {weight.shape[0]})")
+    enforce_range("embedding", "ids", ids, 0, weight.shape[0])
     out.copy_(F.embedding(ids, weight))
 
 
@@ -131,6 +144,7 @@ def attention_prefill(*, out, q, k, v, scale):
 def attention_decode(*, out, q, k_cache, v_cache, seq_lens, scale):
     enforce_contract("attention_decode", out=out, q=q, k_cache=k_cache, v_cache=v_cache, seq_lens=seq_lens)
     check_gqa("attention_decode", q, k_cache)
+    enforce_range("attention_decode", "seq_lens", seq_lens, q.shape[1], k_cache.shape[1] + 1)
     for b, length in enumerate(seq_lens.tolist()):
         mask = bottom_right_causal(q.shape[1], length, q.device)
         out[b] = sdpa(q[b], k_cache[b, :length], v_cache[b, :length], mask, scale)
@@ -141,6 +155,9 @@ def attention_decode_paged(*, out, q, k_cache, v_cache, block_table, seq_lens, s
                      block_table=block_table, seq_lens=seq_lens)
     check_gqa("attention_decode_paged", q, k_cache)
     block_size = k_cache.shape[1]
+    enforce_range("attention_decode_paged", "seq_lens", seq_lens, q.shape[1], block_table.shape[1] * block_size + 1)
+    used = torch.arange(block_table.shape[1], device=q.device) * block_size < seq_lens[:, None].to(q.device)
+    enforce_range("attention_decode_paged", "block_table", block_table[used], 0, k_cache.shape[0])
     for b, length in enumerate(seq_lens.tolist()):
         positions = torch.arange(length, device=q.device)
         blocks = block_table[b, positions // block_size].long()
@@ -150,8 +167,8 @@ def attention_decode_paged(*, out, q, k_cache, v_cache, block_table, seq_lens, s
 
 def kv_cache_write(*, k_cache, v_cache, k, v, positions):
     enforce_contract("kv_cache_write", k_cache=k_cache, v_cache=v_cache, k=k, v=v, positions=positions)
-    if positions.numel() and (positions.min() < 0 or positions.max() >= k_cache.shape[1]):
-        raise KernelValueError("kv_cache_write", f"tensor 'positions' holds values outside [0, {k_cache.shape[1]})")
+    enforce_range("kv_cache_write", "positions", positions, 0, k_cache.shape[1])
+    enforce_distinct("kv_cache_write", "positions", positions)
     rows = torch.arange(k.shape[0], device=k.device)[:, None].expand_as(positions)
     k_cache.index_put_((rows, positions.long()), k)
     v_cache.index_put_((rows, positions.long()), v)
@@ -160,8 +177,8 @@ def kv_cache_write(*, k_cache, v_cache, k, v, positions):
 def kv_cache_write_paged(*, k_cache, v_cache, k, v, slots):
     enforce_contract("kv_cache_write_paged", k_cache=k_cache, v_cache=v_cache, k=k, v=v, slots=slots)
     block_size = k_cache.shape[1]
-    if slots.numel() and (slots.min() < 0 or slots.max() >= k_cache.shape[0] * block_size):
-        raise KernelValueError("kv_cache_write_paged", "tensor 'slots' holds values outside the cache")
+    enforce_range("kv_cache_write_paged", "slots", slots, 0, k_cache.shape[0] * block_size)
+    enforce_distinct("kv_cache_write_paged", "slots", slots)
     index = (slots.long() // block_size, slots.long() % block_size)
     k_cache.index_put_(index, k)
     v_cache.index_put_(index, v)
@@ -175,6 +192,7 @@ def argmax(*, out, logits):
 def random_sample(*, out, logits, random, temperature, top_k, top_p):
     """Sorted walk with searchsorted: a different formulation from the reference's loop."""
     enforce_contract("random_sample", out=out, logits=logits, random=random)
+    enforce_range("random_sample", "random", random, 0, 1)
     probs = F.softmax(logits.float() / temperature, dim=-1)
     sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
     vocab = probs.shape[-1]
@@ -200,8 +218,7 @@ def moe_router(*, weights, ids, x, gate_weight, top_k, norm_topk_prob):
 def moe_experts(*, out, x, weights, ids, gate_up, down):
     """Token by token in float32 (the reference goes expert by expert in the working dtype)."""
     enforce_contract("moe_experts", out=out, x=x, weights=weights, ids=ids, gate_up=gate_up, down=down)
-    if ids.numel() and (ids.min() < 0 or ids.max() >= gate_up.shape[0]):
-        raise KernelValueError("moe_experts", f"tensor 'ids' holds experts outside [0, {gate_up.shape[0]})")
+    enforce_range("moe_experts", "ids", ids, 0, gate_up.shape[0])
     width = down.shape[2]
     result = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
     for token in range(x.shape[0]):

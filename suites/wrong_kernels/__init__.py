@@ -12,6 +12,7 @@ WRONG_KERNEL_MODULES = (
     "add_rms_norm_mutates_residual",
     "linear_ignores_strides",
     "embedding_off_by_one",
+    "embedding_clamps_bad_ids",
     "linear_accepts_f32_weight",
     "linear_float32_as_tf32",
     "attention_mask_off_by_one",
