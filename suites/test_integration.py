@@ -123,12 +123,15 @@ def test_operator_bug_fails_the_model_where_it_is(harness, loaded, module):
     assert found == (None if point is None else (layer, point)), f"{module} first failed at {describe(result)}"
 
 
-def test_decode_path_bug_fails_the_decode_check_and_attribution_names_attention(harness, loaded):
+@pytest.mark.parametrize("module, family", [("attention_decode_skips_newest", "attention"),
+                                            ("kv_cache_write_swaps_k_and_v", "kv_cache")])
+def test_decode_path_bug_fails_the_decode_check_and_attribution_names_its_family(harness, loaded, module, family):
+    """Both bugs show only in decode steps; the attribution tells a cache write from the attention."""
     models = loaded(False, DType.BF16)
-    wrong = importlib.import_module("suites.wrong_kernels.attention_decode_skips_newest")
+    wrong = importlib.import_module(f"suites.wrong_kernels.{module}")
     result = integrate(models, wrong.backend(harness.device), prompt(models), STEPS, attribution=False)
     assert result.prefill.passed and not result.passed
-    assert result.attribution is not None and result.attribution[1].family == "attention"
+    assert result.attribution is not None and result.attribution[1].family == family, result.attribution
 
 
 def test_cli_writes_the_document(harness, tmp_path, capsys):
@@ -152,6 +155,23 @@ def test_cli_fails_with_exit_1_and_names_the_point(harness, tmp_path, capsys):
     assert "layer 0, after attention, in bf16" in capsys.readouterr().err
     document = json.loads(output.read_text())
     assert document["verdict"] == "fail" and document["attribution"][1]["family"] == "attention"
+
+
+def test_nan_decode_logits_are_reported_as_nan_not_as_a_zero_error(harness, tmp_path, capsys, monkeypatch):
+    (tmp_path / "nan_decode_backend.py").write_text(
+        "from operators.backends.backend import load_backend\n\n"
+        "def attention_decode(*, out, q, k_cache, v_cache, seq_lens, scale):\n    out.fill_(float('nan'))\n\n"
+        "def backend(device):\n"
+        "    return load_backend('native', device).with_kernels('nan', {'attention_decode': attention_decode})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    output = tmp_path / "integration.json"
+    code = main(["--device", harness.device.value, "--backend", "nan_decode_backend", "--steps", "3",
+                 "--output", str(output)])
+    captured = capsys.readouterr()
+    assert code == 1 and "decode step logits, in bf16 (NaN/Inf)" in captured.err, captured.err
+    text = captured.out + captured.err
+    assert "elements non-finite in ours" in text and "rel L2 0.000e+00" not in text and "rel L2 inf" not in text
+    assert json.loads(output.read_text())["attribution"][0]["first_failure"] == "decode step logits (NaN/Inf)"
 
 
 @pytest.mark.parametrize("arguments, message", [

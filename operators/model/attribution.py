@@ -20,7 +20,8 @@ FAMILIES = {
     "norms": ("rms_norm", "add_rms_norm"),
     "linear": ("linear",),
     "rope": ("rope",),
-    "attention": ("attention_prefill", "attention_decode", "kv_cache_write"),
+    "attention": ("attention_prefill", "attention_decode"),
+    "kv_cache": ("kv_cache_write",),  # its own family: a write bug shows in decode steps, as a decode bug does
     "mlp": ("swiglu",),
     "moe": ("moe_router", "moe_experts"),
     "lm_head/sampling": ("argmax", "random_sample"),  # plus the linear call whose weight is the head
@@ -64,7 +65,8 @@ def families_used(models: Models) -> list[str]:
 def summary(family: str, prefill: PrefillComparison, decode: PointResult | None, dtype: DType) -> Attribution:
     logits = next(r for r in prefill.points if r.point == "logits" and r.layer is None)
     failure = prefill.first_failure
-    first = failure.where(dtype) if failure else (None if decode is None or decode.passed else "decode step logits")
+    first = failure.where(dtype) if failure else (None if decode is None or decode.passed else
+                                                  "decode step logits" + (" (NaN/Inf)" if decode.non_finite else ""))
     use = max(logits.budget_use, 0.0 if decode is None else decode.budget_use)
     return Attribution(family, logits.rel_l2, None if decode is None else decode.rel_l2, use, first)
 

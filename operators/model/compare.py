@@ -35,6 +35,8 @@ MODEL_BUDGET = Budget(k=2.0, floor_ulps=1.0, f32_ulps=4.0, justification=(
 Points = Mapping[tuple[int | None, str], torch.Tensor]
 
 
+NON_FINITE = "non-finite"  # the word of the reason of a point that holds NaN or Inf
+
 @dataclass(frozen=True)
 class PointResult:
     layer: int | None
@@ -49,9 +51,14 @@ class PointResult:
     budget_use: float = 0.0  # max over measures of e(ours, ref) / limit: above 1 fails
     reasons: tuple[str, ...] = ()
 
+    @property
+    def non_finite(self) -> bool:
+        """Failed because ours (or the reference) holds NaN or Inf: no error was measured."""
+        return any(NON_FINITE in reason for reason in self.reasons)
+
     def where(self, dtype: DType) -> str:
         layer = "model" if self.layer is None else f"layer {self.layer}"
-        return f"{layer}, after {self.point}, in {dtype.short}"
+        return f"{layer}, after {self.point}, in {dtype.short}" + (" (NaN/Inf)" if self.non_finite else "")
 
     def to_json(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__} | {"reasons": list(self.reasons)}
@@ -79,7 +86,7 @@ def compare_point(key, ours: torch.Tensor, base: torch.Tensor, ref: torch.Tensor
         # the reference has it too (a checkpoint with NaN weights makes a NaN model, never a PASS).
         count, theirs = int((~ours_finite).sum()), int((~ref_finite).sum())
         return PointResult(layer, point, False, budget_use=float("inf"),
-                           reasons=(f"{count} of {ours.numel()} elements non-finite in ours, {theirs} in the float64 "
+                           reasons=(f"{count} of {ours.numel()} elements {NON_FINITE} in ours, {theirs} in the float64 "
                                     "reference (a Qwen3 forward has none: the checkpoint or a kernel makes them)",))
     mine, theirs = error_metrics(ours, ref, dtype), error_metrics(base, ref, dtype)
     checks = [replace(c, limit=c.limit + (slack or {}).get(c.measure, 0.0))

@@ -34,7 +34,8 @@ class IntegrationResult:
         if failure is not None:
             return failure.where(self.dtype)
         if self.generation is not None and not self.generation.passed:
-            return f"decode step logits, in {self.dtype.short}"
+            decode = self.generation.decode
+            return f"decode step logits, in {self.dtype.short}" + (" (NaN/Inf)" if decode and decode.non_finite else "")
         return None
 
 
@@ -98,7 +99,9 @@ def summary_lines(result: IntegrationResult) -> list[str]:
                      f"transformers top-5 {fmt_top(g.transformers_top5)}")
         lines.append(f"greedy {len(g.ours)} steps vs transformers {result.dtype.short}: {agreement}")
         lines.append(f"  tokens: ours {g.ours}, transformers {g.transformers}, float64 {g.reference}")
-        if g.decode is not None:
+        if g.decode is not None and g.decode.rel_l2 is None:  # not measured: non-finite logits, a shape
+            lines.append(f"decode-step logits vs float64 prefill: FAIL: {'; '.join(g.decode.reasons)}")
+        elif g.decode is not None:
             d = g.decode
             lines.append(f"decode-step logits vs float64 prefill: rel L2 {_number(d.rel_l2, '.3e')} (baseline "
                          f"{_number(d.baseline_rel_l2, '.3e')}), budget use {d.budget_use:.2f} "

@@ -20,6 +20,7 @@ WRONG_KERNEL_MODULES = (
     "attention_missing_scale",
     "softmax_without_max_subtraction",
     "attention_decode_skips_newest",
+    "kv_cache_write_swaps_k_and_v",
     "random_sample_top_p_wrong_side",
     "random_sample_cumsum_in_input_dtype",
     "random_sample_top_p_before_temperature",
