@@ -81,4 +81,5 @@ def spec() -> OperatorSpec:
                        "out": FLOAT_DTYPES, "sum": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, variants={"sequential_sum": sequential},
+        lengths=lambda case: {"row": case.inputs["x"].shape[-1]},
     )

@@ -141,4 +141,5 @@ def spec() -> OperatorSpec:
         dtype_options={"logits": FLOAT_DTYPES, "out": (DType.I64, DType.I32)},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, decisions=("out",), judge=judge,
+        lengths=lambda case: {"row": case.inputs["logits"].shape[-1]},
     )

@@ -123,4 +123,5 @@ def spec() -> OperatorSpec:
             BadValue("seq_lens", "a length shorter than the new tokens",
                      lambda t, case: (first_element(t["seq_lens"]), t["q"].shape[1] - 1)),
         ),
+        lengths=lambda case: {"keys": case.inputs["k_cache"].shape[1]},
     )

@@ -129,4 +129,5 @@ def spec() -> OperatorSpec:
                      lambda t, case: (last_element(t["seq_lens"]),
                                       t["block_table"].shape[1] * t["k_cache"].shape[1] + 1)),
         ),
+        lengths=lambda case: {"keys": case.inputs["block_table"].shape[1] * case.inputs["k_cache"].shape[1]},
     )

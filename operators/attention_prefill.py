@@ -89,4 +89,5 @@ def spec() -> OperatorSpec:
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, budget=ATTENTION, variants={"flash": flash, "chained_scores": chained,
                                                                  "float32_scale": scaled_in_float32}, sensitivity=sensitivity.prefill,
+        lengths=lambda case: {"keys": case.inputs["k"].shape[0]},
     )

@@ -37,7 +37,7 @@ def head_dims() -> st.SearchStrategy[int]:
 
 
 def cache_lengths(device: Device) -> st.SearchStrategy[int]:
-    lengths = (16, 64, 130, 1030)
+    lengths = (16, 64, 130, 257, 1030)  # 257: one past a split-KV chunk of 256
     return st.sampled_from(lengths if device is Device.CPU else lengths + (4096, 8192))
 
 

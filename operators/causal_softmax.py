@@ -50,4 +50,5 @@ def spec() -> OperatorSpec:
         dtype_options={"x": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, variants={"online": online},
+        lengths=lambda case: {"row": case.inputs["x"].shape[-1]},
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 from contextlib import contextmanager
-from typing import Iterator
+from functools import lru_cache
+from typing import Callable, Iterable, Iterator
 
 from hypothesis import HealthCheck, given, seed as hypothesis_seed, settings
 
@@ -12,23 +13,74 @@ from operators.case import Case
 from operators.device import Device
 from operators.dtypes import DType
 from operators.profiles import GENERATE_ONLY
+from operators.registry import get_spec
 from operators.spec import OperatorSpec
+
+# Draws searched for the boundary classes (and for which classes a strategy reaches at all).
+BOUNDARY_SEARCH = 300
+REACH_SEED, BOUNDARY_SEED_OFFSET = 7_000_003, 1_000_003
 
 
 def draw_cases(spec: OperatorSpec, device: Device, dtype: DType, examples: int, seed: int) -> list[Case]:
     """Up to `examples` distinct cases, the same ones for the same seed and dtype (each dtype draws
-    its own shapes, regimes and layouts: three dtypes are three samples, not one sample thrice)."""
+    its own shapes, regimes and layouts: three dtypes are three samples, not one sample thrice);
+    then one case for each boundary class the operator reaches on the device that those missed."""
+    drawn = sample(spec, device, dtype, examples, dtype_seed(seed, dtype))
+    hit = {label for case in drawn for label in spec.boundary_labels(case)}
+    missing = [label for label in reachable_boundaries(spec, device) if label not in hit]
+    return drawn + boundary_cases(spec, device, dtype, seed, missing)
+
+
+def boundary_cases(spec: OperatorSpec, device: Device, dtype: DType, seed: int,
+                   labels: Iterable[str] | None = None) -> list[Case]:
+    """One case per boundary label (default: every one the operator reaches on the device), drawn
+    from the operator's own strategy at this seed: the first draw that carries the label."""
+    wanted = list(reachable_boundaries(spec, device) if labels is None else labels)
+    found: dict[str, Case] = {}
+    if wanted:
+        sample(spec, device, dtype, BOUNDARY_SEARCH, dtype_seed(seed, dtype) + BOUNDARY_SEED_OFFSET,
+               lambda case: found.update((label, case) for label in spec.boundary_labels(case)
+                                         if label in wanted and label not in found) or len(found) == len(wanted))
+    return list({found[label].compact_json(): found[label] for label in wanted if label in found}.values())
+
+
+def reachable_boundaries(spec: OperatorSpec, device: Device) -> tuple[str, ...]:
+    """The boundary labels of a large fixed sample of the operator's cases on the device: the
+    classes its strategy can draw (a fixed seed, so the same set every run)."""
+    return _reachable(spec.name, device) if spec.lengths is not None else ()
+
+
+@lru_cache(maxsize=None)
+def _reachable(operator: str, device: Device) -> tuple[str, ...]:
+    spec = get_spec(operator)
+    cases = sample(spec, device, DType.F32, BOUNDARY_SEARCH, REACH_SEED)
+    return tuple(sorted({label for case in cases for label in spec.boundary_labels(case)}))
+
+
+class _Enough(Exception):
+    """Stops a sample early."""
+
+
+def sample(spec: OperatorSpec, device: Device, dtype: DType, examples: int, hypothesis_seed_value: int,
+           enough: Callable[[Case], bool] | None = None) -> list[Case]:
+    """Up to `examples` distinct cases of the strategy at a Hypothesis seed; with `enough`, until it
+    says so."""
     drawn: dict[str, Case] = {}
 
     @settings(max_examples=examples, database=None, deadline=None, phases=GENERATE_ONLY,
               suppress_health_check=list(HealthCheck))
-    @hypothesis_seed(dtype_seed(seed, dtype))
+    @hypothesis_seed(hypothesis_seed_value)
     @given(spec.cases(device, dtype))
     def collect(case: Case) -> None:
         drawn.setdefault(case.compact_json(), case)
+        if enough is not None and enough(case):
+            raise _Enough
 
     with seed_alone():
-        collect()
+        try:
+            collect()
+        except _Enough:
+            pass
     return list(drawn.values())
 
 

@@ -110,4 +110,5 @@ def spec() -> OperatorSpec:
         dtype_options={"x": FLOAT_DTYPES, "weight": FLOAT_DTYPES, "bias": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, optional_inputs=("bias",), variants={"float32_chain": chained},
+        lengths=lambda case: {"reduction": case.inputs["x"].shape[-1]},
     )

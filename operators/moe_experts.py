@@ -88,4 +88,5 @@ def spec() -> OperatorSpec:
                      lambda t, case: (last_element(t["ids"]), t["gate_up"].shape[0])),
             BadValue("ids", "a negative expert id", lambda t, case: (first_element(t["ids"]), -1)),
         ),
+        lengths=lambda case: {"tokens": case.inputs["x"].shape[0]},
     )

@@ -118,4 +118,5 @@ def spec() -> OperatorSpec:
                        "ids": (DType.I64, DType.I32)},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, decisions=("ids",), judge=judge, variants={"float32_chain": chained},
+        lengths=lambda case: {"tokens": case.inputs["x"].shape[0]},
     )

@@ -167,4 +167,5 @@ def spec() -> OperatorSpec:
             BadValue("random", "a negative random value", lambda t, case: (first_element(t["random"]), -0.25)),
             BadValue("random", "a NaN random value", lambda t, case: (first_element(t["random"]), float("nan"))),
         ),
+        lengths=lambda case: {"row": case.inputs["logits"].shape[-1]},
     )

@@ -78,4 +78,5 @@ def spec() -> OperatorSpec:
         dtype_options={"x": FLOAT_DTYPES, "weight": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
         contract_case=contract_case, variants={"sequential_sum": sequential},
+        lengths=lambda case: {"row": case.inputs["x"].shape[-1]},
     )

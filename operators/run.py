@@ -25,6 +25,7 @@ from operators.result import CaseResult, Verdict, repro_command
 from operators.supervision import CASE, Status, watched, watched_command
 from reports.document import ReportPathError, build_document, check_report_path, write_json
 from reports.environment import collect_environment
+from reports.coverage import coverage_table
 from reports.tables import contract_table, summary_table
 
 FAILURES_SHOWN = 5
@@ -209,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     document = build_document(results, contract, {**config.to_json(), "skipped_operators": skipped}, environment)
     document["seconds"] = round(time.perf_counter() - started, 2)
     print(summary_table(document["summary"]))
+    if document["coverage"]:
+        print()
+        print(coverage_table(document["coverage"]))
     if contract:
         print()
         print(contract_table(contract))

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 import torch
 from hypothesis.strategies import SearchStrategy
 
+from operators.boundaries import labels as length_labels
 from operators.budget import Budget
 from operators.case import Case
 from operators.device import Device
@@ -83,6 +84,12 @@ class OperatorSpec:
         default_factory=dict)
     # Values the contract excludes, each sent to the kernel on the contract case (operators/contract.py).
     bad_values: tuple[BadValue, ...] = ()
+    # The lengths where kernels change strategy, by dimension name ({"row": 4096}), of a case:
+    # operators/boundaries.py labels them and `draw_cases` covers every class the strategy reaches.
+    lengths: Callable[[Case], Mapping[str, int]] | None = None
+
+    def boundary_labels(self, case: Case) -> tuple[str, ...]:
+        return length_labels(self.lengths(case)) if self.lengths else ()
 
     def __post_init__(self) -> None:
         unknown = set(self.dtype_options) - set(self.inputs) - set(self.outputs)

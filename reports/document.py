@@ -12,10 +12,12 @@ from typing import Any, Iterable, Mapping
 
 from operators.contract import ContractResult
 from operators.result import CaseResult, Verdict
+from reports.coverage import coverage_summary
 
 # 1.1: budget_use per output, max_budget_use per summary row; 1.2: the baseline ensemble per output
 # (baseline_source per budget check), unsupported cases and counts; 1.3: "kind" per contract check
-# ("dtype", or "value": an input value outside the contract)
+# ("dtype", or "value": an input value outside the contract), "coverage" (boundary classes and
+# regimes per operator)
 SCHEMA_VERSION = "1.3"
 
 
@@ -59,6 +61,7 @@ def build_document(results: list[CaseResult], contract: list[ContractResult], co
         "config": dict(config),
         "verdict": "fail" if failed else "pass",
         "summary": summarize(results),
+        "coverage": coverage_summary(results),
         "contract": [c.to_json() for c in contract],
         "cases": [r.to_json() for r in results],
     }

@@ -7,6 +7,7 @@ CUDA kernels of `cuda/`). The self-tests prove the suites catch each one."""
 WRONG_KERNEL_MODULES = (
     "rms_norm_eps_outside_sqrt",
     "rms_norm_weight_not_applied",
+    "rms_norm_long_rows_first_block_only",
     "rope_gptj_for_neox",
     "swiglu_last_element_unwritten",
     "add_rms_norm_mutates_residual",

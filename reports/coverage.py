@@ -1,0 +1,41 @@
+"""What a run's cases covered, per operator: the block/tile boundary classes
+(operators/boundaries.py) and the value regimes, and any boundary class the operator reaches on
+the device that no case hit."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any, Iterable, Mapping
+
+from tabulate import tabulate
+
+from operators.drawing import reachable_boundaries
+from operators.registry import get_spec
+from operators.result import CaseResult
+
+
+def coverage_summary(results: Iterable[CaseResult]) -> dict[str, dict[str, Any]]:
+    by_operator: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in results:
+        by_operator[result.case.operator].append(result)
+    summary = {}
+    for operator, rows in by_operator.items():
+        spec = get_spec(operator)
+        hit = Counter(label for r in rows for label in spec.boundary_labels(r.case))
+        reachable = reachable_boundaries(spec, rows[0].device)
+        summary[operator] = {
+            "boundaries": dict(sorted(hit.items())),
+            "boundaries_missed": [label for label in reachable if label not in hit],
+            "regimes": dict(sorted(Counter(r.case.regime.value for r in rows).items())),
+        }
+    return summary
+
+
+def coverage_table(coverage: Mapping[str, Mapping[str, Any]]) -> str:
+    def counts(items: Mapping[str, int]) -> str:
+        return ", ".join(f"{name} {count}" for name, count in items.items()) or "-"
+
+    rows = [[operator, counts(c["boundaries"]), ", ".join(c["boundaries_missed"]) or "none", counts(c["regimes"])]
+            for operator, c in coverage.items()]
+    return tabulate(rows, headers=["operator", "boundary classes (cases)", "missed", "regimes (cases)"],
+                    tablefmt="github")
