@@ -12,7 +12,13 @@ def sampling_distribution(logits: torch.Tensor, temperature: float, top_k: int, 
     TopPLogitsWarper chain defines it: returns (probabilities sorted descending, their token ids,
     the number of kept tokens). Ties sort by lower token id first, and top-k keeps exactly k tokens
     (TopKLogitsWarper also keeps every token tied with the k-th; the judge accepts a kernel's
-    choice on either side of such a tie)."""
+    choice on either side of such a tie).
+
+    The top-p rule: keep the shortest prefix whose mass reaches top_p of the kept total, so the token
+    that crosses top_p is kept and a token whose predecessors already hold exactly top_p is not
+    (TopPLogitsWarper removes a token when the tokens ranked at or below it hold at most 1 - top_p).
+    Tied tokens may be ordered either way: where the boundary falls inside a tie group, which of its
+    members are kept is the kernel's choice."""
     probs = torch.softmax(logits.to(upcast) / temperature, dim=-1)
     ids = torch.arange(probs.numel(), device=probs.device)
     order = torch.argsort(-probs, stable=True)  # descending, ties by lower index

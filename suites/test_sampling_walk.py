@@ -55,3 +55,21 @@ def test_top_k_that_keeps_the_tokens_tied_with_the_kth_is_accepted_and_ignoring_
     accepted = acceptable_tokens(logits, 0.9999, 1.0, 3, 1.0)
     assert {2, 4} <= accepted and 5 not in accepted
     assert acceptable_tokens(logits, 0.9999, 1.0, 4, 1.0) >= {3, 4} and 5 not in acceptable_tokens(logits, 0.9999, 1.0, 4, 1.0)
+
+
+def test_top_p_keeps_the_token_that_crosses_it_and_not_the_next():
+    """Probabilities 0.5, 0.3, 0.2: top_p 0.79 keeps two tokens (0.8 reaches it), so the walk at
+    0.9999 ends on token 1; top_p 0.81 keeps all three and it ends on token 2."""
+    logits = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64).log()
+    assert acceptable_tokens(logits, 0.9999, 1.0, 0, 0.79) == {1}
+    assert acceptable_tokens(logits, 0.9999, 1.0, 0, 0.81) == {2}
+
+
+def test_a_top_p_boundary_inside_a_tie_group_may_keep_any_member_and_nothing_below_it():
+    """Eight equal logits, top_p 0.3: three tokens are kept, which three is the sort's choice (a kernel
+    ordering ties by higher id keeps 7, 6, 5). With logits 1, 1, 1, 0, ... the boundary falls in the
+    group of ones: any of them may end the walk at 0.9999, a token of logit 0 may not."""
+    assert acceptable_tokens(torch.zeros(8), 0.9999, 1.0, 0, 0.3) == set(range(8))
+    assert acceptable_tokens(torch.zeros(8), 0.0, 1.0, 0, 0.3) == set(range(8))
+    logits = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert acceptable_tokens(logits, 0.9999, 1.0, 0, 0.3) == {0, 1, 2}
