@@ -31,6 +31,9 @@ from reports.document import write_json
 from reports.environment import collect_environment
 
 PROMPT_TOKENS = 16  # the default prompt: this many token ids drawn with --seed (a tokenizer is not needed)
+# Errors that grow with the position (a cos/sin table too short, the float32 angle pos * inv_freq,
+# softmax over thousands of keys) stay hidden in a run whose positions end before this.
+LONG_POSITIONS = 2048
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help="prompt text (needs the checkpoint's tokenizer)")
     prompt.add_argument("--tokens", help="prompt as comma-separated token ids")
+    p.add_argument("--prompt-tokens", type=int, default=PROMPT_TOKENS,
+                   help=f"length of the prompt drawn with --seed (default {PROMPT_TOKENS}; {LONG_POSITIONS}+ "
+                        "reaches the positions where rope and long-softmax errors show)")
     p.add_argument("--steps", type=int, default=8, help="greedy generation steps (default 8; 0 skips)")
     p.add_argument("--seed", type=int, default=0, help="synthetic weights and default prompt (default 0)")
     p.add_argument("--attribution", action="store_true", help="attribute the logits error even when passing")
@@ -78,7 +84,9 @@ def prompt_ids(args: argparse.Namespace, models: Models) -> torch.Tensor:
         ids = AutoTokenizer.from_pretrained(str(models.checkpoint.directory))(args.prompt, return_tensors="pt")
         ids = ids["input_ids"][0]
     else:
-        ids = torch.randint(0, vocab, (PROMPT_TOKENS,), generator=torch.Generator().manual_seed(args.seed))
+        if args.prompt_tokens < 1:
+            raise UsageError(f"--prompt-tokens must be 1 or more, got {args.prompt_tokens}")
+        ids = torch.randint(0, vocab, (args.prompt_tokens,), generator=torch.Generator().manual_seed(args.seed))
     if ids.numel() == 0 or ids.min() < 0 or ids.max() >= vocab:
         raise UsageError(f"the prompt needs 1 or more token ids in [0, {vocab})")
     return ids
@@ -145,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"error: cannot write the report to {args.output}: {error}", file=sys.stderr)
         return EXIT_USAGE
+    last_position = ids.numel() + max(args.steps - 1, 0) - 1
+    if last_position < LONG_POSITIONS:
+        print(f"\nnote: positions 0-{last_position} only: errors that grow with the position (a short cos/sin "
+              f"table, the float32 rope angle, softmax over thousands of keys) show past {LONG_POSITIONS}; "
+              f"--prompt-tokens {LONG_POSITIONS + 64} reaches them", file=sys.stderr)
     where = result.first_failure()
     verdict = "PASS" if result.passed else f"FAIL: first over budget at {where}"
     print(f"\nverdict: {verdict} ({document['seconds']}s, wrote {args.output})", file=sys.stderr)

@@ -13,7 +13,7 @@ import torch
 from operators.backends.backend import load_backend
 from operators.device import Device
 from operators.dtypes import DType
-from operators.integrate import integrate, main
+from operators.integrate import LONG_POSITIONS, integrate, main
 from operators.model.compare import judge_routing
 from operators.model.integration import Models, compare_prefill, load_models
 from operators.model.runner import OPERATORS
@@ -134,6 +134,20 @@ def test_decode_path_bug_fails_the_decode_check_and_attribution_names_its_family
     assert result.attribution is not None and result.attribution[1].family == family, result.attribution
 
 
+def test_positions_past_2048_catch_a_rope_table_that_wraps_and_the_short_default_prompt_cannot(harness, loaded):
+    """The default prompt ends at position 23, where a rope table of 2048 rows is right; a prompt of
+    LONG_POSITIONS + 32 tokens (--prompt-tokens) fails it at layer 0's rope."""
+    if harness.device is not Device.CPU:
+        pytest.skip("the long prompt runs on the CPU's tiny model (its float64 reference is on the host)")
+    models = loaded(False, DType.BF16)
+    backend = importlib.import_module("suites.wrong_kernels.model_rope_table_wraps_at_2048").backend(harness.device)
+    assert compare_prefill(models, backend, prompt(models)).passed
+    long_prompt = torch.randint(0, models.config.vocab_size, (LONG_POSITIONS + 32,),
+                                generator=torch.Generator().manual_seed(0))
+    failure = compare_prefill(models, backend, long_prompt).first_failure
+    assert failure is not None and (failure.layer, failure.point) == (0, "rope_q"), failure
+
+
 def test_cli_writes_the_document(harness, tmp_path, capsys):
     output = tmp_path / "integration.json"
     code = main(["--device", harness.device.value, "--dtype", "bf16", "--steps", "2", "--output", str(output),
@@ -145,6 +159,7 @@ def test_cli_writes_the_document(harness, tmp_path, capsys):
     assert document["config"]["prompt_ids"] == list(range(1, 9)) and document["environment"]["torch"]
     assert {"layer", "point", "rel_l2", "budget_use"} <= set(document["points"][0])
     assert "| layer" in captured.out and "verdict: PASS" in captured.err
+    assert "note: positions 0-8 only" in captured.err and f"--prompt-tokens {LONG_POSITIONS + 64}" in captured.err
 
 
 def test_cli_fails_with_exit_1_and_names_the_point(harness, tmp_path, capsys):
