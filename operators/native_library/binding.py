@@ -6,11 +6,13 @@ from __future__ import annotations
 import ctypes
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from operators import kernel_errors as errors
+from operators.registry import get_spec
 
 MAX_DIMS = 8
 ABI_VERSION = 1
@@ -49,15 +51,20 @@ class CTensor(ctypes.Structure):
 
 ABSENT = CTensor(None, 0, 0)
 
-# Every entry point of include/qwen3_kernels.h: t = q3_tensor, d = double, l = int64_t, i = int;
-# each ends with the stream (void *). ctypes checks every call against these.
-SIGNATURES = {
-    "q3_embedding": "ttt", "q3_rms_norm": "tttd", "q3_add_rms_norm": "tttttd", "q3_linear": "tttt",
-    "q3_rope": "tttdi", "q3_swiglu": "ttt", "q3_softmax": "tt", "q3_causal_softmax": "tt",
-    "q3_attention_prefill": "ttttd", "q3_attention_decode": "tttttd", "q3_attention_decode_paged": "ttttttd",
-    "q3_kv_cache_write": "ttttt", "q3_kv_cache_write_paged": "ttttt", "q3_argmax": "tt",
-    "q3_random_sample": "tttdld", "q3_moe_router": "ttttli", "q3_moe_experts": "tttttt",
-}
+# The C type of each attribute of the ABI (t = q3_tensor, d = double, l = int64_t, i = int). An entry
+# point q3_<operator> takes the spec's outputs, inputs (tensors) and attributes in that order, then
+# the stream (void *); suites/test_abi.py checks include/qwen3_kernels.h against it.
+ATTRIBUTE_CODES = {"eps": "d", "theta": "d", "layout": "i", "scale": "d", "temperature": "d", "top_k": "l",
+                   "top_p": "d", "norm_topk_prob": "i"}
+
+
+@lru_cache(maxsize=None)
+def signature(symbol: str) -> str:
+    """The argument codes of entry point `symbol` ("q3_rope" -> "tttdi"), from its operator's spec."""
+    spec = get_spec(symbol.removeprefix("q3_"))
+    return "t" * (len(spec.outputs) + len(spec.inputs)) + "".join(ATTRIBUTE_CODES[a] for a in spec.attributes)
+
+
 ARGUMENT_TYPES = {"t": CTensor, "d": ctypes.c_double, "l": ctypes.c_int64, "i": ctypes.c_int}
 
 
@@ -105,7 +112,7 @@ class NativeLibrary:
         """Call one entry point; raise the typed error its status names."""
         function = getattr(self.handle, symbol)
         if function.argtypes is None:
-            function.argtypes = [ARGUMENT_TYPES[code] for code in SIGNATURES[symbol]] + [ctypes.c_void_p]
+            function.argtypes = [ARGUMENT_TYPES[code] for code in signature(symbol)] + [ctypes.c_void_p]
             function.restype = ctypes.c_int
         status = function(*arguments)
         self.calls[symbol] += 1
