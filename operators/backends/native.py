@@ -10,10 +10,11 @@ import torch
 from operators.backends.backend import Backend, BackendError
 from operators.device import Device
 from operators.kernel import Kernel
-from operators.kernel_errors import KernelUnsupportedError
-from operators.native_library.binding import NativeLibrary
+from operators.kernel_errors import KernelUnsupportedError, KernelValueError
+from operators.native_library.binding import NativeLibrary, signature
 from operators.native_library.binding import describe as describe_tensor
 from operators.native_library.build import BuildRecipe, build, cpu_recipe, nvidia_recipe
+from operators.registry import OPERATOR_NAMES, get_spec
 
 ROPE_LAYOUTS = {"neox": 0, "gptj": 1}
 
@@ -42,108 +43,48 @@ def current_stream(device: Device):
     return lambda: ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
 
 
-def entry_points(library: NativeLibrary, stream, device_type: str | None) -> dict[str, tuple[str, object]]:
-    """operator -> (C symbol, Python adapter taking the kernel's keyword arguments). A tensor on a
-    device other than `device_type` is refused before the library could dereference it (None: the
-    caller hands the library such tensors on purpose)."""
-    def call(symbol, operator, *arguments):
-        library.call(symbol, operator, *arguments, stream())
+# Attributes the ABI carries as an enumeration: name -> {Python value: C value}.
+ENUMERATIONS = {"layout": ROPE_LAYOUTS}
+C_ATTRIBUTES = {"d": ctypes.c_double, "l": ctypes.c_int64, "i": ctypes.c_int}
 
+
+def entry_points(library: NativeLibrary, stream, device_type: str | None) -> dict[str, tuple[str, object]]:
+    """operator -> (C symbol, Python adapter taking the kernel's keyword arguments), one per spec: its
+    outputs and inputs as q3_tensor views, its attributes in their C types (binding.signature), then
+    the stream. A tensor on a device other than `device_type` is refused before the library could
+    dereference it (None: the caller hands the library such tensors on purpose)."""
     def describe(operator, name, tensor):
         if device_type is not None and isinstance(tensor, torch.Tensor) and tensor.device.type != device_type:
             raise KernelUnsupportedError(operator, f"tensor '{name}' is on {tensor.device}; the native library of "
                                                    f"this backend takes {device_type} tensors")
         return describe_tensor(operator, name, tensor)
 
-    def embedding(*, out, ids, weight):
-        call("q3_embedding", "embedding", describe("embedding", "out", out), describe("embedding", "ids", ids),
-             describe("embedding", "weight", weight))
+    def attribute(operator, name, code, value):
+        if name in ENUMERATIONS:
+            if value not in ENUMERATIONS[name]:
+                raise KernelValueError(operator, f"unknown {name} '{value}'; expected one of {sorted(ENUMERATIONS[name])}")
+            value = ENUMERATIONS[name][value]
+        return C_ATTRIBUTES[code](int(value) if isinstance(value, bool) else value)
 
-    def rms_norm(*, out, x, weight, eps):
-        call("q3_rms_norm", "rms_norm", describe("rms_norm", "out", out), describe("rms_norm", "x", x),
-             describe("rms_norm", "weight", weight), ctypes.c_double(eps))
+    def adapter(operator):
+        spec, symbol = get_spec(operator), f"q3_{operator}"
+        tensors, codes = (*spec.outputs, *spec.inputs), signature(f"q3_{operator}")
+        required = {*tensors, *spec.attributes} - set(spec.optional_inputs)
 
-    def add_rms_norm(*, out, sum, x, residual, weight, eps):
-        op = "add_rms_norm"
-        call("q3_add_rms_norm", op, describe(op, "out", out), describe(op, "sum", sum), describe(op, "x", x),
-             describe(op, "residual", residual), describe(op, "weight", weight), ctypes.c_double(eps))
+        def kernel(**arguments):
+            missing, unknown = required - set(arguments), set(arguments) - set(tensors) - set(spec.attributes)
+            if missing or unknown:
+                raise TypeError(f"{operator}() takes {', '.join((*tensors, *spec.attributes))}; "
+                                f"missing {sorted(missing)}, unexpected {sorted(unknown)}")
+            values = [describe(operator, name, arguments.get(name)) for name in tensors]
+            values += [attribute(operator, name, code, arguments[name])
+                       for name, code in zip(spec.attributes, codes[len(tensors):])]
+            library.call(symbol, operator, *values, stream())
 
-    def linear(*, out, x, weight, bias=None):
-        call("q3_linear", "linear", describe("linear", "out", out), describe("linear", "x", x),
-             describe("linear", "weight", weight), describe("linear", "bias", bias))
+        kernel.__name__ = operator
+        return symbol, kernel
 
-    def rope(*, out, x, positions, theta, layout):
-        if layout not in ROPE_LAYOUTS:
-            from operators.kernel_errors import KernelValueError
-            raise KernelValueError("rope", f"unknown layout '{layout}'; expected one of {sorted(ROPE_LAYOUTS)}")
-        call("q3_rope", "rope", describe("rope", "out", out), describe("rope", "x", x),
-             describe("rope", "positions", positions), ctypes.c_double(theta),
-             ctypes.c_int(ROPE_LAYOUTS[layout]))
-
-    def swiglu(*, out, gate, up):
-        call("q3_swiglu", "swiglu", describe("swiglu", "out", out), describe("swiglu", "gate", gate),
-             describe("swiglu", "up", up))
-
-    def softmax(*, out, x):
-        call("q3_softmax", "softmax", describe("softmax", "out", out), describe("softmax", "x", x))
-
-    def causal_softmax(*, out, x):
-        op = "causal_softmax"
-        call("q3_causal_softmax", op, describe(op, "out", out), describe(op, "x", x))
-
-    def attention_prefill(*, out, q, k, v, scale):
-        op = "attention_prefill"
-        call("q3_attention_prefill", op, describe(op, "out", out), describe(op, "q", q), describe(op, "k", k),
-             describe(op, "v", v), ctypes.c_double(scale))
-
-    def attention_decode(*, out, q, k_cache, v_cache, seq_lens, scale):
-        op = "attention_decode"
-        call("q3_attention_decode", op, describe(op, "out", out), describe(op, "q", q),
-             describe(op, "k_cache", k_cache), describe(op, "v_cache", v_cache), describe(op, "seq_lens", seq_lens),
-             ctypes.c_double(scale))
-
-    def attention_decode_paged(*, out, q, k_cache, v_cache, block_table, seq_lens, scale):
-        op = "attention_decode_paged"
-        call("q3_attention_decode_paged", op, describe(op, "out", out), describe(op, "q", q),
-             describe(op, "k_cache", k_cache), describe(op, "v_cache", v_cache),
-             describe(op, "block_table", block_table), describe(op, "seq_lens", seq_lens), ctypes.c_double(scale))
-
-    def kv_cache_write(*, k_cache, v_cache, k, v, positions):
-        op = "kv_cache_write"
-        call("q3_kv_cache_write", op, describe(op, "k_cache", k_cache), describe(op, "v_cache", v_cache),
-             describe(op, "k", k), describe(op, "v", v), describe(op, "positions", positions))
-
-    def kv_cache_write_paged(*, k_cache, v_cache, k, v, slots):
-        op = "kv_cache_write_paged"
-        call("q3_kv_cache_write_paged", op, describe(op, "k_cache", k_cache), describe(op, "v_cache", v_cache),
-             describe(op, "k", k), describe(op, "v", v), describe(op, "slots", slots))
-
-    def argmax(*, out, logits):
-        call("q3_argmax", "argmax", describe("argmax", "out", out), describe("argmax", "logits", logits))
-
-    def random_sample(*, out, logits, random, temperature, top_k, top_p):
-        op = "random_sample"
-        call("q3_random_sample", op, describe(op, "out", out), describe(op, "logits", logits),
-             describe(op, "random", random), ctypes.c_double(temperature), ctypes.c_int64(top_k),
-             ctypes.c_double(top_p))
-
-    def moe_router(*, weights, ids, x, gate_weight, top_k, norm_topk_prob):
-        op = "moe_router"
-        call("q3_moe_router", op, describe(op, "weights", weights), describe(op, "ids", ids), describe(op, "x", x),
-             describe(op, "gate_weight", gate_weight), ctypes.c_int64(top_k), ctypes.c_int(int(norm_topk_prob)))
-
-    def moe_experts(*, out, x, weights, ids, gate_up, down):
-        op = "moe_experts"
-        call("q3_moe_experts", op, describe(op, "out", out), describe(op, "x", x), describe(op, "weights", weights),
-             describe(op, "ids", ids), describe(op, "gate_up", gate_up), describe(op, "down", down))
-
-    adapters = {"embedding": embedding, "rms_norm": rms_norm, "add_rms_norm": add_rms_norm, "linear": linear,
-                "rope": rope, "swiglu": swiglu, "softmax": softmax, "causal_softmax": causal_softmax,
-                "attention_prefill": attention_prefill, "attention_decode": attention_decode,
-                "attention_decode_paged": attention_decode_paged, "kv_cache_write": kv_cache_write,
-                "kv_cache_write_paged": kv_cache_write_paged, "argmax": argmax, "random_sample": random_sample,
-                "moe_router": moe_router, "moe_experts": moe_experts}
-    return {op: (f"q3_{op}", adapter) for op, adapter in adapters.items()}
+    return {operator: adapter(operator) for operator in OPERATOR_NAMES}
 
 
 LIBRARIES = {Device.CPU: cpu_library, Device.NVIDIA: nvidia_library}
