@@ -39,8 +39,8 @@ def label(dtypes: Mapping[str, DType]) -> str:
 
 
 def refusal(spec: OperatorSpec, case: Case, inputs: dict[str, Placed], kernel: Kernel, device: Device,
-            expected: type[KernelError], what: str, outside: str) -> tuple[bool, str]:
-    """Whether the kernel refused the call with `expected` (a message naming `what` where given),
+            expected: type[KernelError], what: str | None, outside: str) -> tuple[bool, str]:
+    """Whether the kernel refused the call with `expected` (a message naming tensor `what`, if any),
     leaving its inputs and poisoned outputs untouched; and the detail. `outside`: what the call
     holds that the contract excludes ("a combination", "a value")."""
     target = device.torch_device()
@@ -52,7 +52,7 @@ def refusal(spec: OperatorSpec, case: Case, inputs: dict[str, Placed], kernel: K
         synchronize(target)
         passed, detail = False, f"accepted {outside} outside the contract"
     except expected as error:
-        named = expected is KernelDTypeError or f"'{what}'" in str(error)
+        named = what is None or f"'{what}'" in str(error)
         passed, detail = named, (f"rejected: {error}" if named else f"rejected without naming '{what}': {error}")
     except Exception as error:
         if is_out_of_memory(error):
@@ -69,7 +69,7 @@ def refusal(spec: OperatorSpec, case: Case, inputs: dict[str, Placed], kernel: K
 def check_rejection(spec: OperatorSpec, dtypes: Mapping[str, DType], kernel: Kernel, device: Device) -> ContractResult:
     case = spec.contract_case(dtypes)
     inputs = build_inputs(spec, case, device.torch_device())
-    passed, detail = refusal(spec, case, inputs, kernel, device, KernelDTypeError, "", "a combination")
+    passed, detail = refusal(spec, case, inputs, kernel, device, KernelDTypeError, None, "a combination")
     return ContractResult(spec.name, label(dtypes), False, passed, detail)
 
 

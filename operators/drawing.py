@@ -37,10 +37,15 @@ def boundary_cases(spec: OperatorSpec, device: Device, dtype: DType, seed: int,
     from the operator's own strategy at this seed: the first draw that carries the label."""
     wanted = list(reachable_boundaries(spec, device) if labels is None else labels)
     found: dict[str, Case] = {}
+
+    def keep(case: Case) -> bool:
+        for label in spec.boundary_labels(case):
+            if label in wanted:
+                found.setdefault(label, case)
+        return len(found) == len(wanted)
+
     if wanted:
-        sample(spec, device, dtype, BOUNDARY_SEARCH, dtype_seed(seed, dtype) + BOUNDARY_SEED_OFFSET,
-               lambda case: found.update((label, case) for label in spec.boundary_labels(case)
-                                         if label in wanted and label not in found) or len(found) == len(wanted))
+        sample(spec, device, dtype, BOUNDARY_SEARCH, dtype_seed(seed, dtype) + BOUNDARY_SEED_OFFSET, keep)
     return list({found[label].compact_json(): found[label] for label in wanted if label in found}.values())
 
 

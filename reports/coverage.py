@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 
 from tabulate import tabulate
 
+from operators.boundaries import coverage
 from operators.drawing import reachable_boundaries
 from operators.registry import get_spec
 from operators.result import CaseResult
@@ -21,10 +22,10 @@ def coverage_summary(results: Iterable[CaseResult]) -> dict[str, dict[str, Any]]
     summary = {}
     for operator, rows in by_operator.items():
         spec = get_spec(operator)
-        hit = Counter(label for r in rows for label in spec.boundary_labels(r.case))
+        hit = coverage(spec.boundary_labels(r.case) for r in rows)
         reachable = reachable_boundaries(spec, rows[0].device)
         summary[operator] = {
-            "boundaries": dict(sorted(hit.items())),
+            "boundaries": hit,
             "boundaries_missed": [label for label in reachable if label not in hit],
             "regimes": dict(sorted(Counter(r.case.regime.value for r in rows).items())),
         }
