@@ -11,7 +11,8 @@ FLOAT32_EPS = DType.F32.eps
 DEFAULT_JUSTIFICATION = (
     "default: twice the largest error among the correct same-dtype computations (Hugging Face's "
     "formula, and for softmax and attention a flash-style online one: block maxima, exp2, probabilities "
-    "rounded before P@V), plus one ulp of the output dtype and four float32 ulps (fast intrinsics such "
+    "rounded before P@V; for linear and the router's gate a float32 GEMM adding one product at a time, "
+    "the longest rounding chain a correct GEMM has), plus one ulp of the output dtype and four float32 ulps (fast intrinsics such "
     "as rsqrtf/expf) at the output scale"
 )
 
