@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 from operators.device import Device
 from operators.dtypes import DType
 from operators.integrate import LONG_POSITIONS, integrate, main
@@ -174,7 +174,7 @@ def test_cli_fails_with_exit_1_and_names_the_point(harness, tmp_path, capsys):
 
 def test_nan_decode_logits_are_reported_as_nan_not_as_a_zero_error(harness, tmp_path, capsys, monkeypatch):
     (tmp_path / "nan_decode_backend.py").write_text(
-        "from operators.backends.backend import load_backend\n\n"
+        "from operators.backends import load_backend\n\n"
         "def attention_decode(*, out, q, k_cache, v_cache, seq_lens, scale):\n    out.fill_(float('nan'))\n\n"
         "def backend(device):\n"
         "    return load_backend('native', device).with_kernels('nan', {'attention_decode': attention_decode})\n")
