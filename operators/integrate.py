@@ -17,7 +17,7 @@ import torch
 from operators.backends import Backend
 from operators.dtypes import DType, FLOAT_DTYPES
 from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
-from operators.kernel_errors import KernelError
+from operators.kernel_errors import KernelError, KernelOutOfMemoryError
 from operators.model.attribution import attribute
 from operators.model.errors import CheckpointError, KernelCallError
 from operators.model.generate import generate
@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return usage_exit(error)
     try:
         result = integrate(models, backend, ids, args.steps, args.attribution)
+    except KernelOutOfMemoryError:
+        raise  # the machine's limit, not the kernel's defect: exit 2 by operators/exits.py
     except (KernelError, KernelCallError) as error:  # the backend under test failed: a failed run, not a crash
         print(f"error: a kernel of backend '{args.backend}' failed: {error}", file=sys.stderr)
         return EXIT_FAIL
