@@ -19,6 +19,12 @@ class UsageError(Exception):
     """Bad command-line input or environment: reported in one line, exit code 2."""
 
 
+def usage_exit(error: Exception) -> int:
+    """A usage or environment error reported in its one line: exit code 2."""
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """torch.OutOfMemoryError (CUDA and other devices) or a kernel's KernelOutOfMemoryError, told
     without importing torch here."""

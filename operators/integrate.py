@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 
-from operators.backends.backend import Backend, BackendError, load_backend
-from operators.device import Device
+from operators.backends import Backend
 from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError
-from operators.kernel_errors import KernelError, NativeBuildError
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
+from operators.kernel_errors import KernelError, KernelOutOfMemoryError
 from operators.model.attribution import attribute
 from operators.model.errors import CheckpointError, KernelCallError
 from operators.model.generate import generate
@@ -27,6 +26,7 @@ from operators.model.report import IntegrationResult, attribution_table, build_d
 from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
 from operators.model.transformers_version import TransformersVersionError
 from operators.supervision import watched_command
+from operators.target import add_backend_option, add_device_option, parse_device, select_backend
 from reports.document import write_json
 from reports.environment import collect_environment
 
@@ -38,8 +38,8 @@ LONG_POSITIONS = 2048
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m operators.integrate", description=__doc__)
-    p.add_argument("--device", default="cpu", help=f"one of {', '.join(d.value for d in Device)} (default cpu)")
-    p.add_argument("--backend", default="native", help="'native', 'torch' (control) or an importable module path")
+    add_device_option(p)
+    add_backend_option(p)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--model-dir", type=Path, help="a Qwen3 / Qwen3-MoE checkpoint directory")
     source.add_argument("--synthetic", choices=list(SYNTHETIC_MODELS), help="a synthetic checkpoint (default tiny)")
@@ -93,18 +93,16 @@ def prompt_ids(args: argparse.Namespace, models: Models) -> torch.Tensor:
 
 
 def setup(args: argparse.Namespace):
+    device = parse_device(args.device)
     try:
-        device, dtype = Device.parse(args.device), DType.parse(args.dtype)
+        dtype = DType.parse(args.dtype)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if dtype not in FLOAT_DTYPES:
         raise UsageError(f"--dtype must be f32, f16 or bf16, got '{args.dtype}'")
     if args.steps < 0:
         raise UsageError("--steps must be 0 or more")
-    availability = device.availability()
-    if not availability.available:
-        raise UsageError(f"device '{device.value}' is not available: {availability.reason}")
-    backend = load_backend(args.backend, device)
+    backend = select_backend(args.backend, device)
     models = load_models(checkpoint_directory(args), dtype, device)
     return backend, models, prompt_ids(args, models)
 
@@ -127,11 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         backend, models, ids = setup(args)
-    except (UsageError, CheckpointError, BackendError, NativeBuildError, TransformersVersionError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except (UsageError, CheckpointError, TransformersVersionError, OSError) as error:
+        return usage_exit(error)
     try:
         result = integrate(models, backend, ids, args.steps, args.attribution)
+    except KernelOutOfMemoryError:
+        raise  # the machine's limit, not the kernel's defect: exit 2 by operators/exits.py
     except (KernelError, KernelCallError) as error:  # the backend under test failed: a failed run, not a crash
         print(f"error: a kernel of backend '{args.backend}' failed: {error}", file=sys.stderr)
         return EXIT_FAIL

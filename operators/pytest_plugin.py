@@ -4,7 +4,6 @@ State lives in config.stash (the options and the results of the session), never 
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,16 +11,18 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from operators.backends.backend import Backend, BackendError, load_backend
+from operators.backends import Backend
 from operators.case import Case
 from operators.checker import check_case
 from operators.device import Device
 from operators.drawing import seed_alone
 from operators.dtypes import DType, FLOAT_DTYPES
-from operators.kernel_errors import NativeBuildError
+from operators.exits import UsageError
 from operators.profiles import PROFILES, register_profiles, seeded_profile
-from operators.registry import OPERATOR_NAMES, get_spec
+from operators.registry import get_spec
 from operators.result import CaseResult
+from operators.target import (BACKEND_HELP, check_available, check_importable, check_something_is_checked,
+                              device_help, parse_device, select_backend)
 
 
 @dataclass
@@ -41,9 +42,8 @@ SESSION_KEY = pytest.StashKey[HarnessSession]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("qwen3-harness", "Qwen3 kernel accuracy harness")
-    group.addoption("--device", default="cpu", help=f"device to test: {', '.join(d.value for d in Device)}")
-    group.addoption("--backend", default="native",
-                    help="'native', 'torch' (control) or an importable module defining backend(device)")
+    group.addoption("--device", default=Device.CPU.value, help=device_help(Device.CPU))
+    group.addoption("--backend", default="native", help=BACKEND_HELP)
     group.addoption("--dtypes", default="f32,f16,bf16", help="comma-separated working dtypes")
     group.addoption("--profile", default="ci", choices=sorted(PROFILES), help="hypothesis profile (default ci)")
     group.addoption("--report", type=Path, default=None, help="write the checked cases as a JSON report")
@@ -63,9 +63,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.hypothesis_seed = str(seed)
     settings.load_profile(profile)
     try:
-        device = Device.parse(config.getoption("--device"))
+        device = parse_device(config.getoption("--device"))
         dtypes = tuple(DType.parse(d.strip()) for d in config.getoption("--dtypes").split(",") if d.strip())
-    except ValueError as error:
+    except (UsageError, ValueError) as error:
         raise pytest.UsageError(str(error)) from None
     if not dtypes or any(d not in FLOAT_DTYPES for d in dtypes):
         raise pytest.UsageError("--dtypes must name working dtypes among f32, f16, bf16")
@@ -77,12 +77,10 @@ def pytest_configure(config: pytest.Config) -> None:
         except ReportPathError as error:
             raise pytest.UsageError(f"--report: {error}") from None
     backend = config.getoption("--backend")
-    if backend not in ("native", "torch"):
-        try:
-            importlib.import_module(backend)
-        except Exception as error:
-            raise pytest.UsageError(f"backend module '{backend}' could not be imported: "
-                                    f"{type(error).__name__}: {error}") from None
+    try:
+        check_importable(backend)
+    except UsageError as error:
+        raise pytest.UsageError(str(error)) from None
     config.stash[SESSION_KEY] = HarnessSession(device, backend, dtypes, config.getoption("--profile"),
                                                config.getoption("--report"))
 
@@ -142,19 +140,16 @@ class Harness:
 @pytest.fixture(scope="session")
 def harness(pytestconfig: pytest.Config) -> Harness:
     session = pytestconfig.stash[SESSION_KEY]
-    availability = session.device.availability()
-    if not availability.available:
-        pytest.skip(f"device '{session.device.value}' is not available: {availability.reason}")
-    if session.backend is None:
-        try:
-            session.backend = load_backend(session.backend_name, session.device)
-        except (BackendError, NativeBuildError) as error:
-            pytest.fail(str(error), pytrace=False)
-    if not any(session.backend.kernel(name) for name in OPERATOR_NAMES):
-        # Every operator test would skip and the run end green having checked nothing.
-        pytest.fail(f"backend '{session.backend.name}' has no kernel for any operator (its kernels: "
-                    f"{', '.join(sorted(session.backend.kernels)) or 'none'}; operators are named "
-                    f"{', '.join(OPERATOR_NAMES)})", pytrace=False)
+    try:
+        check_available(session.device)
+    except UsageError as error:
+        pytest.skip(str(error))
+    try:
+        if session.backend is None:
+            session.backend = select_backend(session.backend_name, session.device)
+        check_something_is_checked(session.backend)
+    except UsageError as error:
+        pytest.fail(str(error), pytrace=False)
     return Harness(session)
 
 

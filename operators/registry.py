@@ -15,7 +15,3 @@ def get_spec(name: str) -> OperatorSpec:
     if name not in OPERATOR_NAMES:
         raise ValueError(f"unknown operator '{name}'; expected one of {', '.join(OPERATOR_NAMES)}")
     return importlib.import_module(f"operators.{name}").spec()
-
-
-def all_specs() -> list[OperatorSpec]:
-    return [get_spec(name) for name in OPERATOR_NAMES]

@@ -10,19 +10,20 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from operators.backends.backend import Backend, BackendError, load_backend
+from operators.backends import Backend
 from operators.case import Case
 from operators.checker import check_case
 from operators.contract import ContractResult, check_contract
 from operators.device import Device
 from operators.drawing import draw_cases
 from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError
-from operators.kernel_errors import NativeBuildError
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
 from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import CaseResult, Verdict, repro_command
 from operators.supervision import CASE, Status, watched, watched_command
+from operators.target import (add_backend_option, add_device_option, check_something_is_checked, parse_device,
+                              select_backend)
 from reports.document import ReportPathError, build_document, check_report_path, write_json
 from reports.environment import collect_environment
 from reports.coverage import coverage_table
@@ -55,9 +56,8 @@ class RunConfig:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m operators.run", description=__doc__)
-    p.add_argument("--device", default="cpu", help=f"one of {', '.join(d.value for d in Device)} (default cpu)")
-    p.add_argument("--backend", default="native",
-                   help="'native' (the C/CUDA kernels), 'torch' (control) or an importable module path")
+    add_device_option(p)
+    add_backend_option(p)
     p.add_argument("--operators", help="comma-separated operator names (default: every operator the backend has)")
     p.add_argument("--dtypes", default="f32,f16,bf16", help="comma-separated working dtypes")
     p.add_argument("--profile", default="dev", choices=sorted(PROFILES), help="case-set size (default dev)")
@@ -71,8 +71,8 @@ def parser() -> argparse.ArgumentParser:
 
 def parse_config(argv: list[str] | None) -> RunConfig:
     args = parser().parse_args(argv)
+    device = parse_device(args.device)
     try:
-        device = Device.parse(args.device)
         dtypes = tuple(DType.parse(d.strip()) for d in args.dtypes.split(",") if d.strip())
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -118,17 +118,6 @@ def check_replay_matches_spec(case: Case) -> None:
     negative = [n for n, t in {**case.inputs, **case.outputs}.items() if any(d < 0 for d in t.shape)]
     if negative:
         raise UsageError(f"--replay: tensor(s) {', '.join(negative)} have a negative dimension")
-
-
-def check_something_is_checked(config: RunConfig, backend: Backend) -> None:
-    """A run that would check nothing is never a PASS: a backend with none of the operators, or
-    without one that --operators names, is a usage error (a typo in a kernel name shows here)."""
-    lacking = [op for op in config.operators if backend.kernel(op) is None]
-    if len(lacking) == len(config.operators) or (config.operators_named and lacking):
-        has = ", ".join(sorted(backend.kernels)) or "none"
-        raise UsageError(f"backend '{backend.name}' has no kernel for {', '.join(lacking)}; nothing would check "
-                         f"{'them' if len(lacking) > 1 else 'it'} (the backend's kernels: {has}; operators are "
-                         f"named {', '.join(OPERATOR_NAMES)})")
 
 
 def progress(message: str) -> None:
@@ -191,16 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     status = Status.from_environment()
     try:
         config = parse_config(argv)
-        availability = config.device.availability()
-        if not availability.available:
-            raise UsageError(f"device '{config.device.value}' is not available: {availability.reason}")
-        backend = load_backend(config.backend, config.device)
+        backend = select_backend(config.backend, config.device)
         if config.replay:
             return replay(config, backend, status)
-        check_something_is_checked(config, backend)
-    except (UsageError, BackendError, NativeBuildError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        check_something_is_checked(backend, config.operators, each_one=config.operators_named)
+    except UsageError as error:
+        return usage_exit(error)
     started = time.perf_counter()
     progress(f"checking {len(config.operators)} operators x {len(config.dtypes)} dtypes on {config.device.value} "
              f"with backend '{backend.name}' ({config.examples} cases each, seed {config.seed})")

@@ -49,11 +49,6 @@ def hidden_sizes() -> st.SearchStrategy[int]:
     return st.one_of(st.sampled_from(real), st.sampled_from(AWKWARD_SIZES))
 
 
-def head_counts() -> st.SearchStrategy[tuple[int, int]]:
-    """(query heads, kv heads) of the real configurations."""
-    return st.sampled_from(sorted({(c.heads, c.kv_heads) for c in QWEN3_CONFIGS}))
-
-
 def all_combos(options: Mapping[str, tuple[DType, ...]]) -> list[dict[str, DType]]:
     names = list(options)
     return [dict(zip(names, picked)) for picked in itertools.product(*(options[n] for n in names))]

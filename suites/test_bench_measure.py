@@ -5,7 +5,7 @@ repeatedly is caught by the judgement after timing."""
 import pytest
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 from operators.bench import measure as measure_module
 from operators.bench.workloads import Workload
 from operators.device import Device

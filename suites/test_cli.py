@@ -171,8 +171,7 @@ def test_pytest_seed_draws_other_cases_under_the_ci_profile_and_the_same_ones_ag
 
 
 TYPO_BACKEND = '''
-from operators.backends.backend import Backend
-from operators.kernel import Kernel
+from operators.backends import Backend, Kernel
 
 def swiglu(*, out, gate, up):
     out.copy_(gate)
@@ -244,8 +243,7 @@ def test_a_kernel_out_of_memory_stops_the_run_instead_of_failing_the_case(harnes
     """Memory the machine cannot give (other processes on the GPU, a small card) is no wrong result:
     exit 2 with the kernel's message, no FAIL row and no report."""
     (tmp_path / f"{module}.py").write_text(
-        "import torch\nfrom operators.backends.backend import load_backend\n"
-        "from operators.kernel_errors import KernelOutOfMemoryError\n\n"
+        "import torch\nfrom operators.backends import KernelOutOfMemoryError, load_backend\n\n"
         f"def swiglu(*, out, gate, up):\n    raise {raised}\n\n"
         "def backend(device):\n    return load_backend('native', device).with_kernels('starved', {'swiglu': swiglu})\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -260,7 +258,7 @@ def test_a_kernel_out_of_memory_stops_the_run_instead_of_failing_the_case(harnes
 
 def test_a_kernel_that_exits_the_process_is_a_failed_case(harness, capsys, tmp_path, monkeypatch):
     (tmp_path / "exiting_backend.py").write_text(
-        "import sys\nfrom operators.backends.backend import load_backend\n\n"
+        "import sys\nfrom operators.backends import load_backend\n\n"
         "def swiglu(*, out, gate, up):\n    sys.exit(0)\n\n"
         "def backend(device):\n    return load_backend('native', device).with_kernels('exiting', {'swiglu': swiglu})\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -313,7 +311,7 @@ def test_out_of_device_memory_is_an_environment_error(capsys, monkeypatch, tmp_p
 
 ENDING_BACKEND = '''
 import ctypes
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 def swiglu(*, out, gate, up):
     {ending}

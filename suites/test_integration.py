@@ -10,9 +10,10 @@ import json
 import pytest
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 from operators.device import Device
 from operators.dtypes import DType
+from operators.exits import run_guarded
 from operators.integrate import LONG_POSITIONS, integrate, main
 from operators.model.compare import judge_routing
 from operators.model.integration import Models, compare_prefill, load_models
@@ -174,7 +175,7 @@ def test_cli_fails_with_exit_1_and_names_the_point(harness, tmp_path, capsys):
 
 def test_nan_decode_logits_are_reported_as_nan_not_as_a_zero_error(harness, tmp_path, capsys, monkeypatch):
     (tmp_path / "nan_decode_backend.py").write_text(
-        "from operators.backends.backend import load_backend\n\n"
+        "from operators.backends import load_backend\n\n"
         "def attention_decode(*, out, q, k_cache, v_cache, seq_lens, scale):\n    out.fill_(float('nan'))\n\n"
         "def backend(device):\n"
         "    return load_backend('native', device).with_kernels('nan', {'attention_decode': attention_decode})\n")
@@ -187,6 +188,34 @@ def test_nan_decode_logits_are_reported_as_nan_not_as_a_zero_error(harness, tmp_
     text = captured.out + captured.err
     assert "elements non-finite in ours" in text and "rel L2 0.000e+00" not in text and "rel L2 inf" not in text
     assert json.loads(output.read_text())["attribution"][0]["first_failure"] == "decode step logits (NaN/Inf)"
+
+
+BROKEN_EMBEDDING = """
+from operators.backends import KernelOutOfMemoryError, KernelValueError, load_backend
+
+def embedding(*, out, ids, weight):
+    raise {raised}
+
+def backend(device):
+    return load_backend("native", device).with_kernels("broken", {{"embedding": embedding}})
+"""
+
+
+@pytest.mark.parametrize("raised, code", [("KernelValueError('embedding', 'refused')", 1), ("SystemExit(0)", 1),
+                                          ("KernelOutOfMemoryError('embedding', 'no memory')", 2),
+                                          ("KeyError('a harness bug')", 3)])
+def test_only_a_kernel_error_or_an_exit_fails_the_kernel(harness, tmp_path, capsys, monkeypatch, raised, code):
+    """A kernel's refusal or its attempt to exit fails the run (1); out of memory is the machine's (2);
+    any other exception is a bug, never blamed on the kernel (3, its traceback saved)."""
+    module = f"broken_embedding_{code}_{len(raised)}"  # one module name per case: imports are cached
+    (tmp_path / f"{module}.py").write_text(BROKEN_EMBEDDING.format(raised=raised))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    arguments = ["--device", harness.device.value, "--backend", module, "--steps", "0", "--output",
+                 str(tmp_path / "x.json")]
+    assert run_guarded("operators.integrate", lambda: main(arguments)) == code
+    err = capsys.readouterr().err
+    assert ("a kernel of backend" in err) == (code == 1), err
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -8,7 +8,7 @@ import torch
 
 from operators.kernel_errors import (KernelDTypeError, KernelShapeError, KernelStrideError, KernelUnsupportedError,
                             KernelValueError)
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 
 @pytest.fixture(scope="module")

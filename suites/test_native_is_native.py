@@ -3,7 +3,7 @@
 import pytest
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 from operators.checker import build_inputs, check_case
 from operators.placement import place_poisoned_output
 from operators.registry import OPERATOR_NAMES, get_spec

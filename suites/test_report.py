@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 from operators.checker import check_case
 from operators.registry import get_spec
 from operators.strategies import allowed_combos

@@ -4,7 +4,7 @@ for Qwen3 only if the q/k projection rows were permuted this way."""
 import pytest
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 HEAD_DIM = 64
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 from operators.checker import check_case
 from operators.contract import check_contract
 from operators.device import Device

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 from operators.budget import ROPE, Budget, Sensitivity
 from operators.case import Case, Regime
 from operators.checker import check_case, parity_reasons, prepare_case, run_kernel

@@ -107,7 +107,10 @@ int launch(const char *op, const q3_tensor &out, const q3_tensor &logits, cudaSt
     constexpr int V = Vec<T>::N;
     const bool vec = vocab % V == 0 && rows_vectorizable(logits, V);
     const int64_t items = vec ? vocab / V : vocab;
-    int64_t chunks = ceil_div(4 * (int64_t)sm_count(), rows);
+    int sms = 0;
+    const int queried = sm_count(op, &sms);
+    if (queried != Q3_OK) return queried;
+    int64_t chunks = ceil_div(4 * (int64_t)sms, rows);
     const int64_t most = ceil_div(items, 2 * THREADS);  // at least two items a thread
     if (chunks > most) chunks = most;
     if (chunks < 1) chunks = 1;

@@ -705,17 +705,6 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) decode_mma_kernel(const Spl
 // ---------------------------------------------------------------------------------------------
 // Host side.
 
-inline int device_attribute(const char *op, cudaDeviceAttr attribute, int *value) {
-    int device = 0;
-    cudaError_t error = cudaGetDevice(&device);
-    if (error == cudaSuccess) error = cudaDeviceGetAttribute(value, attribute, device);
-    if (error != cudaSuccess) {
-        cudaGetLastError();
-        return q3_fail(Q3_LAUNCH_FAILED, op, "cannot query the device: %s", cudaGetErrorString(error));
-    }
-    return Q3_OK;
-}
-
 // A stream-ordered pool for the split partials, one per device, that keeps up to 256 MiB cached
 // across stream synchronisations (the default pool releases everything at each one, and the
 // seq_lens read-back synchronises every call, so each allocation would map fresh memory).
@@ -808,8 +797,8 @@ template <typename T>
 int launch_split(const char *op, SplitParams p, bool vec, int64_t longest, cudaStream_t stream) {
     constexpr int VECN = TileShape<T>::kVec, KT = TileShape<T>::kKeys, NG = kThreads / KT;
     int status, sms = 0, smem_max = 0;
-    if ((status = device_attribute(op, cudaDevAttrMultiProcessorCount, &sms)) != Q3_OK) return status;
-    if ((status = device_attribute(op, cudaDevAttrMaxSharedMemoryPerBlockOptin, &smem_max)) != Q3_OK) {
+    if ((status = q3_cuda_device_attribute(op, cudaDevAttrMultiProcessorCount, &sms)) != Q3_OK) return status;
+    if ((status = q3_cuda_device_attribute(op, cudaDevAttrMaxSharedMemoryPerBlockOptin, &smem_max)) != Q3_OK) {
         return status;
     }
     const int64_t head_dim = p.head_dim;

@@ -56,6 +56,10 @@ __device__ __forceinline__ int64_t load_index(const q3_tensor &t, int64_t offset
 // Q3_OK, or Q3_LAUNCH_FAILED naming the operator and CUDA's message (cudaGetLastError).
 int q3_cuda_launch_status(const char *op);
 
+// An attribute of the current device into *value: Q3_OK, or Q3_LAUNCH_FAILED naming the operator
+// when the device cannot be asked.
+int q3_cuda_device_attribute(const char *op, cudaDeviceAttr attribute, int *value);
+
 // Q3_OK when the tensor's memory is device memory (or it is empty); a CPU tensor handed to the
 // CUDA library is rejected with Q3_UNSUPPORTED instead of crashing the process.
 int q3_cuda_check_device(const char *op, const char *name, const q3_tensor *t);

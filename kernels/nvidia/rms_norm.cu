@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(256) rms_long_rows(q3_tensor out, q3_tensor x,
 
 template <typename T, typename W>
 void launch(const q3_tensor &out, const q3_tensor &x, const q3_tensor &weight, int64_t rows, int64_t cols,
-            float eps, cudaStream_t stream) {
+            float eps, int sms, cudaStream_t stream) {
     constexpr int V = Vec<T>::N;
     const bool vec = cols % V == 0 && rows_vectorizable(x, V) && rows_vectorizable(out, V) &&
                      rows_vectorizable(weight, V);
@@ -125,10 +125,10 @@ void launch(const q3_tensor &out, const q3_tensor &x, const q3_tensor &weight, i
     dim3 grid, block;
     plan_grid(plan, rows, &grid, &block);
     if (vec) {
-        Q3R_DISPATCH_PLAN(plan, G, K, rms_rows<T, W, V, G, K><<<resident_grid(rms_rows<T, W, V, G, K>, grid, block),
+        Q3R_DISPATCH_PLAN(plan, G, K, rms_rows<T, W, V, G, K><<<resident_grid(rms_rows<T, W, V, G, K>, grid, block, sms),
                                                                 block, 0, stream>>>(out, x, weight, rows, cols, eps));
     } else {
-        Q3R_DISPATCH_PLAN(plan, G, K, rms_rows<T, W, 1, G, K><<<resident_grid(rms_rows<T, W, 1, G, K>, grid, block),
+        Q3R_DISPATCH_PLAN(plan, G, K, rms_rows<T, W, 1, G, K><<<resident_grid(rms_rows<T, W, 1, G, K>, grid, block, sms),
                                                                 block, 0, stream>>>(out, x, weight, rows, cols, eps));
     }
 }
@@ -146,11 +146,13 @@ int q3_rms_norm(q3_tensor out, q3_tensor x, q3_tensor weight, double eps, void *
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     if (rows == 0 || cols == 0) return Q3_OK;
+    int sms = 0;
+    if ((status = sm_count(op, &sms)) != Q3_OK) return status;
     q3_tensor *const tensors[] = {&out, &x};
     collapse(tensors, 2, true);
     cudaStream_t s = (cudaStream_t)stream;
     Q3_DISPATCH_FLOAT(x.dtype, T,
-        if (weight.dtype == Q3_F32) launch<T, float>(out, x, weight, rows, cols, (float)eps, s);
-        else launch<T, T>(out, x, weight, rows, cols, (float)eps, s));
+        if (weight.dtype == Q3_F32) launch<T, float>(out, x, weight, rows, cols, (float)eps, sms, s);
+        else launch<T, T>(out, x, weight, rows, cols, (float)eps, sms, s));
     return q3_cuda_launch_status(op);
 }

@@ -164,7 +164,10 @@ int launch_n(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
     const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
     // Enough blocks for the GPU when there are few tokens (decode): split the heads.
-    int64_t groups = ceil_div(4 * (int64_t)sm_count(), tokens);
+    int sms = 0;
+    const int queried = sm_count(op, &sms);
+    if (queried != Q3_OK) return queried;
+    int64_t groups = ceil_div(4 * (int64_t)sms, tokens);
     if (groups > heads) groups = heads;
     if (groups > 65535) groups = 65535;
     if (groups < 1) groups = 1;

@@ -167,22 +167,9 @@ static inline bool rows_vectorizable(const q3_tensor &t, int vec) {
     return true;
 }
 
-static inline int sm_count() {
-    static int cached[64];
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) {
-        cudaGetLastError();
-        return 132;
-    }
-    if (cached[device] == 0) {
-        int count = 0;
-        if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count <= 0) {
-            cudaGetLastError();
-            count = 132;
-        }
-        cached[device] = count;
-    }
-    return cached[device];
+// The multiprocessors of the current device into *sms: Q3_OK, or a status naming the operator.
+static inline int sm_count(const char *op, int *sms) {
+    return q3_cuda_device_attribute(op, cudaDevAttrMultiProcessorCount, sms);
 }
 
 // cudaMallocAsync on the stream. Once per device, the default pool is asked to keep up to 32 MiB
@@ -268,9 +255,8 @@ static inline void plan_grid(const RowPlan &plan, int64_t rows, dim3 *grid, dim3
 
 // plan_grid's grid capped at the blocks resident on the GPU at once: blocks then loop over several
 // rows each, and a kernel that loads its next row before reducing the current one keeps memory
-// busy through its reductions. Rows fewer than the SMs skip the occupancy query.
-template <typename Kernel> static inline dim3 resident_grid(Kernel kernel, dim3 grid, dim3 block) {
-    const int sms = sm_count();
+// busy through its reductions. Rows fewer than the `sms` multiprocessors skip the occupancy query.
+template <typename Kernel> static inline dim3 resident_grid(Kernel kernel, dim3 grid, dim3 block, int sms) {
     if (grid.x <= (unsigned)sms) return grid;
     int per_sm = 0;
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, (int)block.x, 0) != cudaSuccess || per_sm < 1) {

@@ -11,6 +11,17 @@ int q3_cuda_launch_status(const char *op) {
                    "CUDA error %s: %s", cudaGetErrorName(error), cudaGetErrorString(error));
 }
 
+int q3_cuda_device_attribute(const char *op, cudaDeviceAttr attribute, int *value) {
+    int device = 0;
+    cudaError_t error = cudaGetDevice(&device);
+    if (error == cudaSuccess) error = cudaDeviceGetAttribute(value, attribute, device);
+    if (error != cudaSuccess) {
+        cudaGetLastError();
+        return q3_fail(Q3_LAUNCH_FAILED, op, "cannot query the device: %s", cudaGetErrorString(error));
+    }
+    return Q3_OK;
+}
+
 int q3_cuda_check_device(const char *op, const char *name, const q3_tensor *t) {
     if (t->data == NULL || q3_numel(t) == 0) return Q3_OK;
     cudaPointerAttributes attributes;

@@ -246,11 +246,11 @@ __global__ void __launch_bounds__(SPLIT_THREADS) softmax_chunk_write(q3_tensor o
 
 template <typename T, int N>
 int launch_split(const char *op, const q3_tensor &out, const q3_tensor &x, int64_t rows, int64_t cols, int64_t q_len,
-                 int64_t shift, cudaStream_t stream) {
+                 int64_t shift, int sms, cudaStream_t stream) {
     const int64_t items = cols / N;
     const int64_t capacity = (int64_t)SPLIT_THREADS * SPLIT_K;
     const int64_t least = ceil_div(items, capacity), most = ceil_div(items, SPLIT_THREADS);
-    int64_t chunks = ceil_div(4 * (int64_t)sm_count(), rows);
+    int64_t chunks = ceil_div(4 * (int64_t)sms, rows);
     if (chunks < least) chunks = least;
     if (chunks > most) chunks = most;
     const int64_t chunk_items = ceil_div(items, chunks);
@@ -282,20 +282,23 @@ int launch(const char *op, const q3_tensor &out, const q3_tensor &x, int64_t row
     constexpr int V = Vec<T>::N;
     const bool vec = cols % V == 0 && rows_vectorizable(x, V) && rows_vectorizable(out, V);
     const int64_t items = vec ? cols / V : cols;
+    int sms = 0;
+    const int queried = sm_count(op, &sms);
+    if (queried != Q3_OK) return queried;
     RowPlan plan;
     const bool fits = plan_rows(items, vec, &plan);
     // Long rows that would leave most of the GPU idle are split too.
-    if (!fits || (items > 2048 && rows < 2 * (int64_t)sm_count())) {
-        return vec ? launch_split<T, V>(op, out, x, rows, cols, q_len, shift, stream)
-                   : launch_split<T, 1>(op, out, x, rows, cols, q_len, shift, stream);
+    if (!fits || (items > 2048 && rows < 2 * (int64_t)sms)) {
+        return vec ? launch_split<T, V>(op, out, x, rows, cols, q_len, shift, sms, stream)
+                   : launch_split<T, 1>(op, out, x, rows, cols, q_len, shift, sms, stream);
     }
     dim3 grid, block;
     plan_grid(plan, rows, &grid, &block);
     if (vec) {
-        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, V, G, K><<<resident_grid(softmax_rows<T, V, G, K>, grid, block),
+        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, V, G, K><<<resident_grid(softmax_rows<T, V, G, K>, grid, block, sms),
                                                                  block, 0, stream>>>(out, x, rows, cols, q_len, shift));
     } else {
-        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, 1, G, K><<<resident_grid(softmax_rows<T, 1, G, K>, grid, block),
+        Q3R_DISPATCH_PLAN(plan, G, K, softmax_rows<T, 1, G, K><<<resident_grid(softmax_rows<T, 1, G, K>, grid, block, sms),
                                                                  block, 0, stream>>>(out, x, rows, cols, q_len, shift));
     }
     return q3_cuda_launch_status(op);

@@ -1,1 +1,14 @@
-"""Backends: named tables of kernels per device (native, the torch control, or a plugin module)."""
+"""Backends: named tables of kernels per device (native, the torch control, or a plug-in module).
+
+What a plug-in needs, in one import: a module defining `backend(device) -> Backend` whose kernels
+raise the typed errors below when they refuse a call (the built-in backends are such modules)."""
+
+from operators.backends.backend import Backend, BackendError, backend_module, load_backend
+from operators.device import Device
+from operators.kernel import Kernel
+from operators.kernel_errors import (KernelDTypeError, KernelError, KernelLaunchError, KernelOutOfMemoryError,
+                                     KernelShapeError, KernelStrideError, KernelUnsupportedError, KernelValueError)
+
+__all__ = ["Backend", "BackendError", "Device", "Kernel", "KernelDTypeError", "KernelError", "KernelLaunchError",
+           "KernelOutOfMemoryError", "KernelShapeError", "KernelStrideError", "KernelUnsupportedError",
+           "KernelValueError", "backend_module", "load_backend"]

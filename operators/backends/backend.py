@@ -1,13 +1,19 @@
-"""The Backend record and how a name becomes one."""
+"""The Backend record and how a name becomes one: every backend, the built-in ones included, is a
+module defining `backend(device) -> Backend`."""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import Callable, Mapping
 
 from operators.device import Device
 from operators.kernel import Kernel
+from operators.kernel_errors import NativeBuildError
+from operators.registry import OPERATOR_NAMES
+
+BUILT_IN = {"native": "operators.backends.native", "torch": "operators.backends.torch_control"}
 
 
 class BackendError(Exception):
@@ -33,24 +39,22 @@ class Backend:
         return replace(self, name=name, kernels={**self.kernels, **replaced})
 
 
-def load_backend(name: str, device: Device) -> Backend:
-    """'native', 'torch', or an importable module defining `backend(device) -> Backend`."""
-    if name == "native":
-        from operators.backends.native import native_backend
-        return native_backend(device)
-    if name == "torch":
-        from operators.backends.torch_control import torch_backend
-        return torch_backend(device)
+def backend_module(name: str) -> ModuleType:
+    """The module of backend `name`: a built-in one's, or `name` imported as a module path."""
     try:
-        module = importlib.import_module(name)
+        return importlib.import_module(BUILT_IN.get(name, name))
     except Exception as error:  # the module's own import error, whatever it is
         raise BackendError(f"backend module '{name}' could not be imported: {type(error).__name__}: {error}") from None
-    factory = getattr(module, "backend", None)
+
+
+def load_backend(name: str, device: Device) -> Backend:
+    """The Backend that `backend(device)` of backend `name`'s module returns, its kernels checked."""
+    factory = getattr(backend_module(name), "backend", None)
     if not callable(factory):
         raise BackendError(f"backend module '{name}' defines no function backend(device) -> Backend")
     try:
         built = factory(device)
-    except BackendError:
+    except (BackendError, NativeBuildError):
         raise
     except Exception as error:  # the module's own failure, whatever it is
         raise BackendError(f"backend module '{name}': backend({device.value}) raised "
@@ -64,8 +68,6 @@ def load_backend(name: str, device: Device) -> Backend:
 def check_kernels(owner: str, backend: Backend) -> None:
     """Every entry of `kernels` an operator's Kernel wrapping a callable: a misspelt name or a
     non-callable is a broken plug-in, reported before any case runs."""
-    from operators.registry import OPERATOR_NAMES
-
     if not isinstance(backend.kernels, Mapping):
         raise BackendError(f"{owner}: kernels must map operator names to Kernel objects, got "
                            f"{type(backend.kernels).__name__}")

@@ -90,7 +90,7 @@ def entry_points(library: NativeLibrary, stream, device_type: str | None) -> dic
 LIBRARIES = {Device.CPU: cpu_library, Device.NVIDIA: nvidia_library}
 
 
-def native_backend(device: Device) -> Backend:
+def backend(device: Device) -> Backend:
     if device not in LIBRARIES:
         raise BackendError(f"the native backend has no kernels for device '{device.value}' "
                            f"(native libraries exist for {', '.join(d.value for d in LIBRARIES)})")

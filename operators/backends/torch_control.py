@@ -224,7 +224,7 @@ def guarded(operator: str, function: Callable[..., None]) -> Callable[..., None]
     return kernel
 
 
-def torch_backend(device: Device) -> Backend:
+def backend(device: Device) -> Backend:
     """Every operator of the registry, by this module's function of the same name."""
     functions = {name: globals()[name] for name in OPERATOR_NAMES}
     kernels = {op: Kernel(op, guarded(op, f), {"kind": "torch", "function": f"torch control {f.__name__}"})

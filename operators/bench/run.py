@@ -13,13 +13,12 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from operators.backends.backend import BackendError, load_backend
 from operators.bench.measure import Measurement, measure
 from operators.bench.timing import Ceilings, measure_ceilings
-from operators.bench.workloads import workloads
+from operators.bench.workloads import Workload, workloads
 from operators.device import Device
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, run_guarded
-from operators.kernel_errors import NativeBuildError
+from operators.exits import EXIT_FAIL, EXIT_PASS, UsageError, run_guarded, usage_exit
+from operators.target import add_backend_option, add_device_option, parse_device, select_backend
 from reports.document import write_json
 from reports.environment import collect_environment
 
@@ -28,8 +27,8 @@ SCHEMA_VERSION = "1.0"
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m operators.bench", description=__doc__)
-    p.add_argument("--device", default="nvidia", help="a GPU device (default nvidia)")
-    p.add_argument("--backend", default="native")
+    add_device_option(p, Device.NVIDIA)
+    add_backend_option(p)
     p.add_argument("--operators", help="comma-separated operator names (default: all)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile candidates")
     p.add_argument("--output", type=Path, help="JSON results")
@@ -61,26 +60,28 @@ def card_name(device: object) -> str:
     return device.get("name", str(device)) if isinstance(device, dict) else str(device)
 
 
+def chosen_workloads(operators: str | None) -> list[Workload]:
+    """The workloads of the comma-separated `operators` (all when None)."""
+    chosen = workloads()
+    if not operators:
+        return chosen
+    names = {n.strip() for n in operators.split(",") if n.strip()}
+    unknown = names - {w.operator for w in chosen}
+    if unknown:
+        raise UsageError(f"unknown operator(s) {', '.join(sorted(unknown))}")
+    return [w for w in chosen if w.operator in names]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        device = Device.parse(args.device)
+        device = parse_device(args.device)
         if device is Device.CPU:
-            raise ValueError("benchmark mode times GPU kernels with triton.testing.do_bench; use --device nvidia")
-        availability = device.availability()
-        if not availability.available:
-            raise ValueError(f"device '{device.value}' is not available: {availability.reason}")
-        backend = load_backend(args.backend, device)
-        chosen = workloads()
-        if args.operators:
-            names = {n.strip() for n in args.operators.split(",") if n.strip()}
-            unknown = names - {w.operator for w in chosen}
-            if unknown:
-                raise ValueError(f"unknown operator(s) {', '.join(sorted(unknown))}")
-            chosen = [w for w in chosen if w.operator in names]
-    except (ValueError, BackendError, NativeBuildError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+            raise UsageError("benchmark mode times GPU kernels with triton.testing.do_bench; use --device nvidia")
+        backend = select_backend(args.backend, device)
+        chosen = chosen_workloads(args.operators)
+    except UsageError as error:
+        return usage_exit(error)
     target = device.torch_device()
     ceilings = measure_ceilings(target)
     print(f"copy {ceilings.copy_gb_per_s:.0f} GB/s, bf16 matmul {ceilings.matmul_tflop_per_s:.0f} TFLOP/s", flush=True)

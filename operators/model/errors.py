@@ -8,10 +8,10 @@ class CheckpointError(Exception):
 
 
 class KernelCallError(Exception):
-    """A kernel of the backend under test raised (or tried to exit) during the model's forward: a
-    failed run of that backend, not an error of the harness."""
+    """A kernel of the backend under test tried to exit the process during the model's forward: a
+    failed run of that backend, not an error of the harness (a kernel that refuses a call raises a
+    KernelError of its own; any other exception is a bug, reported as one)."""
 
-    def __init__(self, operator: str, error: BaseException) -> None:
-        detail = f"SystemExit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
-        super().__init__(f"{operator}: {detail}")
+    def __init__(self, operator: str, error: SystemExit) -> None:
+        super().__init__(f"{operator}: SystemExit({error.code!r})")
         self.operator = operator

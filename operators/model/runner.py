@@ -11,8 +11,6 @@ from typing import Callable
 import torch
 
 from operators.backends.backend import Backend, BackendError
-from operators.exits import is_out_of_memory
-from operators.kernel_errors import KernelError
 from operators.model.errors import KernelCallError
 from operators.model.weights import ModelWeights
 
@@ -50,11 +48,7 @@ class Qwen3Runner:
             raise BackendError(f"backend '{self.backend.name}' has no kernel for '{name}'")
         try:
             kernel(**tensors)
-        except KernelError:
-            raise
-        except (Exception, SystemExit) as error:
-            if is_out_of_memory(error):
-                raise  # the machine's limit, not the kernel's defect
+        except SystemExit as error:
             raise KernelCallError(name, error) from error
 
     def linear(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -114,11 +114,6 @@ def add_rope(points: Points, rotary: dict[str, torch.Tensor], apply: Callable, l
         points[(index, "rope_k")] = rotated_k[0].transpose(0, 1)
 
 
-def logits_of(model: torch.nn.Module, ids: torch.Tensor, routing: Routing | None = None) -> torch.Tensor:
-    """Logits [T, V] of one full prefill of `ids` (no cache), MoE routing forced when given."""
-    return capture(model, ids, routing)[(None, "logits")]
-
-
 def greedy(model: torch.nn.Module, prompt: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """transformers' own cached decode, greedy: (generated ids [steps], logits [steps, V] that chose them)."""
     ids, chosen, rows = prompt[None].to(model.device), [], []

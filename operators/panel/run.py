@@ -16,13 +16,12 @@ from pathlib import Path
 
 import torch
 
-from operators.backends.backend import BackendError
+from operators.backends import BackendError
 from operators.checker import prepare_case, run_kernel
 from operators.contract import check_contract
-from operators.device import Device
 from operators.drawing import draw_cases
 from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError
+from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
 from operators.kernel_errors import NativeBuildError
 from operators.panel.document import build_panel_document, panel_markdown
 from operators.panel.members import Role, Seated, all_members, seat
@@ -31,6 +30,7 @@ from operators.profiles import PROFILES, examples
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.result import Verdict
 from operators.supervision import watched_command
+from operators.target import add_device_option, check_available, parse_device
 from reports.document import ReportPathError, check_report_path, write_json, write_text_atomically
 from reports.environment import collect_environment
 
@@ -38,7 +38,7 @@ from reports.environment import collect_environment
 def parser() -> argparse.ArgumentParser:
     names = [m.name for m in all_members()]
     p = argparse.ArgumentParser(prog="python -m operators.panel", description=__doc__)
-    p.add_argument("--device", default="cpu", help=f"one of {', '.join(d.value for d in Device)} (default cpu)")
+    add_device_option(p)
     p.add_argument("--seeds", type=int, default=5, help="number of case-draw seeds (default 5)")
     p.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     p.add_argument("--profile", default="dev", choices=sorted(PROFILES), help="case-set size (default dev)")
@@ -55,8 +55,8 @@ def parser() -> argparse.ArgumentParser:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser().parse_args(argv)
+    args.device = parse_device(args.device)
     try:
-        args.device = Device.parse(args.device)
         args.dtypes = tuple(DType.parse(d.strip()) for d in args.dtypes.split(",") if d.strip())
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -184,17 +184,14 @@ def judge_all(args: argparse.Namespace, seated: list[Seated], report) -> list[Ju
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(argv)
-        availability = args.device.availability()
-        if not availability.available:
-            raise UsageError(f"device '{args.device.value}' is not available: {availability.reason}")
+        check_available(args.device)
         seated = seat(args.members, args.device)
         if not any(s.kernel(op) is not None for s in seated for op in args.operators):
             absent = "; ".join(f"{s.member.name}: {s.reason}" for s in seated if s.backend is None)
             raise UsageError("no member on the panel has a kernel for the chosen operators: nothing would be "
                              f"judged{f' ({absent})' if absent else ''}")
     except (UsageError, BackendError, NativeBuildError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage_exit(error)
     for absent in [s for s in seated if s.backend is None]:
         progress(f"member {absent.member.name}: not on the panel ({absent.reason})")
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """add_rms_norm that also writes the sum into its residual input (an undocumented in-place update)."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "add_rms_norm"
 EXPECTED_REASON = "input 'residual' was modified"

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "argmax"
 EXPECTED_REASON = "rows wrong"

@@ -2,7 +2,7 @@
 
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "argmax"
 EXPECTED_REASON = "rows wrong"

@@ -2,7 +2,7 @@
 
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 from reference.attention import eager_attention
 
 WRONG_OPERATOR = "attention_decode"

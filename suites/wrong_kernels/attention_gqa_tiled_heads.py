@@ -2,7 +2,7 @@
 
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 from reference.softmax import causal_mask
 
 WRONG_OPERATOR = "attention_prefill"

@@ -1,6 +1,6 @@
 """attention_prefill that forgets the 1/sqrt(head_dim) scale."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "attention_prefill"
 EXPECTED_REASON = "exceeds its budget"

@@ -3,9 +3,8 @@
 import dataclasses
 from pathlib import Path
 
-from operators.backends.backend import Backend, BackendError, load_backend
+from operators.backends import Backend, BackendError, Device, load_backend
 from operators.backends.native import current_stream, entry_points, load_library
-from operators.device import Device
 from operators.native_library.build import KERNELS_DIR, nvidia_recipe
 
 SOURCES = Path(__file__).resolve().parent / "cuda"

@@ -1,7 +1,7 @@
 """embedding that clamps ids into the vocabulary instead of refusing the ones outside it: every
 valid case is right, and a corrupted id silently reads a real row."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "embedding"
 EXPECTED_REASON = "accepted a value outside the contract"

@@ -1,7 +1,7 @@
 """kv_cache_write that stores the values in the key cache and the keys in the value cache: prefill
 never reads the cache, so only decode steps go wrong."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "kv_cache_write"
 EXPECTED_REASON = "exceeds its budget"

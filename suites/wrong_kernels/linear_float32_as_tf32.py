@@ -3,7 +3,7 @@ TF32 is allowed): fast on tensor cores, and 1000x the error of a float32 GEMM.""
 
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "linear"
 EXPECTED_REASON = "exceeds its budget"

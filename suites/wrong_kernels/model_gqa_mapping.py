@@ -2,7 +2,7 @@
 h // (Hq / Hkv) (grouped, as transformers' repeat_kv): the native kernels run on kv heads tiled out to Hq.
 Caught by the model integration run, at layer 0 attention."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "attention_prefill"
 EXPECTED_LAYER = 0

@@ -1,7 +1,7 @@
 """The per-head q/k norm skipped: rms_norm on [tokens, heads, head_dim] copies x through (the hidden-size
 norm on [tokens, hidden] still runs). Caught by the model integration run, at layer 0 q_norm."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "rms_norm"
 EXPECTED_LAYER = 0

@@ -1,7 +1,7 @@
 """rope from a cos/sin table of 2048 positions, indexed modulo its length: right for every position
 below 2048, and a short integration prompt never gets there."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "rope"
 EXPECTED_REASON = "exceeds its budget"

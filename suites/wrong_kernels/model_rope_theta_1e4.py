@@ -1,7 +1,7 @@
 """rope with the Llama-2 base 1e4 whatever theta Qwen3 asks for (1e6). Caught by the model integration run,
 at layer 0 rope_q."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "rope"
 EXPECTED_LAYER = 0

@@ -1,6 +1,6 @@
 """moe_router that never renormalises its top-k weights, whatever norm_topk_prob says."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "moe_router"
 EXPECTED_REASON = "exceeds its budget"

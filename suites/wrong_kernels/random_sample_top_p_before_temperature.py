@@ -3,7 +3,7 @@
 
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "random_sample"
 EXPECTED_REASON = "rows wrong"

@@ -3,7 +3,7 @@ the mean of squares over the first 4096 items only: every row up to 4096 is righ
 
 import torch
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "rms_norm"
 EXPECTED_REASON = "exceeds its budget"

@@ -1,6 +1,6 @@
 """rope with the layouts swapped: GPT-J pairs where NeoX halves are asked for, and back."""
 
-from operators.backends.backend import load_backend
+from operators.backends import load_backend
 
 WRONG_OPERATOR = "rope"
 EXPECTED_REASON = "exceeds its budget"

@@ -1,0 +1,72 @@
+"""The device and backend a command checks: the --device and --backend options the commands share,
+and how their names become a Device and a Backend. Every failure is a UsageError (exit 2,
+operators/exits.py); the pytest plugin turns it into pytest's own."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from operators.backends import Backend, BackendError, backend_module, load_backend
+from operators.device import Device
+from operators.exits import UsageError
+from operators.kernel_errors import NativeBuildError
+from operators.registry import OPERATOR_NAMES
+
+BACKEND_HELP = "'native' (the C/CUDA kernels), 'torch' (control) or an importable module defining backend(device)"
+
+
+def device_help(default: Device) -> str:
+    return f"one of {', '.join(d.value for d in Device)} (default {default.value})"
+
+
+def add_device_option(parser: argparse.ArgumentParser, default: Device = Device.CPU) -> None:
+    parser.add_argument("--device", default=default.value, help=device_help(default))
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="native", help=BACKEND_HELP)
+
+
+def parse_device(name: str) -> Device:
+    try:
+        return Device.parse(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def check_available(device: Device) -> None:
+    availability = device.availability()
+    if not availability.available:
+        raise UsageError(f"device '{device.value}' is not available: {availability.reason}")
+
+
+def check_importable(backend: str) -> None:
+    """The backend's module imports (a plug-in's own import error shows before anything runs)."""
+    try:
+        backend_module(backend)
+    except BackendError as error:
+        raise UsageError(str(error)) from None
+
+
+def select_backend(name: str, device: Device) -> Backend:
+    """The backend `name` on `device`, once the device is known to be there."""
+    check_available(device)
+    try:
+        return load_backend(name, device)
+    except (BackendError, NativeBuildError) as error:
+        raise UsageError(str(error)) from None
+
+
+def check_something_is_checked(backend: Backend, operators: Sequence[str] = OPERATOR_NAMES,
+                               each_one: bool = False) -> None:
+    """A run that would check nothing is never a PASS: a backend with none of `operators`, or (with
+    `each_one`, operators the user named) without one of them, is a usage error."""
+    lacking = [op for op in operators if backend.kernel(op) is None]
+    if len(lacking) < len(operators) and not (each_one and lacking):
+        return
+    which = "any operator" if len(lacking) == len(OPERATOR_NAMES) else ", ".join(lacking)
+    has = ", ".join(sorted(backend.kernels)) or "none"
+    raise UsageError(f"backend '{backend.name}' has no kernel for {which}; nothing would check "
+                     f"{'them' if len(lacking) > 1 else 'it'} (the backend's kernels: {has}; operators are named "
+                     f"{', '.join(OPERATOR_NAMES)})")
