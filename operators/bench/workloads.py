@@ -4,18 +4,18 @@ largest point of a sweep is the one the speed targets speak of."""
 from __future__ import annotations
 
 from operators.bench.shapes import Shapes, Sweep, qwen3_bf16
-from operators.bench.table import bench_table
+from operators.bench.table import bench_entry
 from operators.bench.workload import Workload
 from operators.registry import OPERATOR_NAMES
 
 
 def workloads(shapes: Shapes | None = None) -> list[Workload]:
     shapes = shapes or qwen3_bf16()
-    table = bench_table()
+    entries = [bench_entry(name) for name in OPERATOR_NAMES]
     found: list[Workload] = []
     for sweep in Sweep:
         points = shapes.points(sweep)
         for point in points:
-            for operator in (name for name in OPERATOR_NAMES if table[name].sweep is sweep):
-                found += table[operator].build(shapes, point, point == points[-1])
+            for entry in (entry for entry in entries if entry.sweep is sweep):
+                found += entry.build(shapes, point, point == points[-1])
     return found
