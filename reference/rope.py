@@ -51,5 +51,10 @@ def rotate(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor, lay
            upcast: torch.dtype = torch.float32) -> torch.Tensor:
     """rope from the model's inv_freq buffer (what a compiled model sees as an input)."""
     cos, sin = cos_sin_of(positions, inv_freq, x.dtype, upcast, layout)
+    return apply_rotary(x, cos, sin, layout)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, layout: str = NEOX) -> torch.Tensor:
+    """apply_rotary_pos_emb from cos/sin tables built once per forward (cos_sin)."""
     rotated = rotate_half(x) if layout == NEOX else rotate_every_two(x)
     return (x * cos) + (rotated * sin)

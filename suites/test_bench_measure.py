@@ -7,7 +7,7 @@ import torch
 
 from operators.backends import load_backend
 from operators.bench import measure as measure_module
-from operators.bench.workloads import Workload
+from operators.bench.workload import Workload
 from operators.device import Device
 from operators.dtypes import DType
 from operators import swiglu
@@ -22,7 +22,7 @@ def run_three_times(function) -> float:
 @pytest.fixture
 def workload():
     dtypes = {"gate": DType.BF16, "up": DType.BF16, "out": DType.BF16}
-    return Workload("swiglu 33x250", swiglu.make_case(dtypes, (33, 250)), "memory")
+    return Workload("swiglu 33x250", swiglu.make_case(dtypes, (33, 250)))
 
 
 def test_a_correct_kernel_is_timed(monkeypatch, workload):

@@ -10,10 +10,9 @@ from typing import Any
 import torch
 
 from operators.backends.backend import Backend
-from operators.bench.targets import target_for
+from operators.bench.table import baselines, bench_entry
 from operators.bench.timing import Ceilings, median_ms
-from operators.bench.torch_baselines import baselines
-from operators.bench.workloads import COMPILED, Workload, full_bytes
+from operators.bench.workload import Workload, full_bytes
 from operators.checker import build_inputs, check_case, judge_outputs, prepare_inputs
 from operators.device import Device
 from operators.registry import get_spec
@@ -48,7 +47,7 @@ class Measurement:
 
     def target_verdict(self, ceilings: Ceilings) -> tuple[str, str]:
         """(target text, 'met' or 'missed: ...') or ('', '') when no target applies."""
-        target = target_for(self.workload.operator, self.workload.large)
+        target = bench_entry(self.workload.operator).target(self.workload.large)
         if target is None or self.native_ms is None:
             return "", ""
         misses = []
@@ -104,8 +103,9 @@ def measure(workload: Workload, native: Backend, device: Device, compile_baselin
     if reasons:
         result.status, result.reasons = "recheck failed", reasons
         return result
+    compiled = compile_baselines and bench_entry(workload.operator).compiled and workload.large
     for name, function in baselines(workload.operator, {**inputs, **outputs}, case.attributes).items():
         result.pytorch_ms[name] = median_ms(function)
-        if compile_baselines and workload.operator in COMPILED and workload.large:
+        if compiled:
             result.pytorch_ms[f"{name}+compile"] = median_ms(torch.compile(function, dynamic=False))
     return result

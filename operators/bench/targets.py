@@ -1,8 +1,10 @@
-"""The speed targets a workload is held to (bf16 on an H100-class card), as ratios and fractions."""
+"""The speed targets a workload is held to (bf16 on an H100-class card), as ratios and fractions,
+derived from its operator's kind."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 
 @dataclass(frozen=True)
@@ -19,19 +21,16 @@ class Target:
         return ", ".join(parts)
 
 
-MEMORY_BOUND = ("rms_norm", "add_rms_norm", "rope", "swiglu", "embedding", "kv_cache_write", "kv_cache_write_paged",
-                "softmax", "causal_softmax")
+class Kind(Enum):
+    MEMORY_BOUND = "memory-bound"  # 90% of copy bandwidth and no slower than PyTorch
+    PRODUCTION = "production"  # a fraction of a production kernel's speed (F.linear, SDPA)
+    UNTARGETED = "untargeted"
 
 
-def target_for(operator: str, large: bool) -> Target | None:
-    """Memory-bound operators at large shapes: 90% of copy bandwidth and no slower than PyTorch;
-    decode attention 0.9x SDPA; prefill 0.7x SDPA (flash); linear within 10% of F.linear."""
-    if operator in MEMORY_BOUND and large:
+def target_for(kind: Kind, vs_production: float | None, large: bool) -> Target | None:
+    """The target at a workload's large shapes; none elsewhere."""
+    if not large or kind is Kind.UNTARGETED:
+        return None
+    if kind is Kind.MEMORY_BOUND:
         return Target(vs_pytorch=1.0, of_copy_bandwidth=0.9)
-    if operator in ("attention_decode", "attention_decode_paged") and large:
-        return Target(vs_pytorch=0.9)
-    if operator == "attention_prefill" and large:
-        return Target(vs_pytorch=0.7)
-    if operator == "linear":
-        return Target(vs_pytorch=0.9)
-    return None
+    return Target(vs_pytorch=vs_production)
