@@ -74,6 +74,15 @@ def test_runs_over_disjoint_seeds_or_operators_merge_and_overlapping_ones_are_re
     assert {w["member"]: w["seeds"] for w in whole["wrong_kernels"]} == {"softmax_without_max_subtraction": 2,
                                                                           "swiglu_last_element_unwritten": 1}
     assert all(g["seconds"] > 0 for g in whole["groups"]) and "## Time spent per member" in panel_markdown(whole)
+    # A merge merged again (seeds added later) keeps one flat list of commands, runs and environments.
+    first_two, again = tmp_path / "first-two.json", tmp_path / "again.json"
+    assert merge_main([str(documents[0]), str(documents[1]), "--output", str(first_two)]) in (EXIT_PASS, EXIT_FAIL)
+    assert merge_main([str(first_two), str(documents[2]), "--output", str(again)]) in (EXIT_PASS, EXIT_FAIL)
+    regrouped = json.loads(again.read_text())
+    assert regrouped["config"]["command"] == [p["config"]["command"] for p in parts]
+    assert [r["seeds"] for r in regrouped["config"]["runs"]] == [[3], [4], [3]]
+    assert len(regrouped["environment"]["runs"]) == 3 and "runs" not in regrouped["environment"]["runs"][0]
+    assert f"commit {str(parts[0]['environment']['harness']['git_sha'])[:7]}" in panel_markdown(regrouped)
     # A run stopped before its end (a partial report) never reads as a verdict.
     assert panel_markdown({**parts[0], "complete": False}).startswith("# Verdict panel: INCOMPLETE")
     assert merge_main([str(documents[0]), str(documents[0]), "--output", str(tmp_path / "x.json")]) == EXIT_USAGE

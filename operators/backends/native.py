@@ -88,6 +88,7 @@ def entry_points(library: NativeLibrary, stream, device_type: str | None) -> dic
 
 
 LIBRARIES = {Device.CPU: cpu_library, Device.NVIDIA: nvidia_library}
+LANGUAGES = {Device.CPU: "C", Device.NVIDIA: "CUDA"}
 
 
 def backend(device: Device) -> Backend:
@@ -101,5 +102,5 @@ def backend(device: Device) -> Backend:
                           "build_hash": library.build_hash}
         kernels[op] = Kernel(op, adapter, implementation, functools.partial(library.calls.__getitem__, symbol))
     return Backend(name="native", device=device, kernels=kernels,
-                   description=f"C kernels from {library.path.name}",
+                   description=f"{LANGUAGES[device]} kernels from {library.path.name}",
                    environment={"library": str(library.path), "build_hash": library.build_hash})

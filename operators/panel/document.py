@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Mapping
 
 from tabulate import tabulate
@@ -84,6 +84,15 @@ def member_seconds_table(document: Mapping[str, Any]) -> str:
                     tablefmt="github") if rows else "none"
 
 
+def provenance(environment: Mapping[str, Any]) -> str:
+    """Which commits and native library builds the runs behind a document used."""
+    runs = environment.get("runs") or [environment]
+    builds = Counter((str((r.get("harness") or {}).get("git_sha") or "?")[:7],
+                      (r.get("native_library") or {}).get("build_hash", "-")) for r in runs)
+    return "; ".join(f"commit {sha}, native build {build}: {n} run{'s' if n > 1 else ''}"
+                     for (sha, build), n in builds.items())
+
+
 def panel_markdown(document: Mapping[str, Any]) -> str:
     config, env, totals = document["config"], document["environment"], document["totals"]
     missing = document.get("missing") or []
@@ -96,6 +105,7 @@ def panel_markdown(document: Mapping[str, Any]) -> str:
              f"Device {config['device']} ({env.get('device', '')}), "
              f"torch {env.get('torch', '?')}, seeds {config['seeds']}, profile {config['profile']} "
              f"({config['examples']} cases per operator, dtype and seed), {document.get('seconds', '?')} s.", "",
+             f"Runs: {provenance(env)}.", "",
              f"False alarms (a correct member failed): **{totals['false_alarms']}**; wrong kernels missed at some "
              f"seed: **{totals['wrong_missed']}**; failures of the kernels under test: {totals['tested_failures']}; "
              f"{totals['judgements']} judgements.", "",

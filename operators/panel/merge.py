@@ -84,10 +84,9 @@ def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
     return with_verdict({
         **first,
         "config": {**first["config"], "seeds": seeds, "operators": operators,
-                   "runs": [{"seeds": d["config"]["seeds"], "operators": d["config"]["operators"],
-                             "complete": d.get("complete", True)} for d in documents],
-                   "command": [d["config"]["command"] for d in documents]},
-        "environment": {**first["environment"], "runs": [d["environment"] for d in documents[1:]]},
+                   "runs": [r for d in documents for r in config_runs(d)],
+                   "command": [c for d in documents for c in commands(d)]},
+        "environment": {**first["environment"], "runs": [e for d in documents for e in run_environments(d)]},
         "members": [{**m, "available": all(d["members"][i]["available"] for d in documents)}
                     for i, m in enumerate(first["members"])],
         "groups": merge_groups(documents),
@@ -100,6 +99,30 @@ def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
         "missing": missing,
         "complete": not missing,
     })
+
+
+def commands(document: dict[str, Any]) -> list[str]:
+    """The command lines behind a document (several when it is itself a merge)."""
+    command = document["config"]["command"]
+    return [command] if isinstance(command, str) else list(command)
+
+
+def config_runs(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each run behind a document was asked for (several when it is itself a merge)."""
+    config = document["config"]
+    return list(config["runs"]) if "runs" in config else [
+        {"seeds": config["seeds"], "operators": config["operators"], "complete": document.get("complete", True)}]
+
+
+def run_environments(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The environment of each run behind a document (several when it is itself a merge; merges
+    written before every run's environment was listed left the first one out of `runs`)."""
+    environment = document["environment"]
+    if "runs" not in environment:
+        return [environment]
+    own = {k: v for k, v in environment.items() if k != "runs"}
+    runs = list(environment["runs"])
+    return runs if len(runs) == len(commands(document)) else [own, *runs]
 
 
 def judged_pairs(document: dict[str, Any]) -> list[tuple[int, str]]:
