@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -16,7 +15,7 @@ from operators.case import Case
 from operators.device import Device
 from operators.dtypes import DType
 from operators.exits import is_out_of_memory
-from operators.kernel import Kernel
+from operators.kernel import Kernel, kernel_exception
 from operators.kernel_errors import KernelError, KernelUnsupportedError
 from operators.metrics import HUGGING_FACE, ErrorMetrics, budget_checks, error_metrics
 from operators.placement import Placed, place_input, place_poisoned_output, poison_value
@@ -252,16 +251,12 @@ def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str) -> CaseResu
         synchronize(target)
     except KernelUnsupportedError as error:
         return finish(Verdict.UNSUPPORTED, [f"unsupported: {error}"])
-    except SystemExit as error:  # the run must not end (with its exit status) because a kernel said so
-        return finish(Verdict.FAIL, [f"kernel tried to exit the process (SystemExit({error.code!r}))"])
-    except Exception as error:  # a broken kernel must become a failed row, not a dead run
+    except (Exception, SystemExit) as error:  # a broken kernel is a failed row, not a dead run
         if is_out_of_memory(error):
             raise  # the machine's limit (other processes on the device, too small a card), not a defect
         if isinstance(error, KernelError):
             return finish(Verdict.FAIL, [f"kernel rejected a call inside its contract: {error}"])
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        return finish(Verdict.FAIL, [f"kernel raised {type(error).__name__}: {error} "
-                                     f"({frame.filename}:{frame.lineno})"])
+        return finish(Verdict.FAIL, [kernel_exception(error)])
 
     reasons = contract_reasons(inputs, snapshots, outputs, prepared.masks)
     judged, results = judge_outputs(prepared, {n: p.view for n, p in outputs.items()})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -20,3 +22,13 @@ class Kernel:
 
     def __call__(self, **arguments: Any) -> None:
         self.function(**arguments)
+
+
+def kernel_exception(error: BaseException) -> str:
+    """What a kernel's own exception says, with the line that raised it: the text of its failed case
+    (operators.run) or failed run (operators.integrate)."""
+    if isinstance(error, SystemExit):
+        return f"kernel tried to exit the process (SystemExit({error.code!r}))"
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"kernel raised {type(error).__name__}: {error}{where}"

@@ -203,10 +203,10 @@ def backend(device):
 
 @pytest.mark.parametrize("raised, code", [("KernelValueError('embedding', 'refused')", 1), ("SystemExit(0)", 1),
                                           ("KernelOutOfMemoryError('embedding', 'no memory')", 2),
-                                          ("KeyError('a harness bug')", 3)])
-def test_only_a_kernel_error_or_an_exit_fails_the_kernel(harness, tmp_path, capsys, monkeypatch, raised, code):
-    """A kernel's refusal or its attempt to exit fails the run (1); out of memory is the machine's (2);
-    any other exception is a bug, never blamed on the kernel (3, its traceback saved)."""
+                                          ("KeyError('its own bug')", 1)])
+def test_what_a_kernel_raises_fails_the_kernel(harness, tmp_path, capsys, monkeypatch, raised, code):
+    """A kernel's refusal, its own exception or its attempt to exit fails the run (1), as it fails a
+    case of operators.run; out of memory is the machine's (2)."""
     module = f"broken_embedding_{code}_{len(raised)}"  # one module name per case: imports are cached
     (tmp_path / f"{module}.py").write_text(BROKEN_EMBEDDING.format(raised=raised))
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -216,6 +216,22 @@ def test_only_a_kernel_error_or_an_exit_fails_the_kernel(harness, tmp_path, caps
     assert run_guarded("operators.integrate", lambda: main(arguments)) == code
     err = capsys.readouterr().err
     assert ("a kernel of backend" in err) == (code == 1), err
+    if raised.startswith("KeyError"):
+        assert f"embedding: kernel raised KeyError: 'its own bug' ({tmp_path / module}.py:5)" in err, err
+
+
+def test_an_exception_of_the_harness_outside_a_kernel_call_is_a_bug(harness, tmp_path, capsys, monkeypatch):
+    """The same exception raised by the runner's own code is never blamed on the kernel (3, traceback saved)."""
+    from operators.model.runner import Qwen3Runner
+
+    def broken_linear(self, x, weight):
+        raise KeyError("a harness bug")
+
+    monkeypatch.setattr(Qwen3Runner, "linear", broken_linear)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    arguments = ["--device", harness.device.value, "--steps", "0", "--output", str(tmp_path / "x.json")]
+    assert run_guarded("operators.integrate", lambda: main(arguments)) == 3
+    assert "a kernel of backend" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("arguments, message", [

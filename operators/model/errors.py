@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from operators.kernel import kernel_exception
+
 
 class CheckpointError(Exception):
     """A checkpoint directory cannot be used as a Qwen3 model; nothing was loaded."""
 
 
 class KernelCallError(Exception):
-    """A kernel of the backend under test tried to exit the process during the model's forward: a
-    failed run of that backend, not an error of the harness (a kernel that refuses a call raises a
-    KernelError of its own; any other exception is a bug, reported as one)."""
+    """A kernel of the backend under test raised an exception of its own, or tried to exit the
+    process, during the model's forward: a failed run of that backend, as the same exception fails a
+    case of operators.run (a kernel that refuses a call raises a KernelError, which the run reports as
+    it is; an exception of the harness outside a kernel call is a bug, reported as one)."""
 
-    def __init__(self, operator: str, error: SystemExit) -> None:
-        super().__init__(f"{operator}: SystemExit({error.code!r})")
+    def __init__(self, operator: str, error: BaseException) -> None:
+        super().__init__(f"{operator}: {kernel_exception(error)}")
         self.operator = operator
