@@ -127,7 +127,7 @@ class Harness:
         kernel = backend.kernel(case.operator)
         if kernel is None:
             pytest.skip(f"backend '{backend.name}' has no kernel for '{case.operator}'")
-        result = check_case(get_spec(case.operator), case, kernel, self.device, backend.name)
+        result = check_case(get_spec(case.operator), case, kernel, self.device, backend.loaded_as)
         self.session.results.append(result)
         return result
 

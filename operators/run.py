@@ -139,7 +139,7 @@ def run_cases(config: RunConfig, backend: Backend, status: Status | None = None)
         for case in cases:
             if status is not None:
                 status.write(CASE, f"{operator} {dtype.short}: {repro_command(case, config.backend, config.device)}")
-            rows.append(check_case(spec, case, kernel, config.device, backend.name))
+            rows.append(check_case(spec, case, kernel, config.device, backend.loaded_as))
         results += rows
         passed = sum(r.passed for r in rows)
         progress(f"[{number}/{len(groups)}] {operator} {dtype.short}: {len(rows)} cases, {passed} passed "
@@ -154,7 +154,7 @@ def run_contract(config: RunConfig, backend: Backend, status: Status | None = No
         if kernel is not None:
             if status is not None:
                 status.write(CASE, f"{operator}: the dtype-contract checks")
-            results += check_contract(get_spec(operator), kernel, config.device, backend.name)
+            results += check_contract(get_spec(operator), kernel, config.device, backend.loaded_as)
     return results
 
 
@@ -166,7 +166,7 @@ def replay(config: RunConfig, backend: Backend, status: Status | None = None) ->
     if status is not None:
         status.write(CASE, f"{case.operator}: {repro_command(case, config.backend, config.device)}")
     try:
-        result = check_case(get_spec(case.operator), case, kernel, config.device, backend.name)
+        result = check_case(get_spec(case.operator), case, kernel, config.device, backend.loaded_as)
     except (ValueError, RuntimeError, IndexError, KeyError) as error:  # inputs cannot be drawn for this case
         raise UsageError(f"--replay: the case cannot be built for {case.operator}: {type(error).__name__}: "
                          f"{error}") from None

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -87,6 +88,24 @@ def test_a_wrong_kernel_fails_the_run(harness, capsys):
                        "--backend", "suites.wrong_kernels.rope_gptj_for_neox")
     assert code == EXIT_FAIL
     assert "reproduce: python -m operators.run" in err and "verdict: FAIL" in err
+
+
+
+def test_the_replay_line_names_the_module_that_loads_the_plug_in(harness, capsys, tmp_path, monkeypatch):
+    """A plug-in's display name ('zeroing kernels') is not what --backend loads: the printed replay
+    line names the module, and running it fails the case again."""
+    (tmp_path / "zeroing_backend.py").write_text(
+        "from operators.backends import load_backend\n\n"
+        "def swiglu(*, out, gate, up):\n    out.zero_()\n\n"
+        "def backend(device):\n    return load_backend('native', device).with_kernels('zeroing kernels', {'swiglu': swiglu})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = run(capsys, "--device", harness.device.value, "--backend", "zeroing_backend", "--operators",
+                       "swiglu", "--dtypes", "f32", "--examples", "2", "--no-contract")
+    assert code == EXIT_FAIL
+    line = next(l for l in err.splitlines() if "reproduce: " in l).split("reproduce: ", 1)[1]
+    arguments = shlex.split(line)[3:]
+    assert arguments[arguments.index("--backend") + 1] == "zeroing_backend", line
+    assert main(arguments) == EXIT_FAIL and "failed (seed" in capsys.readouterr().err
 
 
 def test_replay_reruns_one_case(harness, capsys, tmp_path):

@@ -27,6 +27,12 @@ class Backend:
     kernels: Mapping[str, Kernel]
     description: str = ""
     environment: Mapping[str, str] = field(default_factory=dict)  # e.g. native library path and hash
+    source: str = ""  # the --backend name (built-in or module path) that loads exactly this backend
+
+    @property
+    def loaded_as(self) -> str:
+        """What `--backend` must say to load this backend again: a replay line's backend."""
+        return self.source or self.name
 
     def kernel(self, operator: str) -> Kernel | None:
         return self.kernels.get(operator)
@@ -36,7 +42,7 @@ class Backend:
         """This backend with some operators replaced by plain callables (how self-tests plant bugs)."""
         replaced = {op: Kernel(op, function, {"kind": implementation, "function": getattr(function, "__qualname__", repr(function))})
                     for op, function in replacements.items()}
-        return replace(self, name=name, kernels={**self.kernels, **replaced})
+        return replace(self, name=name, kernels={**self.kernels, **replaced}, source="")
 
 
 def backend_module(name: str) -> ModuleType:
@@ -62,7 +68,7 @@ def load_backend(name: str, device: Device) -> Backend:
     if not isinstance(built, Backend):
         raise BackendError(f"backend module '{name}': backend() returned {type(built).__name__}, not a Backend")
     check_kernels(f"backend module '{name}'", built)
-    return built
+    return replace(built, source=name)
 
 
 def check_kernels(owner: str, backend: Backend) -> None:

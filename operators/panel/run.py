@@ -104,7 +104,7 @@ def judge_seed(args: argparse.Namespace, seated: list[Seated], seed: int,
                 prepared = prepare_case(spec, case, args.device)
                 preparing += time.perf_counter() - prepare_started
                 for member, kernel in panel:
-                    result = run_kernel(prepared, kernel, member.backend.name)
+                    result = run_kernel(prepared, kernel, member.backend.loaded_as)
                     judgements.append(Judgement(member.member.name, member.member.role, seed, result))
                     if result.verdict is Verdict.FAIL and member.member.role is not Role.WRONG:
                         progress(f"  {member.member.name} failed {operator} {dtype.short} (seed {seed}, regime "
