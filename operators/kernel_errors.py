@@ -4,10 +4,14 @@ from __future__ import annotations
 
 
 class KernelError(Exception):
-    """A kernel rejected its arguments or failed; nothing was written."""
+    """A kernel rejected its arguments or failed; nothing was written. Raised as
+    `KernelDTypeError("rms_norm", "x and weight differ")`; with one argument it is the message alone
+    (the operator is then known from the call that raised it)."""
 
-    def __init__(self, operator: str, message: str) -> None:
-        super().__init__(f"{operator}: {message}" if not message.startswith(f"{operator}:") else message)
+    def __init__(self, operator: str, message: str | None = None) -> None:
+        if message is None:
+            operator, message = "", operator
+        super().__init__(f"{operator}: {message}" if operator and not message.startswith(f"{operator}:") else message)
         self.operator = operator
 
 

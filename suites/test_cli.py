@@ -108,6 +108,22 @@ def test_the_replay_line_names_the_module_that_loads_the_plug_in(harness, capsys
     assert main(arguments) == EXIT_FAIL and "failed (seed" in capsys.readouterr().err
 
 
+def test_a_typed_error_raised_with_its_message_alone_is_a_refusal(harness, capsys, tmp_path, monkeypatch):
+    """`raise KernelDTypeError("mixed dtypes")` (no operator) is the refusal it means, not a TypeError
+    of the error's own constructor: the dtype-contract checks pass."""
+    (tmp_path / "terse_backend.py").write_text(
+        "from operators.backends import KernelDTypeError, load_backend\n\n"
+        "def backend(device):\n    native = load_backend('native', device)\n\n"
+        "    def swiglu(*, out, gate, up):\n"
+        "        if len({out.dtype, gate.dtype, up.dtype}) > 1:\n            raise KernelDTypeError('mixed dtypes')\n"
+        "        native.kernel('swiglu')(out=out, gate=gate, up=up)\n\n"
+        "    return native.with_kernels('terse', {'swiglu': swiglu})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = run(capsys, "--device", harness.device.value, "--backend", "terse_backend", "--operators",
+                       "swiglu", "--examples", "1")
+    assert code == EXIT_PASS, err
+
+
 def test_replay_reruns_one_case(harness, capsys, tmp_path):
     report = tmp_path / "r.json"
     run(capsys, "--operators", "swiglu", "--dtypes", "f16", "--examples", "1", "--no-contract", "--output", str(report))
