@@ -217,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     verdict = document["verdict"]
     progress(f"verdict: {verdict.upper()} ({sum(r.passed for r in results)}/{len(results)} cases passed"
              + (f", {unsupported} unsupported" if unsupported else "") + ", "
-             f"{sum(c.passed for c in contract)}/{len(contract)} contract checks, {document['seconds']}s)")
+             f"{sum(c.passed for c in contract)}/{len(contract)} contract checks, {document['seconds']}s)"
+             + (f"; {len(skipped)} of {len(config.operators)} operators not tested, the backend has no kernel: "
+                f"{', '.join(skipped)}" if skipped else ""))
     return EXIT_PASS if verdict == "pass" else EXIT_FAIL
 
 

@@ -53,7 +53,10 @@ def device_description(torch_type: str) -> dict[str, Any]:
     return {"kind": torch_type, "name": cpu_model(), "threads": torch.get_num_threads()}
 
 
-def collect_environment(torch_type: str, native: Mapping[str, str]) -> dict[str, Any]:
+def collect_environment(torch_type: str, backend: Mapping[str, Any]) -> dict[str, Any]:
+    """`backend`: the backend's environment (a native library's path and build hash; the module and
+    version of a backend loaded by name, as backend_module / backend_version)."""
+    native = {k: v for k, v in backend.items() if not k.startswith("backend_")}
     return {
         "harness": {"version": package_version(DISTRIBUTION), "git_sha": git_sha()},
         "python": sys.version.split()[0],
@@ -62,5 +65,6 @@ def collect_environment(torch_type: str, native: Mapping[str, str]) -> dict[str,
         "transformers": package_version("transformers"),
         "hypothesis": package_version("hypothesis"),
         "device": device_description(torch_type),
-        "native_library": dict(native),
+        "native_library": native,
+        "backend": {"module": backend.get("backend_module"), "version": backend.get("backend_version")},
     }

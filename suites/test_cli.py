@@ -124,6 +124,23 @@ def test_a_typed_error_raised_with_its_message_alone_is_a_refusal(harness, capsy
     assert code == EXIT_PASS, err
 
 
+def test_the_closing_line_counts_operators_not_tested_and_the_report_names_the_plug_in(harness, capsys, tmp_path,
+                                                                                       monkeypatch):
+    (tmp_path / "only_swiglu_backend.py").write_text(
+        "from operators.backends import Backend, load_backend\n\n__version__ = '1.2.3'\n\n"
+        "def backend(device):\n    native = load_backend('native', device)\n"
+        "    return Backend('only swiglu', device, {'swiglu': native.kernel('swiglu')})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = tmp_path / "report.json"
+    code, _, err = run(capsys, "--device", harness.device.value, "--backend", "only_swiglu_backend", "--dtypes", "f32",
+                       "--examples", "1", "--no-contract", "--output", str(report))
+    assert code == EXIT_PASS, err
+    closing = err.strip().splitlines()[-1]
+    assert "; 16 of 17 operators not tested, the backend has no kernel: " in closing and "rms_norm" in closing
+    environment = json.loads(report.read_text())["environment"]
+    assert environment["backend"] == {"module": "only_swiglu_backend", "version": "1.2.3"}
+
+
 def test_replay_reruns_one_case(harness, capsys, tmp_path):
     report = tmp_path / "r.json"
     run(capsys, "--operators", "swiglu", "--dtypes", "f16", "--examples", "1", "--no-contract", "--output", str(report))

@@ -4,6 +4,8 @@ module defining `backend(device) -> Backend`."""
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import sys
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Callable, Mapping
@@ -68,7 +70,21 @@ def load_backend(name: str, device: Device) -> Backend:
     if not isinstance(built, Backend):
         raise BackendError(f"backend module '{name}': backend() returned {type(built).__name__}, not a Backend")
     check_kernels(f"backend module '{name}'", built)
-    return replace(built, source=name)
+    return replace(built, source=name, environment={**built.environment, "backend_module": name,
+                                                    "backend_version": module_version(name)})
+
+
+def module_version(name: str) -> str | None:
+    """The version of the distribution or package that provides module `name`, if it says one."""
+    module = backend_module(name)
+    top = (module.__name__ or name).split(".")[0]
+    version = getattr(module, "__version__", None) or getattr(sys.modules.get(top), "__version__", None)
+    if version is None:
+        try:
+            version = importlib.metadata.version(top)
+        except (importlib.metadata.PackageNotFoundError, ValueError):
+            return None
+    return str(version)
 
 
 def check_kernels(owner: str, backend: Backend) -> None:
