@@ -50,18 +50,18 @@ def refusal(spec: OperatorSpec, case: Case, inputs: dict[str, Placed], kernel: K
         kernel(**{n: p.view for n, p in outputs.items()}, **{n: p.view for n, p in inputs.items()},
                **{name: case.attributes[name] for name in spec.attributes})
         synchronize(target)
-        passed, detail = False, f"accepted {outside} outside the contract"
+        rejected, passed, detail = False, False, f"accepted {outside} outside the contract"
     except expected as error:
-        named = what is None or f"'{what}'" in str(error)
+        named, rejected = what is None or f"'{what}'" in str(error), True
         passed, detail = named, (f"rejected: {error}" if named else f"rejected without naming '{what}': {error}")
     except Exception as error:
         if is_out_of_memory(error):
             raise
         kind = "rejected with" if isinstance(error, KernelError) else "raised"
-        passed, detail = False, f"{kind} {type(error).__name__} instead of {expected.__name__}: {error}"
+        rejected, passed, detail = True, False, f"{kind} {type(error).__name__} instead of {expected.__name__}: {error}"
     untouched = [r for r in contract_reasons(inputs, snapshots, outputs) if "left unwritten" not in r]
     written = [name for name, placed in outputs.items()
-               if bool((placed.bits(placed.view) != poison_value(placed.spec.dtype)).any())]
+               if rejected and bool((placed.bits(placed.view) != poison_value(placed.spec.dtype)).any())]
     problems = untouched + [f"output '{name}' was written by a rejected call" for name in written]
     return (False, "; ".join([detail, *problems])) if problems else (passed, detail)
 

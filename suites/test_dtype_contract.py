@@ -21,3 +21,20 @@ def test_dtype_contract(harness, operator, dtypes):
         pytest.skip(f"backend '{harness.backend.name}' has no kernel for '{operator}'")
     result = check_combination(spec, dtypes, kernel, harness.device, harness.backend.name)
     assert result.passed, f"{operator} [{result.combination}] ({'allowed' if result.allowed else 'disallowed'}): {result.detail}"
+
+
+def test_a_kernel_that_never_rejects_is_told_it_accepted_not_that_a_rejected_call_wrote(harness):
+    """A swiglu that computes whatever dtypes it is given fails the disallowed combinations with
+    "accepted a combination outside the contract", and nothing about a rejected call."""
+    import torch.nn.functional as F
+
+    from operators.kernel import Kernel
+
+    def swiglu(*, out, gate, up):
+        out.copy_(F.silu(gate.float()) * up.float())
+
+    spec = get_spec("swiglu")
+    results = [check_combination(spec, combo, Kernel("swiglu", swiglu), harness.device, "accepting")
+               for combo in all_combos(spec.dtype_options)]
+    refused = [r for r in results if not r.allowed]
+    assert refused and all(not r.passed and r.detail == "accepted a combination outside the contract" for r in refused)
