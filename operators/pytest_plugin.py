@@ -33,11 +33,14 @@ class HarnessSession:
     profile: str
     report: Path | None
     results: list[CaseResult] = field(default_factory=list)
+    self_tests_left_out: int = 0
     backend: Backend | None = None
     started: float = field(default_factory=time.perf_counter)
 
 
 SESSION_KEY = pytest.StashKey[HarnessSession]()
+BACKEND_MARK = "backend_under_test"
+DEFAULT_BACKENDS = ("native",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dtypes", default="f32,f16,bf16", help="comma-separated working dtypes")
     group.addoption("--profile", default="ci", choices=sorted(PROFILES), help="hypothesis profile (default ci)")
     group.addoption("--report", type=Path, default=None, help="write the checked cases as a JSON report")
+    group.addoption("--all-suites", action="store_true",
+                    help="with a plug-in --backend, run the harness's self-tests too (by default only the "
+                         "suites marked backend_under_test, the ones that call the backend, run)")
     group.addoption("--seed", type=int, default=None,
                     help="draw other cases: the hypothesis seed, honoured by every profile (ci included: the "
                          "same seed draws the same cases)")
@@ -55,6 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     register_profiles()
+    config.addinivalue_line("markers", f"{BACKEND_MARK}: the test calls the backend under test (--backend); a "
+                                       "plug-in run selects these alone unless --all-suites")
     profile, seed = config.getoption("--profile"), config.getoption("--seed")
     if seed is not None:
         # The ci profile is derandomised (hypothesis then ignores any seed); with --seed it draws from
@@ -83,6 +91,19 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     config.stash[SESSION_KEY] = HarnessSession(device, backend, dtypes, config.getoption("--profile"),
                                                config.getoption("--report"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A plug-in backend's run keeps the tests that call it; the harness's self-tests (which check
+    the harness with its own native kernels) are left out and counted in the header."""
+    if config.getoption("--backend") in DEFAULT_BACKENDS or config.getoption("--all-suites"):
+        return
+    kept = [item for item in items if item.get_closest_marker(BACKEND_MARK)]
+    left_out = [item for item in items if not item.get_closest_marker(BACKEND_MARK)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+        config.stash[SESSION_KEY].self_tests_left_out = len(left_out)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -151,6 +172,14 @@ def harness(pytestconfig: pytest.Config) -> Harness:
     except UsageError as error:
         pytest.fail(str(error), pytrace=False)
     return Harness(session)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(SESSION_KEY, None)
+    if state is not None and state.self_tests_left_out:
+        terminalreporter.write_line(f"qwen3-harness: backend '{state.backend_name}': {state.self_tests_left_out} "
+                                    "self-tests of the harness left out (they do not call the backend; "
+                                    "--all-suites runs them)")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -7,6 +7,8 @@ import pytest
 from operators.contract import check_bad_value
 from operators.registry import OPERATOR_NAMES, get_spec
 
+pytestmark = pytest.mark.backend_under_test
+
 BAD_VALUES = [(name, bad) for name in OPERATOR_NAMES for bad in get_spec(name).bad_values]
 
 

@@ -13,6 +13,8 @@ from operators.metrics import budget_checks, error_metrics
 from reference.attention import attention_prefill
 from reference.rope import rope
 
+pytestmark = pytest.mark.backend_under_test
+
 HEADS, KV_HEADS, HEAD_DIM, THETA = 4, 2, 64, 1e6
 BLOCK_SIZE = 16
 STEPS = [(1, 3), (5, 4), (16, 17), (127, 3)]

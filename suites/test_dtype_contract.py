@@ -9,6 +9,8 @@ from operators.contract import check_combination, label
 from operators.registry import OPERATOR_NAMES, get_spec
 from operators.strategies import all_combos
 
+pytestmark = pytest.mark.backend_under_test
+
 COMBINATIONS = [(name, combo) for name in OPERATOR_NAMES for combo in all_combos(get_spec(name).dtype_options)]
 
 

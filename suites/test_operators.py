@@ -7,6 +7,8 @@ from operators.drawing import boundary_cases
 from operators.dtypes import DType
 from operators.registry import OPERATOR_NAMES, get_spec
 
+pytestmark = pytest.mark.backend_under_test
+
 
 @pytest.mark.parametrize("operator", OPERATOR_NAMES)
 @given(data=st.data())

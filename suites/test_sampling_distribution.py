@@ -10,6 +10,8 @@ import torch
 
 from reference.sampling import sampling_distribution
 
+pytestmark = pytest.mark.backend_under_test
+
 FALSE_ALARM_RATE = 1e-4
 DRAWS = 20_000
 MIN_EXPECTED = 5  # Pearson's rule: bins expected to hold fewer counts are merged

@@ -4,6 +4,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,10 +53,12 @@ def test_torch_control_passes(harness, operator):
 @pytest.mark.slow
 def test_pytest_run_fails_on_exactly_the_wrong_kernel(harness, tmp_path):
     """`pytest suites/ --backend <module>` fails the wrong operator's tests and nothing else,
-    and its --report holds the failing cases."""
+    and its --report holds the failing cases; the harness's self-tests (here test_report.py) are
+    left out of a plug-in's run, and the summary says how many."""
     module = "suites.wrong_kernels.rms_norm_eps_outside_sqrt"
     report = tmp_path / "report.json"
     command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "suites/test_dtype_contract.py",
+               "suites/test_report.py",
                "--backend", module, "--device", harness.device.value, "-q", "-p", "no:cacheprovider",
                "-o", "addopts=", "--tb=line", "-rf", "--report", str(report)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
@@ -63,6 +66,9 @@ def test_pytest_run_fails_on_exactly_the_wrong_kernel(harness, tmp_path):
     assert completed.returncode == 1, completed.stdout[-3000:]
     assert failed and all("rms_norm" in line and "add_rms_norm" not in line for line in failed), "\n".join(failed)
     assert "reproduce: python -m operators.run" in completed.stdout
+    self_tests = sum(line.startswith("def test") for line in Path("suites/test_report.py").read_text().splitlines())
+    assert f"backend '{module}': {self_tests} self-tests of the harness left out" in completed.stdout, \
+        completed.stdout[-2000:]
     document = json.loads(report.read_text())
     assert document["verdict"] == "fail" and document["config"]["backend"] == module
     assert {c["operator"] for c in document["cases"] if c["verdict"] == "fail"} == {"rms_norm"}
