@@ -7,13 +7,13 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import strategies as strat
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.qwen3_configs import RMS_EPS
-from operators.spec import OperatorSpec
-from operators.values import draw, norm_weight
+from operators.core import strategies as strat
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.qwen3_configs import RMS_EPS
+from operators.core.spec import OperatorSpec
+from operators.core.values import draw, norm_weight
 from reference.add_rms_norm import add_rms_norm
 from reference.online import sequential_rms_norm
 

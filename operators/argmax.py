@@ -9,13 +9,13 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import strategies as strat
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.qwen3_configs import VOCAB_SIZE
-from operators.spec import OperatorSpec
-from operators.values import draw
+from operators.core import strategies as strat
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.qwen3_configs import VOCAB_SIZE
+from operators.core.spec import OperatorSpec
+from operators.core.values import draw
 from reference.sampling import argmax
 
 CONTRACT = ("logits in f32/f16/bf16 [B, V]; out int64 [B]; the first index of the maximum, NaN counting as the "

@@ -7,15 +7,15 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import attention_shapes as shapes
-from operators import sensitivity
-from operators import strategies as strat
-from operators.budget import ATTENTION
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.spec import OperatorSpec
-from operators.values import draw
+from operators.core import attention_shapes as shapes
+from operators.core import sensitivity
+from operators.core import strategies as strat
+from operators.core.budget import ATTENTION
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.spec import OperatorSpec
+from operators.core.values import draw
 from reference.online import chained_attention, flash_attention, scaled_in_float32_attention
 from reference.attention import attention_prefill
 

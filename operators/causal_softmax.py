@@ -7,11 +7,11 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import strategies as strat
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES
+from operators.core import strategies as strat
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.softmax import REGIMES, allows, make_case, row_lengths, values
-from operators.spec import OperatorSpec
+from operators.core.spec import OperatorSpec
 from reference.online import online_causal_softmax
 from reference.softmax import causal_mask, causal_softmax
 

@@ -2,7 +2,7 @@
 
 Prefills the prompt through our runner (working dtype), transformers in the working dtype and transformers
 in float64, judges every (layer, point) by the error budget, compares next-token distributions, generates
-greedily through both decode paths and checks our decode-step logits. Exit codes: operators/exits.py."""
+greedily through both decode paths and checks our decode-step logits. Exit codes: operators/core/exits.py."""
 
 from __future__ import annotations
 
@@ -15,18 +15,18 @@ from pathlib import Path
 import torch
 
 from operators.backends import Backend
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
-from operators.kernel_errors import KernelError, KernelOutOfMemoryError
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
+from operators.core.kernel_errors import KernelError, KernelOutOfMemoryError
 from operators.model.attribution import attribute
 from operators.model.errors import CheckpointError, KernelCallError
 from operators.model.generate import generate
 from operators.model.integration import Models, compare_prefill, load_models
-from operators.model.report import IntegrationResult, attribution_table, build_document, points_table, summary_lines
+from reports.integration import IntegrationResult, attribution_table, build_document, points_table, summary_lines
 from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
 from operators.model.transformers_version import TransformersVersionError
-from operators.supervision import watched_command
-from operators.target import add_backend_option, add_device_option, parse_device, select_backend
+from operators.core.supervision import watched_command
+from operators.core.target import add_backend_option, add_device_option, parse_device, select_backend
 from reports.document import write_json
 from reports.environment import collect_environment
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = integrate(models, backend, ids, args.steps, args.attribution)
     except KernelOutOfMemoryError:
-        raise  # the machine's limit, not the kernel's defect: exit 2 by operators/exits.py
+        raise  # the machine's limit, not the kernel's defect: exit 2 by operators/core/exits.py
     except (KernelError, KernelCallError) as error:  # the backend under test failed: a failed run, not a crash
         print(f"error: a kernel of backend '{args.backend}' failed: {error}", file=sys.stderr)
         return EXIT_FAIL
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command, in a watched child process (operators/supervision.py)."""
+    """The command, in a watched child process (operators/core/supervision.py)."""
     return watched_command("operators.integrate", main)
 
 

@@ -7,14 +7,14 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import attention_shapes as shapes
-from operators import strategies as strat
-from operators.budget import EXACT
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
-from operators.spec import BadValue, OperatorSpec, first_element, last_element
-from operators.values import draw
+from operators.core import attention_shapes as shapes
+from operators.core import strategies as strat
+from operators.core.budget import EXACT
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
+from operators.core.spec import BadValue, OperatorSpec, first_element, last_element
+from operators.core.values import draw
 from reference.kv_cache import kv_cache_write
 
 CONTRACT = ("k, v, k_cache and v_cache in one dtype (f32/f16/bf16); positions int32/int64 [B, S], "

@@ -8,13 +8,13 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import strategies as strat
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
-from operators.moe_shapes import moe_shapes
-from operators.spec import BadValue, OperatorSpec, first_element, last_element
-from operators.values import draw, norm_weight
+from operators.core import strategies as strat
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
+from operators.core.moe_shapes import moe_shapes
+from operators.core.spec import BadValue, OperatorSpec, first_element, last_element
+from operators.core.values import draw, norm_weight
 from reference.moe import moe_experts
 
 CONTRACT = ("x, weights, gate_up, down and out in one dtype (f32/f16/bf16); ids int32/int64 in [0, E); "

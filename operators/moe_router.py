@@ -8,15 +8,15 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import strategies as strat
+from operators.core import strategies as strat
 from operators.argmax import SHOWN
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.moe_shapes import moe_shapes
-from operators.spec import OperatorSpec
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.moe_shapes import moe_shapes
+from operators.core.spec import OperatorSpec
 from operators.linear import CHAIN_WIDTH
-from operators.values import draw
+from operators.core.values import draw
 from reference.moe import router_weights_for
 from reference.online import split_k_linear
 

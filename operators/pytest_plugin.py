@@ -12,16 +12,16 @@ import pytest
 from hypothesis import settings
 
 from operators.backends import Backend
-from operators.case import Case
-from operators.checker import check_case
-from operators.device import Device
-from operators.drawing import seed_alone
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import UsageError
-from operators.profiles import PROFILES, register_profiles, seeded_profile
-from operators.registry import get_spec
-from operators.result import CaseResult
-from operators.target import (BACKEND_HELP, check_available, check_importable, check_something_is_checked,
+from operators.core.case import Case
+from operators.core.checker import check_case
+from operators.core.device import Device
+from operators.core.drawing import seed_alone
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.exits import UsageError
+from operators.core.profiles import PROFILES, register_profiles, seeded_profile
+from operators.core.registry import get_spec
+from operators.core.result import CaseResult
+from operators.core.target import (BACKEND_HELP, check_available, check_importable, check_something_is_checked,
                               device_help, parse_device, select_backend)
 
 
@@ -108,7 +108,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    """Hypothesis's draws in the suites depend on the seed alone too (operators/drawing.py)."""
+    """Hypothesis's draws in the suites depend on the seed alone too (operators/core/drawing.py)."""
     with seed_alone():
         return (yield)
 

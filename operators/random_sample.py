@@ -8,13 +8,13 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import strategies as strat
+from operators.core import strategies as strat
 from operators.argmax import SHOWN, vocabularies
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.spec import BadValue, OperatorSpec, first_element, last_element
-from operators.values import draw
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.spec import BadValue, OperatorSpec, first_element, last_element
+from operators.core.values import draw
 from reference.sampling import random_sample, sampling_distribution
 
 CONTRACT = ("logits in f32/f16/bf16 [B, V]; random float32 [B] in [0, 1); out int64 [B]; "

@@ -7,15 +7,15 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import strategies as strat
-from operators import sensitivity
-from operators.budget import ROPE
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
-from operators.qwen3_configs import ROPE_THETA
-from operators.spec import OperatorSpec
-from operators.values import draw
+from operators.core import strategies as strat
+from operators.core import sensitivity
+from operators.core.budget import ROPE
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES, INDEX_DTYPES
+from operators.core.qwen3_configs import ROPE_THETA
+from operators.core.spec import OperatorSpec
+from operators.core.values import draw
 from reference.rope import GPTJ, NEOX, rope
 
 CONTRACT = ("x and out in one dtype (f32/f16/bf16), x of shape [tokens, heads, head_dim] with an even "

@@ -1,5 +1,5 @@
 """`python -m operators.run`: check every operator x dtype case set on a device and backend,
-print the tables, write the JSON report. Exit 0 when all pass, 1 when any fails, 2 and 3 as operators/exits.py says."""
+print the tables, write the JSON report. Exit 0 when all pass, 1 when any fails, 2 and 3 as operators/core/exits.py says."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from operators.backends import Backend
-from operators.case import Case
-from operators.checker import check_case
-from operators.contract import ContractResult, check_contract
-from operators.device import Device
-from operators.drawing import draw_cases
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
-from operators.profiles import PROFILES, examples
-from operators.registry import OPERATOR_NAMES, get_spec
-from operators.result import CaseResult, Verdict, repro_command
-from operators.supervision import CASE, Status, watched, watched_command
-from operators.target import (add_backend_option, add_device_option, check_something_is_checked, parse_device,
+from operators.core.case import Case
+from operators.core.checker import check_case
+from operators.core.contract import ContractResult, check_contract
+from operators.core.device import Device
+from operators.core.drawing import draw_cases
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
+from operators.core.profiles import PROFILES, examples
+from operators.core.registry import OPERATOR_NAMES, get_spec
+from operators.core.result import CaseResult, Verdict, repro_command
+from operators.core.supervision import CASE, Status, watched, watched_command
+from operators.core.target import (add_backend_option, add_device_option, check_something_is_checked, parse_device,
                               select_backend)
 from reports.document import ReportPathError, build_document, check_report_path, write_json
 from reports.environment import collect_environment
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command, in a watched child process (operators/supervision.py)."""
+    """The command, in a watched child process (operators/core/supervision.py)."""
     return watched_command("operators.run", main)
 
 

@@ -7,12 +7,12 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import strategies as strat
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.spec import OperatorSpec
-from operators.values import draw
+from operators.core import strategies as strat
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.spec import OperatorSpec
+from operators.core.values import draw
 from reference.online import online_softmax
 from reference.softmax import softmax
 

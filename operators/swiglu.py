@@ -7,13 +7,13 @@ from typing import Mapping
 import torch
 from hypothesis import strategies as st
 
-from operators import strategies as strat
-from operators.case import Case, Layout, Regime, TensorCase
-from operators.device import Device
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.qwen3_configs import AWKWARD_SIZES, QWEN3_CONFIGS
-from operators.spec import OperatorSpec
-from operators.values import draw
+from operators.core import strategies as strat
+from operators.core.case import Case, Layout, Regime, TensorCase
+from operators.core.device import Device
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.qwen3_configs import AWKWARD_SIZES, QWEN3_CONFIGS
+from operators.core.spec import OperatorSpec
+from operators.core.values import draw
 from reference.swiglu import swiglu
 
 CONTRACT = "gate, up and out in one dtype (f32/f16/bf16) and one shape"

@@ -1,5 +1,5 @@
 """What a run's cases covered, per operator: the block/tile boundary classes
-(operators/boundaries.py) and the value regimes, and any boundary class the operator reaches on
+(operators/core/boundaries.py) and the value regimes, and any boundary class the operator reaches on
 the device that no case hit."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any, Iterable, Mapping
 
 from tabulate import tabulate
 
-from operators.boundaries import coverage
-from operators.drawing import reachable_boundaries
-from operators.registry import get_spec
-from operators.result import CaseResult
+from operators.core.boundaries import coverage
+from operators.core.drawing import reachable_boundaries
+from operators.core.registry import get_spec
+from operators.core.result import CaseResult
 
 
 def coverage_summary(results: Iterable[CaseResult]) -> dict[str, dict[str, Any]]:

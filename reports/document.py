@@ -10,15 +10,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from operators.contract import ContractResult
-from operators.result import CaseResult, Verdict
+from operators.core.contract import ContractResult
+from operators.core.result import CaseResult, Verdict
 from reports.coverage import coverage_summary
+from reports.schemas import header
 
-# 1.1: budget_use per output, max_budget_use per summary row; 1.2: the baseline ensemble per output
-# (baseline_source per budget check), unsupported cases and counts; 1.3: "kind" per contract check
-# ("dtype", or "value": an input value outside the contract), "coverage" (boundary classes and
-# regimes per operator)
-SCHEMA_VERSION = "1.3"
 
 
 def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -56,7 +52,7 @@ def build_document(results: list[CaseResult], contract: list[ContractResult], co
                    environment: Mapping[str, Any]) -> dict[str, Any]:
     failed = [r for r in results if r.verdict is Verdict.FAIL] + [c for c in contract if not c.passed]
     return {
-        "schema_version": SCHEMA_VERSION,
+        **header("operators"),
         "environment": dict(environment),
         "config": dict(config),
         "verdict": "fail" if failed else "pass",

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping
 
 from tabulate import tabulate
 
-from operators.contract import ContractResult
+from operators.core.contract import ContractResult
 
 
 def _number(value: float | None, spec: str) -> str:

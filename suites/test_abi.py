@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from operators.native_library.binding import ATTRIBUTE_CODES, signature
-from operators.registry import OPERATOR_NAMES, get_spec
+from operators.core.registry import OPERATOR_NAMES, get_spec
 
 HEADER = Path(__file__).resolve().parents[1] / "kernels" / "include" / "qwen3_kernels.h"
 C_TYPES = {"q3_tensor": "t", "double": "d", "int64_t": "l", "int": "i"}

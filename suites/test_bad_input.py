@@ -4,8 +4,8 @@ refused with KernelValueError naming the tensor, and nothing is written."""
 
 import pytest
 
-from operators.contract import check_bad_value
-from operators.registry import OPERATOR_NAMES, get_spec
+from operators.core.contract import check_bad_value
+from operators.core.registry import OPERATOR_NAMES, get_spec
 
 pytestmark = pytest.mark.backend_under_test
 

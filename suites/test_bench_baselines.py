@@ -8,8 +8,8 @@ import torch
 from operators.bench.shapes import small_f32
 from operators.bench.table import baselines, bench_table
 from operators.bench.workloads import workloads
-from operators.checker import build_inputs
-from operators.registry import get_spec
+from operators.core.checker import build_inputs
+from operators.core.registry import get_spec
 
 # A baseline that computes another function is off by O(1); float32 rounding of the same function
 # stays far below this (rope angles at positions up to 4096 carry ~2e-4 rad, as in Hugging Face).

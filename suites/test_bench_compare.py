@@ -8,10 +8,11 @@ import json
 import pytest
 
 from operators.bench import compare
+from reports.schemas import header
 
 
 def document(card: str, times: dict[str, float | None]) -> dict:
-    return {"kind": "benchmark", "environment": {"device": {"name": card}},
+    return {**header("benchmark"), "environment": {"device": {"name": card}},
             "results": [{"workload": name, "native_us": us, "speedup_vs_best_pytorch": None if us is None else 1.0}
                         for name, us in times.items()]}
 

@@ -8,8 +8,8 @@ import torch
 from operators.backends import load_backend
 from operators.bench import measure as measure_module
 from operators.bench.workload import Workload
-from operators.device import Device
-from operators.dtypes import DType
+from operators.core.device import Device
+from operators.core.dtypes import DType
 from operators import swiglu
 
 

@@ -3,7 +3,7 @@ entry, or an entry without a spec, fails here rather than at the first GPU run."
 
 from operators.bench.shapes import small_f32
 from operators.bench.table import bench_table
-from operators.registry import OPERATOR_NAMES
+from operators.core.registry import OPERATOR_NAMES
 
 
 def test_every_spec_has_a_bench_entry_and_every_entry_a_spec():

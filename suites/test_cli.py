@@ -11,11 +11,11 @@ import threading
 import pytest
 import torch
 
-from operators.device import Device
-from operators.dtypes import DType
-from operators.exits import EXIT_INTERNAL, run_guarded
+from operators.core.device import Device
+from operators.core.dtypes import DType
+from operators.core.exits import EXIT_INTERNAL, run_guarded
 from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
-from operators.supervision import STATUS_VARIABLE
+from operators.core.supervision import STATUS_VARIABLE
 
 SMALL = ["--operators", "rms_norm,rope", "--dtypes", "bf16", "--examples", "3"]
 
@@ -57,8 +57,8 @@ def test_a_seed_draws_the_same_cases_whatever_else_is_imported(tmp_path, monkeyp
     more module (an edit of the harness, a plug-in backend) must not change what a seed draws."""
     import importlib
 
-    from operators.drawing import draw_cases
-    from operators.registry import get_spec
+    from operators.core.drawing import draw_cases
+    from operators.core.registry import get_spec
 
     spec = get_spec("moe_router")
 
@@ -74,8 +74,8 @@ def test_a_seed_draws_the_same_cases_whatever_else_is_imported(tmp_path, monkeyp
 
 def test_each_dtype_draws_its_own_cases():
     """Three dtypes are three samples of shapes, regimes and layouts, not one sample thrice."""
-    from operators.drawing import draw_cases
-    from operators.registry import get_spec
+    from operators.core.drawing import draw_cases
+    from operators.core.registry import get_spec
 
     spec = get_spec("attention_decode")
     shapes = {dtype: [(c.regime, *(t.shape for t in c.inputs.values())) for c in draw_cases(spec, Device.CPU, dtype, 20, 0)]

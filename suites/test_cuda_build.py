@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from operators.backends.native import current_stream, entry_points
-from operators.checker import build_inputs
-from operators.contract import check_rejection
-from operators.device import Device
-from operators.kernel import Kernel
-from operators.kernel_errors import KernelError, KernelUnsupportedError
+from operators.core.checker import build_inputs
+from operators.core.contract import check_rejection
+from operators.core.device import Device
+from operators.core.kernel import Kernel
+from operators.core.kernel_errors import KernelError, KernelUnsupportedError
 from operators.native_library.binding import NativeLibrary, describe
 from operators.native_library.build import build, nvcc_path, nvidia_recipe
-from operators.placement import place_poisoned_output
-from operators.registry import OPERATOR_NAMES, get_spec
-from operators.strategies import all_combos
+from operators.core.placement import place_poisoned_output
+from operators.core.registry import OPERATOR_NAMES, get_spec
+from operators.core.strategies import all_combos
 from suites.wrong_kernels.cuda_library import wrong_cuda_recipe
 
 pytestmark = pytest.mark.skipif(shutil.which(nvcc_path()) is None, reason="nvcc is not installed")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from operators.attention_prefill import spec as prefill_spec
-from operators.dtypes import DType
-from operators.metrics import budget_checks, error_metrics
+from operators.core.dtypes import DType
+from operators.core.metrics import budget_checks, error_metrics
 from reference.attention import attention_prefill
 from reference.rope import rope
 

@@ -5,9 +5,9 @@ dtype); disallowed ones raise KernelDTypeError and leave outputs and inputs unto
 
 import pytest
 
-from operators.contract import check_combination, label
-from operators.registry import OPERATOR_NAMES, get_spec
-from operators.strategies import all_combos
+from operators.core.contract import check_combination, label
+from operators.core.registry import OPERATOR_NAMES, get_spec
+from operators.core.strategies import all_combos
 
 pytestmark = pytest.mark.backend_under_test
 

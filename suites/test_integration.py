@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from operators.backends import load_backend
-from operators.device import Device
-from operators.dtypes import DType
-from operators.exits import run_guarded
+from operators.core.device import Device
+from operators.core.dtypes import DType
+from operators.core.exits import run_guarded
 from operators.integrate import LONG_POSITIONS, integrate, main
 from operators.model.compare import judge_routing
 from operators.model.integration import Models, compare_prefill, load_models

@@ -6,7 +6,7 @@ backend under test."""
 import pytest
 import torch
 
-from operators.kernel_errors import (KernelDTypeError, KernelShapeError, KernelStrideError, KernelUnsupportedError,
+from operators.core.kernel_errors import (KernelDTypeError, KernelShapeError, KernelStrideError, KernelUnsupportedError,
                             KernelValueError)
 from operators.backends import load_backend
 

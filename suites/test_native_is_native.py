@@ -4,11 +4,11 @@ import pytest
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from operators.backends import load_backend
-from operators.checker import build_inputs, check_case
-from operators.placement import place_poisoned_output
-from operators.registry import OPERATOR_NAMES, get_spec
-from operators.strategies import allowed_combos
-from operators.dtypes import DType
+from operators.core.checker import build_inputs, check_case
+from operators.core.placement import place_poisoned_output
+from operators.core.registry import OPERATOR_NAMES, get_spec
+from operators.core.strategies import allowed_combos
+from operators.core.dtypes import DType
 
 
 class RecordTorchOps(TorchDispatchMode):

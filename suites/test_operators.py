@@ -3,9 +3,9 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from operators.drawing import boundary_cases
-from operators.dtypes import DType
-from operators.registry import OPERATOR_NAMES, get_spec
+from operators.core.drawing import boundary_cases
+from operators.core.dtypes import DType
+from operators.core.registry import OPERATOR_NAMES, get_spec
 
 pytestmark = pytest.mark.backend_under_test
 

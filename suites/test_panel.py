@@ -160,12 +160,12 @@ def test_compiled_member_falls_back_to_ordinary_dynamic_shapes_when_inductor_can
     rope) leaves the member compiled with ordinary dynamic shapes, never a failed (false-alarm) case."""
     import torch
 
-    from operators.drawing import draw_cases
-    from operators.dtypes import DType
+    from operators.core.drawing import draw_cases
+    from operators.core.dtypes import DType
     from operators.panel import compiled as compiled_module
-    from operators.checker import prepare_case, run_kernel
-    from operators.registry import get_spec
-    from operators.result import Verdict
+    from operators.core.checker import prepare_case, run_kernel
+    from operators.core.registry import get_spec
+    from operators.core.result import Verdict
 
     class Failing:
         @staticmethod

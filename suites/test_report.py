@@ -5,10 +5,10 @@ import json
 import pytest
 
 from operators.backends import load_backend
-from operators.checker import check_case
-from operators.registry import get_spec
-from operators.strategies import allowed_combos
-from operators.dtypes import DType
+from operators.core.checker import check_case
+from operators.core.registry import get_spec
+from operators.core.strategies import allowed_combos
+from operators.core.dtypes import DType
 from reports import document as report
 
 
@@ -39,3 +39,23 @@ def test_a_failed_write_leaves_the_previous_report_whole(harness, tmp_path, monk
         report.write_json(path, {"new": True})
     assert json.loads(path.read_text()) == {"old": True}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_every_document_names_its_kind_and_readers_refuse_another(harness, tmp_path, capsys):
+    """One schema story: the operator report, like the integration, benchmark and panel documents,
+    starts with its kind and that kind's schema version; the panel merge and the benchmark compare
+    refuse a document of another kind, naming the file and what it is."""
+    from operators.bench.compare import main as compare_main
+    from operators.panel.merge import main as merge_main
+    from reports.schemas import VERSIONS, DocumentKindError, require_kind
+
+    doc = report.build_document([one_result(harness)], [], {"seed": 0}, {"torch": "x"})
+    assert (doc["kind"], doc["schema_version"]) == ("operators", VERSIONS["operators"])
+    path = tmp_path / "operators.json"
+    report.write_json(path, doc)
+    assert merge_main([str(path), "--output", str(tmp_path / "merged.json")]) == 2
+    assert f"{path}: not a panel document (kind: 'operators')" in capsys.readouterr().err
+    assert compare_main([str(path), str(path)]) == 2
+    assert "not a benchmark document (kind: 'operators')" in capsys.readouterr().err
+    with pytest.raises(DocumentKindError, match="operators schema '9.0'"):
+        require_kind({**doc, "schema_version": "9.0"}, "operators", path)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from operators.backends import load_backend
-from operators.checker import check_case
-from operators.contract import check_contract
-from operators.device import Device
-from operators.drawing import draw_cases
-from operators.dtypes import FLOAT_DTYPES
-from operators.registry import OPERATOR_NAMES, get_spec
+from operators.core.checker import check_case
+from operators.core.contract import check_contract
+from operators.core.device import Device
+from operators.core.drawing import draw_cases
+from operators.core.dtypes import FLOAT_DTYPES
+from operators.core.registry import OPERATOR_NAMES, get_spec
 from suites.wrong_kernels import WRONG_KERNEL_MODULES
 
 # Enough cases per dtype that each regime that exposes a bug is drawn (derandomised by the seed).

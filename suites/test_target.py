@@ -1,4 +1,4 @@
-"""The --device and --backend options the commands share (operators/target.py): a bad one is the same
+"""The --device and --backend options the commands share (operators/core/target.py): a bad one is the same
 one-line usage error with exit 2 from operators.run, operators.integrate and operators.bench, and
 pytest's own usage error (exit 4) from the plugin."""
 
@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from operators.bench.run import main as bench_main
-from operators.device import Device
-from operators.exits import EXIT_USAGE
+from operators.core.device import Device
+from operators.core.exits import EXIT_USAGE
 from operators.integrate import main as integrate_main
 from operators.run import main as run_main
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from operators.budget import Budget, EXACT
-from operators.dtypes import DType
-from operators.metrics import budget_checks, cosine, error_metrics, ulp_of
+from operators.core.budget import Budget, EXACT
+from operators.core.dtypes import DType
+from operators.core.metrics import budget_checks, cosine, error_metrics, ulp_of
 
 
 @pytest.mark.parametrize("dtype, spacing", [(DType.BF16, 2**-7), (DType.F16, 2**-10), (DType.F32, 2**-23)])
@@ -75,8 +75,8 @@ def test_cosine_of_a_zero_output_where_the_reference_underflows_is_one():
 
 
 def test_budget_use_is_the_error_over_its_limit():
-    from operators.metrics import BudgetCheck
-    from operators.result import OutputResult
+    from operators.core.metrics import BudgetCheck
+    from operators.core.result import OutputResult
 
     ref = torch.linspace(-1, 1, 50, dtype=torch.float64)
     metrics = error_metrics(ref, ref, DType.F32)

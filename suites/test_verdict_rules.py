@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from operators.backends import load_backend
-from operators.budget import ROPE, Budget, Sensitivity
-from operators.case import Case, Regime
-from operators.checker import check_case, parity_reasons, prepare_case, run_kernel
-from operators.device import Device
-from operators.drawing import draw_cases
-from operators.dtypes import DType
-from operators.kernel import Kernel
-from operators.metrics import HUGGING_FACE, budget_checks, error_metrics
-from operators.registry import get_spec
-from operators.strategies import FINITE_REGIMES
+from operators.core.budget import ROPE, Budget, Sensitivity
+from operators.core.case import Case, Regime
+from operators.core.checker import check_case, parity_reasons, prepare_case, run_kernel
+from operators.core.device import Device
+from operators.core.drawing import draw_cases
+from operators.core.dtypes import DType
+from operators.core.kernel import Kernel
+from operators.core.metrics import HUGGING_FACE, budget_checks, error_metrics
+from operators.core.registry import get_spec
+from operators.core.strategies import FINITE_REGIMES
 
 TIED_AT_ZERO = {"operator": "moe_router", "inputs": {"x": {"shape": [33, 256], "dtype": "float32"},
                                                       "gate_weight": {"shape": [128, 256], "dtype": "float32"}},

@@ -4,9 +4,9 @@ What a plug-in needs, in one import: a module defining `backend(device) -> Backe
 raise the typed errors below when they refuse a call (the built-in backends are such modules)."""
 
 from operators.backends.backend import Backend, BackendError, backend_module, load_backend
-from operators.device import Device
-from operators.kernel import Kernel
-from operators.kernel_errors import (KernelDTypeError, KernelError, KernelLaunchError, KernelOutOfMemoryError,
+from operators.core.device import Device
+from operators.core.kernel import Kernel
+from operators.core.kernel_errors import (KernelDTypeError, KernelError, KernelLaunchError, KernelOutOfMemoryError,
                                      KernelShapeError, KernelStrideError, KernelUnsupportedError, KernelValueError)
 
 __all__ = ["Backend", "BackendError", "Device", "Kernel", "KernelDTypeError", "KernelError", "KernelLaunchError",

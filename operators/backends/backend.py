@@ -10,10 +10,10 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Callable, Mapping
 
-from operators.device import Device
-from operators.kernel import Kernel
-from operators.kernel_errors import NativeBuildError
-from operators.registry import OPERATOR_NAMES
+from operators.core.device import Device
+from operators.core.kernel import Kernel
+from operators.core.kernel_errors import NativeBuildError
+from operators.core.registry import OPERATOR_NAMES
 
 BUILT_IN = {"native": "operators.backends.native", "torch": "operators.backends.torch_control"}
 
@@ -100,7 +100,7 @@ def check_kernels(owner: str, backend: Backend) -> None:
     for op, kernel in backend.kernels.items():
         if not isinstance(kernel, Kernel):
             raise BackendError(f"{owner}: kernels['{op}'] is a {type(kernel).__name__}, not a Kernel "
-                               f"(operators.kernel.Kernel('{op}', function))")
+                               f"(operators.core.kernel.Kernel('{op}', function))")
         if kernel.operator != op:
             raise BackendError(f"{owner}: kernels['{op}'] is a Kernel for '{kernel.operator}'")
         if not callable(kernel.function):

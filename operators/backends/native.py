@@ -8,13 +8,13 @@ import functools
 import torch
 
 from operators.backends.backend import Backend, BackendError
-from operators.device import Device
-from operators.kernel import Kernel
-from operators.kernel_errors import KernelUnsupportedError, KernelValueError
+from operators.core.device import Device
+from operators.core.kernel import Kernel
+from operators.core.kernel_errors import KernelUnsupportedError, KernelValueError
 from operators.native_library.binding import NativeLibrary, signature
 from operators.native_library.binding import describe as describe_tensor
 from operators.native_library.build import BuildRecipe, build, cpu_recipe, nvidia_recipe
-from operators.registry import OPERATOR_NAMES, get_spec
+from operators.core.registry import OPERATOR_NAMES, get_spec
 
 ROPE_LAYOUTS = {"neox": 0, "gptj": 1}
 

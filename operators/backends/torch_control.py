@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from operators.backends.backend import Backend
-from operators.device import Device
-from operators.dtypes import DType
-from operators.kernel import Kernel
-from operators.kernel_errors import KernelDTypeError, KernelShapeError, KernelValueError
-from operators.registry import OPERATOR_NAMES, get_spec
+from operators.core.device import Device
+from operators.core.dtypes import DType
+from operators.core.kernel import Kernel
+from operators.core.kernel_errors import KernelDTypeError, KernelShapeError, KernelValueError
+from operators.core.registry import OPERATOR_NAMES, get_spec
 
 
 def enforce_contract(operator: str, **tensors: torch.Tensor | None) -> None:

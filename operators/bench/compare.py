@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from reports.schemas import DocumentKindError, require_kind
+
 # do_bench medians of one kernel on one idle GPU move by a few percent between runs at large shapes;
 # a call that takes a few microseconds is dominated by launch latency, whose run-to-run spread is
 # microseconds, not percent. A workload is within noise when its native time moved by at most the
@@ -50,9 +52,10 @@ def load(path: Path) -> dict:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise CompareError(f"cannot read benchmark results {path}: {error}") from error
-    if not isinstance(document, dict) or document.get("kind") != "benchmark":
-        raise CompareError(f"{path} is not a benchmark document (python -m operators.bench --output)")
-    return document
+    try:
+        return dict(require_kind(document, "benchmark", path))
+    except DocumentKindError as error:
+        raise CompareError(f"{error} (python -m operators.bench --output writes one)") from error
 
 
 def card(document: dict) -> str:

@@ -13,9 +13,9 @@ from operators.backends.backend import Backend
 from operators.bench.table import baselines, bench_entry
 from operators.bench.timing import Ceilings, median_ms
 from operators.bench.workload import Workload, full_bytes
-from operators.checker import build_inputs, check_case, judge_outputs, prepare_inputs
-from operators.device import Device
-from operators.registry import get_spec
+from operators.core.checker import build_inputs, check_case, judge_outputs, prepare_inputs
+from operators.core.device import Device
+from operators.core.registry import get_spec
 
 
 @dataclass

@@ -13,16 +13,15 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from operators.bench.measure import Measurement, measure
-from operators.bench.timing import Ceilings, measure_ceilings
+from operators.bench.measure import measure
+from operators.bench.timing import measure_ceilings
 from operators.bench.workloads import Workload, workloads
-from operators.device import Device
-from operators.exits import EXIT_FAIL, EXIT_PASS, UsageError, run_guarded, usage_exit
-from operators.target import add_backend_option, add_device_option, parse_device, select_backend
+from operators.core.device import Device
+from operators.core.exits import EXIT_FAIL, EXIT_PASS, UsageError, run_guarded, usage_exit
+from operators.core.target import add_backend_option, add_device_option, parse_device, select_backend
+from reports.benchmark import HEADERS, benchmark_document, benchmark_markdown, table_rows
 from reports.document import write_json
 from reports.environment import collect_environment
-
-SCHEMA_VERSION = "1.0"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,30 +33,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="JSON results")
     p.add_argument("--markdown", type=Path, help="the table as Markdown, with card, date and command")
     return p
-
-
-def table_rows(results: list[Measurement], ceilings: Ceilings) -> list[list]:
-    rows = []
-    for m in results:
-        f = m.figures(ceilings)
-        best = m.best_pytorch()
-        target, verdict = m.target_verdict(ceilings)
-        rows.append([m.workload.name, m.status if m.status != "timed" else "",
-                     f"{m.native_ms * 1e3:.1f}" if m.native_ms else "-",
-                     f"{best[1] * 1e3:.1f} ({best[0]})" if best else "-",
-                     f"{m.speedup():.2f}x" if m.speedup() else "-",
-                     f"{f['gb_per_s']:.0f}" if f else "-", f"{f['of_copy_bandwidth']:.0%}" if f else "-",
-                     f"{f['tflop_per_s']:.1f} ({f['of_matmul_rate']:.0%})" if f.get("tflop_per_s") else "-",
-                     verdict])
-    return rows
-
-
-HEADERS = ["workload (bf16)", "status", "native us", "PyTorch best us", "speed vs PyTorch", "GB/s", "% copy",
-           "TFLOP/s (% matmul)", "target"]
-
-
-def card_name(device: object) -> str:
-    return device.get("name", str(device)) if isinstance(device, dict) else str(device)
 
 
 def chosen_workloads(operators: str | None) -> list[Workload]:
@@ -89,28 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     for index, workload in enumerate(chosen, 1):
         results.append(measure(workload, backend, device, compile_baselines=not args.no_compile))
         print(f"[{index}/{len(chosen)}] {workload.name}: {results[-1].status}", flush=True)
-    table = tabulate(table_rows(results, ceilings), headers=HEADERS)
-    print(table)
+    print(tabulate(table_rows(results, ceilings), headers=HEADERS))
     environment = collect_environment(device.torch_type, backend.environment)
     command = "python -m operators.bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if args.output:
-        write_json(args.output, {"schema_version": SCHEMA_VERSION, "kind": "benchmark", "date": date, "command": command,
-                                 "environment": environment, "ceilings": ceilings.to_json(),
-                                 "results": [m.to_json(ceilings) for m in results]})
+        write_json(args.output, benchmark_document(results, ceilings, environment, command, date))
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(
-            f"# Benchmark: native kernels vs PyTorch\n\ncard: {card_name(environment['device'])}  \ndate: {date}  \n"
-            f"command: `{command}`  \ntorch {environment['torch']}, harness {environment['harness']['git_sha']}  \n"
-            f"measured in the same run: copy {ceilings.copy_gb_per_s:.0f} GB/s, bf16 matmul "
-            f"{ceilings.matmul_tflop_per_s:.0f} TFLOP/s (triton.testing.do_bench medians)\n\n"
-            + tabulate(table_rows(results, ceilings), headers=HEADERS, tablefmt="github") + "\n")
+        args.markdown.write_text(benchmark_markdown(results, ceilings, environment, command, date))
     return EXIT_FAIL if any(m.status != "timed" for m in results) else EXIT_PASS
 
 
 def cli() -> int:
-    """The command: main() with exit codes by cause (operators/exits.py)."""
+    """The command: main() with exit codes by cause (operators/core/exits.py)."""
     return run_guarded("operators.bench", main)
 
 

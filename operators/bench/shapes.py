@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from operators.dtypes import DType
-from operators.registry import get_spec
-from operators.strategies import allowed_combos
+from operators.core.dtypes import DType
+from operators.core.registry import get_spec
+from operators.core.strategies import allowed_combos
 
 
 class Sweep(Enum):

@@ -7,7 +7,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from operators.case import Case
+from operators.core.case import Case
 
 Tensors = Mapping[str, torch.Tensor]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from operators.bench.shapes import Shapes, Sweep, qwen3_bf16
 from operators.bench.table import bench_entry
 from operators.bench.workload import Workload
-from operators.registry import OPERATOR_NAMES
+from operators.core.registry import OPERATOR_NAMES
 
 
 def workloads(shapes: Shapes | None = None) -> list[Workload]:

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from operators.backends.backend import Backend, load_backend
-from operators.dtypes import DType
+from operators.core.dtypes import DType
 from operators.model.compare import PointResult
 from operators.model.generate import check_decode, generate_ours
 from operators.model.integration import Models, PrefillComparison, compare_prefill

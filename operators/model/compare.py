@@ -8,9 +8,9 @@ from typing import Mapping
 
 import torch
 
-from operators.budget import Budget
-from operators.dtypes import DType
-from operators.metrics import budget_checks, error_metrics
+from operators.core.budget import Budget
+from operators.core.dtypes import DType
+from operators.core.metrics import budget_checks, error_metrics
 
 POINT_ORDER = ("embedding", "input_norm", "q_proj", "k_proj", "v_proj", "q_norm", "k_norm", "rope_q", "rope_k",
                "attention", "o_proj", "attention_residual", "post_norm", "routing", "moe_router", "mlp", "moe",

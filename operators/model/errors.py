@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from operators.kernel import kernel_exception
+from operators.core.kernel import kernel_exception
 
 
 class CheckpointError(Exception):

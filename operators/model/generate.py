@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from operators.backends.backend import Backend
-from operators.metrics import error_metrics
+from operators.core.metrics import error_metrics
 from operators.model.compare import PointResult, compare_point
 from operators.model.integration import Models, Recorder
 from operators.model.next_token import top_tokens

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from operators.backends.backend import Backend
-from operators.device import Device
-from operators.dtypes import DType
+from operators.core.device import Device
+from operators.core.dtypes import DType
 from operators.model.checkpoint import Checkpoint, load_checkpoint
 from operators.model.compare import PointResult, compare_points, first_failure
 from operators.model.config import ModelConfig

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from operators.metrics import cosine
+from operators.core.metrics import cosine
 
 TOP = 5
 # Sampling settings of Qwen3's generation_config.json (thinking mode); the uniform draws come from a fixed seed.

@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 import torch
 
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_PASS, EXIT_USAGE
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.exits import EXIT_PASS, EXIT_USAGE
 from operators.model.checkpoint import weights_present
 from operators.model.config import ARCHITECTURES, CONFIG_FILE, ModelConfig
 from operators.model.errors import CheckpointError

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from operators import kernel_errors as errors
-from operators.registry import get_spec
+from operators.core import kernel_errors as errors
+from operators.core.registry import get_spec
 
 MAX_DIMS = 8
 ABI_VERSION = 1

@@ -16,8 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from operators.exits import EXIT_PASS, EXIT_USAGE
-from operators.kernel_errors import NativeBuildError
+from operators.core.exits import EXIT_PASS, EXIT_USAGE
+from operators.core.kernel_errors import NativeBuildError
 
 def kernel_sources() -> Path:
     """The C/CUDA sources: `kernels/` of a checkout (or an editable install), the copy an installed

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from operators.backends.backend import Backend
 from operators.backends.torch_control import bottom_right_causal, enforce_contract
-from operators.device import Device
-from operators.kernel import Kernel
+from operators.core.device import Device
+from operators.core.kernel import Kernel
 from reference.attention import attention_decode, attention_decode_paged, attention_prefill
 from reference.online import flash_attention, online_causal_softmax, online_softmax, split_k_linear
 

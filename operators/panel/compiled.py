@@ -12,8 +12,8 @@ from torch.fx.experimental import _config as shape_config
 
 from operators.backends.backend import Backend
 from operators.backends.torch_control import bottom_right_causal, enforce_contract
-from operators.device import Device
-from operators.kernel import Kernel
+from operators.core.device import Device
+from operators.core.kernel import Kernel
 from reference.add_rms_norm import add_rms_norm as hf_add_rms_norm
 from reference.attention import eager_attention, gather_pages
 from reference.linear import linear as hf_linear

@@ -9,8 +9,7 @@ from tabulate import tabulate
 
 from operators.panel.members import Role, Seated
 from operators.panel.tally import Judgement, count_groups, failures_of, unsupported_reasons, wrong_kernel_rows
-
-SCHEMA_VERSION = "1.0"
+from reports.schemas import header
 
 
 def build_panel_document(judgements: list[Judgement], seated: list[Seated], config: Mapping[str, Any],
@@ -22,8 +21,7 @@ def build_panel_document(judgements: list[Judgement], seated: list[Seated], conf
             module = __import__(f"suites.wrong_kernels.{s.member.name}", fromlist=["EXPECTED_REASON"])
             expected[s.member.name] = module.EXPECTED_REASON
     return with_verdict({
-        "schema_version": SCHEMA_VERSION,
-        "kind": "panel",
+        **header("panel"),
         "environment": dict(environment),
         "config": dict(config),
         "members": [{"name": s.member.name, "role": s.member.role.value, "available": s.backend is not None,

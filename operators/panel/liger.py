@@ -10,9 +10,9 @@ import torch
 
 from operators.backends.backend import Backend, BackendError
 from operators.backends.torch_control import enforce_contract
-from operators.device import Device
-from operators.kernel import Kernel
-from operators.kernel_errors import KernelUnsupportedError
+from operators.core.device import Device
+from operators.core.kernel import Kernel
+from operators.core.kernel_errors import KernelUnsupportedError
 from reference.rope import NEOX, cos_sin
 
 

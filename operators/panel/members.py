@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Callable
 
 from operators.backends.backend import Backend, BackendError, load_backend
-from operators.device import Device
+from operators.core.device import Device
 
 
 class Role(Enum):

@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, run_guarded
+from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, run_guarded
 from operators.panel.document import panel_markdown, with_verdict
 from operators.panel.tally import DETAILS_KEPT
-from operators.registry import OPERATOR_NAMES
+from operators.core.registry import OPERATOR_NAMES
 from reports.document import write_json
+from reports.schemas import require_kind
 
 SHARED = ("device", "profile", "examples", "dtypes", "members")
 
@@ -143,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         documents = [json.loads(path.read_text()) for path in args.documents]
-        if any(d.get("kind") != "panel" for d in documents):
-            raise MergeError("every document must be a panel document (kind: panel)")
+        for document, path in zip(documents, args.documents):
+            require_kind(document, "panel", path)
         merged = merge(documents)
     except (OSError, ValueError, KeyError, MergeError) as error:
         print(f"error: cannot merge: {type(error).__name__}: {error}", file=sys.stderr)
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command: main() with exit codes by cause (operators/exits.py)."""
+    """The command: main() with exit codes by cause (operators/core/exits.py)."""
     return run_guarded("operators.panel.merge", main)
 
 

@@ -2,7 +2,7 @@
 
 Each case is drawn once and its reference and baselines computed once; every member that has the
 operator is then judged on it. Exit 0 when no correct member failed and every wrong kernel was
-caught at every seed, 1 otherwise, 2 and 3 as operators/exits.py says."""
+caught at every seed, 1 otherwise, 2 and 3 as operators/core/exits.py says."""
 
 from __future__ import annotations
 
@@ -17,20 +17,20 @@ from pathlib import Path
 import torch
 
 from operators.backends import BackendError
-from operators.checker import prepare_case, run_kernel
-from operators.contract import check_contract
-from operators.drawing import draw_cases
-from operators.dtypes import DType, FLOAT_DTYPES
-from operators.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
-from operators.kernel_errors import NativeBuildError
+from operators.core.checker import prepare_case, run_kernel
+from operators.core.contract import check_contract
+from operators.core.drawing import draw_cases
+from operators.core.dtypes import DType, FLOAT_DTYPES
+from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
+from operators.core.kernel_errors import NativeBuildError
 from operators.panel.document import build_panel_document, panel_markdown
 from operators.panel.members import Role, Seated, all_members, seat
 from operators.panel.tally import Judgement
-from operators.profiles import PROFILES, examples
-from operators.registry import OPERATOR_NAMES, get_spec
-from operators.result import Verdict
-from operators.supervision import watched_command
-from operators.target import add_device_option, check_available, parse_device
+from operators.core.profiles import PROFILES, examples
+from operators.core.registry import OPERATOR_NAMES, get_spec
+from operators.core.result import Verdict
+from operators.core.supervision import watched_command
+from operators.core.target import add_device_option, check_available, parse_device
 from reports.document import ReportPathError, check_report_path, write_json, write_text_atomically
 from reports.environment import collect_environment
 
@@ -232,5 +232,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> int:
-    """The command, in a watched child process (operators/supervision.py)."""
+    """The command, in a watched child process (operators/core/supervision.py)."""
     return watched_command("operators.panel", main)

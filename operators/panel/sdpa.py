@@ -15,9 +15,9 @@ from torch.nn.attention.bias import causal_lower_right
 
 from operators.backends.backend import Backend
 from operators.backends.torch_control import check_gqa, enforce_contract, sdpa_ready
-from operators.device import Device
-from operators.kernel import Kernel
-from operators.kernel_errors import KernelUnsupportedError
+from operators.core.device import Device
+from operators.core.kernel import Kernel
+from operators.core.kernel_errors import KernelUnsupportedError
 from reference.attention import gather_pages, repeat_kv
 
 SDPA_BACKENDS = {"math": SDPBackend.MATH, "efficient": SDPBackend.EFFICIENT_ATTENTION,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from operators.panel.members import Role
-from operators.result import CaseResult, Verdict
+from operators.core.result import CaseResult, Verdict
 
 DETAILS_KEPT = 50  # failing cases kept in full per member (the rest are counted)
 

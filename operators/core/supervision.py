@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from operators.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_USAGE, run_guarded
-from operators.kernel import Kernel
+from operators.core.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_USAGE, run_guarded
+from operators.core.kernel import Kernel
 
 STATUS_VARIABLE = "QWEN3_HARNESS_STATUS"
 FINISHED, CASE, CALL, RETURNED = "finished", "case", "call", "returned"
@@ -53,7 +53,7 @@ def watched(status: Status | None, kernel: Kernel | None) -> Kernel | None:
 def watched_command(module: str, main: Callable[[], int]) -> int:
     """The entry of `python -m module`: in the parent, the watched child's exit code; in the child
     (the status file named in its environment), `main()`'s, then `finished`. Exit codes by cause
-    either way (operators/exits.py)."""
+    either way (operators/core/exits.py)."""
     status = Status.from_environment()
     if status is None:
         return run_guarded(module, lambda: supervise(module, sys.argv[1:]))

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Mapping
 
-from operators.budget import Budget
-from operators.case import Case
-from operators.device import Device
-from operators.dtypes import DType
-from operators.metrics import BudgetCheck, ErrorMetrics
-from operators.placement import strides_for
+from operators.core.budget import Budget
+from operators.core.case import Case
+from operators.core.device import Device
+from operators.core.dtypes import DType
+from operators.core.metrics import BudgetCheck, ErrorMetrics
+from operators.core.placement import strides_for
 
 
 class Verdict(Enum):

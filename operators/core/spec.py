@@ -8,11 +8,11 @@ from typing import Any, Callable, Mapping
 import torch
 from hypothesis.strategies import SearchStrategy
 
-from operators.boundaries import labels as length_labels
-from operators.budget import Budget
-from operators.case import Case
-from operators.device import Device
-from operators.dtypes import DType
+from operators.core.boundaries import labels as length_labels
+from operators.core.budget import Budget
+from operators.core.case import Case
+from operators.core.device import Device
+from operators.core.dtypes import DType
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -82,10 +82,10 @@ class OperatorSpec:
     # all (VERDICT.md, "Why correct implementations differ").
     variants: Mapping[str, Callable[[Tensors, Mapping[str, Any]], dict[str, torch.Tensor]]] = field(
         default_factory=dict)
-    # Values the contract excludes, each sent to the kernel on the contract case (operators/contract.py).
+    # Values the contract excludes, each sent to the kernel on the contract case (operators/core/contract.py).
     bad_values: tuple[BadValue, ...] = ()
     # The lengths where kernels change strategy, by dimension name ({"row": 4096}), of a case:
-    # operators/boundaries.py labels them and `draw_cases` covers every class the strategy reaches.
+    # operators/core/boundaries.py labels them and `draw_cases` covers every class the strategy reaches.
     lengths: Callable[[Case], Mapping[str, int]] | None = None
 
     def boundary_labels(self, case: Case) -> tuple[str, ...]:

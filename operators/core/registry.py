@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from operators.spec import OperatorSpec
+from operators.core.spec import OperatorSpec
 
 OPERATOR_NAMES = ("embedding", "rms_norm", "add_rms_norm", "linear", "rope", "swiglu", "softmax", "causal_softmax",
                   "attention_prefill", "attention_decode", "attention_decode_paged", "kv_cache_write",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-from operators.dtypes import DType
+from operators.core.dtypes import DType
 
 
 class Layout(Enum):

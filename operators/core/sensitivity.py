@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from operators.budget import Sensitivity
+from operators.core.budget import Sensitivity
 from reference.attention import gather_pages, repeat_kv
 from reference.softmax import causal_mask
 

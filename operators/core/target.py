@@ -1,6 +1,6 @@
 """The device and backend a command checks: the --device and --backend options the commands share,
 and how their names become a Device and a Backend. Every failure is a UsageError (exit 2,
-operators/exits.py); the pytest plugin turns it into pytest's own."""
+operators/core/exits.py); the pytest plugin turns it into pytest's own."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import argparse
 from typing import Sequence
 
 from operators.backends import Backend, BackendError, backend_module, load_backend
-from operators.device import Device
-from operators.exits import UsageError
-from operators.kernel_errors import NativeBuildError
-from operators.registry import OPERATOR_NAMES
+from operators.core.device import Device
+from operators.core.exits import UsageError
+from operators.core.kernel_errors import NativeBuildError
+from operators.core.registry import OPERATOR_NAMES
 
 BACKEND_HELP = "'native' (the C/CUDA kernels), 'torch' (control) or an importable module defining backend(device)"
 

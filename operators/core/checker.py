@@ -10,17 +10,17 @@ from typing import Any, Mapping
 
 import torch
 
-from operators.budget import NO_SENSITIVITY, Sensitivity
-from operators.case import Case
-from operators.device import Device
-from operators.dtypes import DType
-from operators.exits import is_out_of_memory
-from operators.kernel import Kernel, kernel_exception
-from operators.kernel_errors import KernelError, KernelUnsupportedError
-from operators.metrics import HUGGING_FACE, ErrorMetrics, budget_checks, error_metrics
-from operators.placement import Placed, place_input, place_poisoned_output, poison_value
-from operators.result import CaseResult, OutputResult, Verdict
-from operators.spec import OperatorSpec
+from operators.core.budget import NO_SENSITIVITY, Sensitivity
+from operators.core.case import Case
+from operators.core.device import Device
+from operators.core.dtypes import DType
+from operators.core.exits import is_out_of_memory
+from operators.core.kernel import Kernel, kernel_exception
+from operators.core.kernel_errors import KernelError, KernelUnsupportedError
+from operators.core.metrics import HUGGING_FACE, ErrorMetrics, budget_checks, error_metrics
+from operators.core.placement import Placed, place_input, place_poisoned_output, poison_value
+from operators.core.result import CaseResult, OutputResult, Verdict
+from operators.core.spec import OperatorSpec
 
 
 def synchronize(device: torch.device) -> None:

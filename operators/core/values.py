@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from operators.case import Regime
-from operators.dtypes import DType
+from operators.core.case import Regime
+from operators.core.dtypes import DType
 
 # Largest magnitudes for the NEAR_LIMIT regime: float16 values whose squares overflow float16 but
 # not float32; bfloat16/float32 values whose sums of squares over 5120 channels stay finite in float32.

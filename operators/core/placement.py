@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from operators.case import Layout, TensorCase
-from operators.dtypes import DType
+from operators.core.case import Layout, TensorCase
+from operators.core.dtypes import DType
 
 GUARD_BYTES = 64  # sentinels before and after every view; keeps a CONTIGUOUS view 64-byte aligned
 ROW_PADDING = 3  # elements: padded rows start misaligned

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from operators.dtypes import DType
+from operators.core.dtypes import DType
 
 FLOAT32_EPS = DType.F32.eps
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from operators.device import Device
-from operators.qwen3_configs import QWEN3_CONFIGS
+from operators.core.device import Device
+from operators.core.qwen3_configs import QWEN3_CONFIGS
 
 CPU_SCALE = 16
 

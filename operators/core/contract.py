@@ -8,16 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from operators.case import Case
-from operators.checker import build_inputs, check_case, contract_reasons, synchronize
-from operators.device import Device
-from operators.dtypes import DType
-from operators.exits import is_out_of_memory
-from operators.kernel import Kernel
-from operators.kernel_errors import KernelDTypeError, KernelError, KernelValueError
-from operators.placement import Placed, place_poisoned_output, poison_value
-from operators.spec import BadValue, OperatorSpec
-from operators.strategies import all_combos
+from operators.core.case import Case
+from operators.core.checker import build_inputs, check_case, contract_reasons, synchronize
+from operators.core.device import Device
+from operators.core.dtypes import DType
+from operators.core.exits import is_out_of_memory
+from operators.core.kernel import Kernel
+from operators.core.kernel_errors import KernelDTypeError, KernelError, KernelValueError
+from operators.core.placement import Placed, place_poisoned_output, poison_value
+from operators.core.spec import BadValue, OperatorSpec
+from operators.core.strategies import all_combos
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from typing import Callable, Iterable, Iterator
 
 from hypothesis import HealthCheck, given, seed as hypothesis_seed, settings
 
-from operators.case import Case
-from operators.device import Device
-from operators.dtypes import DType
-from operators.profiles import GENERATE_ONLY
-from operators.registry import get_spec
-from operators.spec import OperatorSpec
+from operators.core.case import Case
+from operators.core.device import Device
+from operators.core.dtypes import DType
+from operators.core.profiles import GENERATE_ONLY
+from operators.core.registry import get_spec
+from operators.core.spec import OperatorSpec
 
 # Draws searched for the boundary classes (and for which classes a strategy reaches at all).
 BOUNDARY_SEARCH = 300

@@ -7,10 +7,10 @@ from typing import Mapping
 
 from hypothesis import strategies as st
 
-from operators.case import Layout, Regime
-from operators.device import Device
-from operators.dtypes import DType
-from operators.qwen3_configs import AWKWARD_SIZES, QWEN3_CONFIGS
+from operators.core.case import Layout, Regime
+from operators.core.device import Device
+from operators.core.dtypes import DType
+from operators.core.qwen3_configs import AWKWARD_SIZES, QWEN3_CONFIGS
 
 
 # Every regime but MASKED: a norm of a row holding -inf has no single correct answer (Hugging Face's

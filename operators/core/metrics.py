@@ -8,8 +8,8 @@ from typing import Mapping
 
 import torch
 
-from operators.budget import NO_SENSITIVITY, Budget, Sensitivity
-from operators.dtypes import DType
+from operators.core.budget import NO_SENSITIVITY, Budget, Sensitivity
+from operators.core.dtypes import DType
 
 HUGGING_FACE = "hugging_face"  # the same-dtype baseline every operator has: HF's formula in the working dtype
 # ULPs are counted at each element's magnitude, but never below this fraction of the output's largest

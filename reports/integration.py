@@ -1,5 +1,5 @@
-"""The integration run's JSON document (schema version, environment, config, results, verdict, as
-reports/document.py) and its terminal tables (tabulate)."""
+"""The integration run's JSON document (kind and schema version, environment, config, results,
+verdict) and its terminal tables (tabulate)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from typing import Any, Mapping
 
 from tabulate import tabulate
 
-from operators.dtypes import DType
+from operators.core.dtypes import DType
 from operators.model.attribution import Attribution
 from operators.model.compare import MODEL_BUDGET, PointResult
 from operators.model.generate import Generation
 from operators.model.integration import PrefillComparison
-
-SCHEMA_VERSION = "1.0"
-KIND = "qwen3-integration"
+from reports.schemas import header
 
 
 @dataclass(frozen=True)
@@ -42,8 +40,7 @@ class IntegrationResult:
 def build_document(result: IntegrationResult, config: Mapping[str, Any], environment: Mapping[str, Any]) -> dict:
     failure = result.prefill.first_failure
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": KIND,
+        **header("qwen3-integration"),
         "environment": dict(environment),
         "config": dict(config),
         "verdict": "pass" if result.passed else "fail",

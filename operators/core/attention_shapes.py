@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from operators.device import Device
+from operators.core.device import Device
 
 # (query heads, kv heads) of Qwen3: ratios 2 (0.6B/1.7B), 4 (4B/8B), 5 (14B), 8 (32B, 30B-A3B),
 # 16 (235B-A22B), and ratio 1 (multi-head attention).

@@ -1,0 +1,36 @@
+"""One schema story for every JSON document the harness writes: each starts with its `kind` and the
+`schema_version` of that kind, and a reader checks both before it reads anything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+# kind -> version. History, per kind:
+# operators 1.1: budget_use per output, max_budget_use per summary row; 1.2: the baseline ensemble per
+#   output (baseline_source per budget check), unsupported cases and counts; 1.3: "kind" per contract
+#   check ("dtype", or "value": an input value outside the contract), "coverage" (boundary classes and
+#   regimes per operator); 1.4: the document's own "kind".
+# qwen3-integration 1.0, benchmark 1.0, panel 1.0: as first written.
+VERSIONS = {"operators": "1.4", "qwen3-integration": "1.0", "benchmark": "1.0", "panel": "1.0"}
+
+
+class DocumentKindError(ValueError):
+    """A JSON document that is not of the kind a reader expects."""
+
+
+def header(kind: str) -> dict[str, str]:
+    """The first two fields of a document of this kind."""
+    return {"schema_version": VERSIONS[kind], "kind": kind}
+
+
+def require_kind(document: Any, kind: str, source: str | Path) -> Mapping[str, Any]:
+    """The document, if it is a `kind` document of a major version this harness reads."""
+    if not isinstance(document, dict) or document.get("kind") != kind:
+        found = document.get("kind") if isinstance(document, dict) else type(document).__name__
+        raise DocumentKindError(f"{source}: not a {kind} document (kind: {found!r})")
+    major = str(document.get("schema_version", "")).split(".")[0]
+    if major != VERSIONS[kind].split(".")[0]:
+        raise DocumentKindError(f"{source}: {kind} schema {document.get('schema_version')!r}; this harness reads "
+                                f"{VERSIONS[kind].split('.')[0]}.x")
+    return document
