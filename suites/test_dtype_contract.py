@@ -30,7 +30,7 @@ def test_a_kernel_that_never_rejects_is_told_it_accepted_not_that_a_rejected_cal
     "accepted a combination outside the contract", and nothing about a rejected call."""
     import torch.nn.functional as F
 
-    from operators.kernel import Kernel
+    from operators.core.kernel import Kernel
 
     def swiglu(*, out, gate, up):
         out.copy_(F.silu(gate.float()) * up.float())
