@@ -1,6 +1,6 @@
 // Shared by the CUDA kernels: dtype conversion, dispatch on the dtype code, and the host-side
 // helpers every entry point uses (device-pointer checks, index tensors read back for validation,
-// launch-error reporting). Validation of dtypes, shapes and strides comes from cpu/common.h.
+// launch-error reporting). Validation of dtypes, shapes and strides comes from host/.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -8,7 +8,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-#include "common.h"
+#include "checks.h"
 #include "qwen3_kernels.h"
 
 namespace q3 {

@@ -1,5 +1,6 @@
 /* Host-side argument checks shared by the CPU and the CUDA library (see contracts.h). */
 #include <math.h>
+#include <stddef.h>
 
 #include "contracts.h"
 

@@ -2,7 +2,7 @@
  * shapes, writable outputs and attributes of one call, before any memory is touched. */
 #pragma once
 
-#include "common.h"
+#include "checks.h"
 
 /* Not the values of ids: each library reads them its own way (the CUDA one on the device). */
 int q3_check_embedding_call(const char *op, const q3_tensor *out, const q3_tensor *ids, const q3_tensor *weight);
