@@ -220,9 +220,9 @@ int q3_check_attention_prefill_call(const char *op, const q3_tensor *out, const 
     return check_scale(op, scale);
 }
 
-int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q3_tensor *q,
-                                   const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *seq_lens,
-                                   double scale) {
+/* What both decode variants check: dtypes, ranks, q/out/cache shapes, seq_lens' length, scale. */
+static int check_decode_call(const char *op, const q3_tensor *out, const q3_tensor *q, const q3_tensor *k_cache,
+                             const q3_tensor *v_cache, const q3_tensor *seq_lens, double scale) {
     Q3_TRY(q3_check_float(op, "q", q));
     Q3_TRY(q3_check_float(op, "k_cache", k_cache));
     Q3_TRY(q3_check_float(op, "v_cache", v_cache));
@@ -251,10 +251,21 @@ int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q
     return check_scale(op, scale);
 }
 
+int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q3_tensor *q,
+                                   const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *seq_lens,
+                                   double scale) {
+    Q3_TRY(check_decode_call(op, out, q, k_cache, v_cache, seq_lens, scale));
+    if (k_cache->shape[0] != q->shape[0]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; q has %lld",
+                       (long long)k_cache->shape[0], (long long)q->shape[0]);
+    }
+    return Q3_OK;
+}
+
 int q3_check_attention_decode_paged_call(const char *op, const q3_tensor *out, const q3_tensor *q,
                                          const q3_tensor *k_cache, const q3_tensor *v_cache,
                                          const q3_tensor *block_table, const q3_tensor *seq_lens, double scale) {
-    Q3_TRY(q3_check_attention_decode_call(op, out, q, k_cache, v_cache, seq_lens, scale));
+    Q3_TRY(check_decode_call(op, out, q, k_cache, v_cache, seq_lens, scale));
     Q3_TRY(q3_check_index(op, "block_table", block_table));
     Q3_TRY(q3_check_ndim(op, "block_table", block_table, 2));
     if (block_table->shape[0] != q->shape[0]) {

@@ -2,7 +2,7 @@
 // sum = x + residual (rounded to x's dtype); out = rms_norm(sum, weight, eps), normalised from the
 // rounded sum. Rows are held in registers (x and residual read once, sum and out written once): a
 // team of 1..32 lanes per short row, a block per long row; rows beyond 4096 items read sum back.
-#include "contracts.h"
+#include "entry.h"
 #include "rows.cuh"
 
 namespace {
@@ -135,15 +135,8 @@ void launch(const q3_tensor &out, const q3_tensor &sum, const q3_tensor &x, cons
 
 int q3_add_rms_norm(q3_tensor out, q3_tensor sum, q3_tensor x, q3_tensor residual, q3_tensor weight, double eps,
                     void *stream) {
-    static const char op[] = "add_rms_norm";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_add_rms_norm_call(op, &out, &sum, &x, &residual, &weight, eps)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "residual", &residual)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "weight", &weight)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "sum", &sum)) != Q3_OK) return status;
+    Q3_ENTER("add_rms_norm", q3_check_add_rms_norm_call(op, &out, &sum, &x, &residual, &weight, eps),
+             {"x", &x}, {"residual", &residual}, {"weight", &weight}, {"out", &out}, {"sum", &sum});
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     if (rows == 0 || cols == 0) return Q3_OK;

@@ -12,20 +12,9 @@
 #include <stdlib.h>
 
 #include "attention_tiles.cuh"
-#include "contracts.h"
+#include "entry.h"
 
 namespace {
-
-// Both variants' tensors in device memory.
-int check_devices(const char *op, const q3_tensor *out, const q3_tensor *q, const q3_tensor *k_cache,
-                  const q3_tensor *v_cache, const q3_tensor *seq_lens) {
-    int status;
-    if ((status = q3_cuda_check_device(op, "q", q)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "v_cache", v_cache)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", out)) != Q3_OK) return status;
-    return q3_cuda_check_device(op, "seq_lens", seq_lens);
-}
 
 // seq_lens (read back to the host) in [S, max_len]; *longest receives the largest.
 int check_seq_lens(const char *op, const int64_t *lens, int64_t batch, int64_t new_tokens, int64_t max_len,
@@ -88,15 +77,8 @@ int run(const char *op, const q3_tensor &out, const q3_tensor &q, const q3_tenso
 
 int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache, q3_tensor seq_lens,
                         double scale, void *stream) {
-    static const char op[] = "attention_decode";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) return status;
-    if (k_cache.shape[0] != q.shape[0]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; q has %lld",
-                       (long long)k_cache.shape[0], (long long)q.shape[0]);
-    }
-    if ((status = check_devices(op, &out, &q, &k_cache, &v_cache, &seq_lens)) != Q3_OK) return status;
+    Q3_ENTER("attention_decode", q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale),
+             {"q", &q}, {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"out", &out}, {"seq_lens", &seq_lens});
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
     int64_t *lens = q3_cuda_indices_to_host(op, "seq_lens", &seq_lens, cuda_stream, &status);
     if (lens == NULL) return status;
@@ -110,17 +92,12 @@ int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor
 
 int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
                               q3_tensor block_table, q3_tensor seq_lens, double scale, void *stream) {
-    static const char op[] = "attention_decode_paged";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens,
-                                                       scale)) != Q3_OK) {
-        return status;
-    }
+    Q3_ENTER("attention_decode_paged",
+             q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens, scale),
+             {"q", &q}, {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"out", &out}, {"seq_lens", &seq_lens},
+             {"block_table", &block_table});
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
     const int64_t max_blocks = block_table.shape[1];
-    if ((status = check_devices(op, &out, &q, &k_cache, &v_cache, &seq_lens)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "block_table", &block_table)) != Q3_OK) return status;
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
     int64_t *lens = q3_cuda_indices_to_host(op, "seq_lens", &seq_lens, cuda_stream, &status);
     if (lens == NULL) return status;

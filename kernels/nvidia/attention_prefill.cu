@@ -11,7 +11,7 @@
 // cores when k and v still copy in 16-byte chunks (f16/bf16, D in {64, 128}), else on CUDA cores
 // (float32, other layouts and head sizes).
 #include "attention_tiles.cuh"
-#include "contracts.h"
+#include "entry.h"
 
 namespace {
 
@@ -262,16 +262,10 @@ bool mma_layout(const q3_tensor &t) {
 }  // namespace
 
 int q3_attention_prefill(q3_tensor out, q3_tensor q, q3_tensor k, q3_tensor v, double scale, void *stream) {
-    static const char op[] = "attention_prefill";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_attention_prefill_call(op, &out, &q, &k, &v, scale)) != Q3_OK) return status;
+    Q3_ENTER("attention_prefill", q3_check_attention_prefill_call(op, &out, &q, &k, &v, scale),
+             {"q", &q}, {"k", &k}, {"v", &v}, {"out", &out});
     const int64_t tokens = q.shape[0], q_heads = q.shape[1], head_dim = q.shape[2];
     const int64_t kv_heads = k.shape[1];
-    if ((status = q3_cuda_check_device(op, "q", &q)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "k", &k)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "v", &v)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
     if (q3_numel(&out) == 0) return Q3_OK;
 
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);

@@ -3,7 +3,7 @@
 // Rows are held in registers (x read once): a team of 1..32 lanes per short row (per-head q/k
 // norm rows of 128), a block per long row; blocks loop over rows, loading the next while reducing
 // the current one; rows beyond 4096 items are read twice.
-#include "contracts.h"
+#include "entry.h"
 #include "rows.cuh"
 
 namespace {
@@ -136,13 +136,8 @@ void launch(const q3_tensor &out, const q3_tensor &x, const q3_tensor &weight, i
 }  // namespace
 
 int q3_rms_norm(q3_tensor out, q3_tensor x, q3_tensor weight, double eps, void *stream) {
-    static const char op[] = "rms_norm";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_rms_norm_call(op, &out, &x, &weight, eps)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "weight", &weight)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    Q3_ENTER("rms_norm", q3_check_rms_norm_call(op, &out, &x, &weight, eps),
+             {"x", &x}, {"weight", &weight}, {"out", &out});
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     if (rows == 0 || cols == 0) return Q3_OK;

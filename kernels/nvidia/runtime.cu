@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common.cuh"
+#include "entry.h"
 
 int q3_cuda_launch_status(const char *op) {
     cudaError_t error = cudaGetLastError();
@@ -33,6 +34,16 @@ int q3_cuda_check_device(const char *op, const char *name, const q3_tensor *t) {
     if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) {
         return q3_fail(Q3_UNSUPPORTED, op, "tensor '%s' is in host memory; the CUDA library needs device tensors",
                        name);
+    }
+    return Q3_OK;
+}
+
+int q3_check_stream(const char *, const void *) { return Q3_OK; }
+
+int q3_check_memory(const char *op, const q3_named_tensor *tensors, int count) {
+    for (int i = 0; i < count; ++i) {
+        const int status = q3_cuda_check_device(op, tensors[i].name, tensors[i].tensor);
+        if (status != Q3_OK) return status;
     }
     return Q3_OK;
 }
