@@ -3,15 +3,17 @@
 // position seq_lens[b] - S + s and attends to positions 0 .. that one; positions >= seq_lens[b]
 // are never read, nor are block-table entries past a request's last used block.
 //
-// Flash-decoding (attention_tiles.cuh): each CTA takes one (request, kv head, chunk of query rows,
+// Flash-decoding (attention_tiles.cu): each CTA takes one (request, kv head, chunk of query rows,
 // split of the keys) and serves every query head of the kv head, so each K/V row is loaded once
 // for the whole GQA group; tensor cores and 16-byte cp.async copies when the cache rows are
 // unit-stride and 16-byte aligned (f16/bf16, D in {64, 128}), CUDA cores otherwise; a combine
 // kernel merges the splits by log-sum-exp. seq_lens (and the block table) are read back to the
 // host and validated before anything is launched.
+#include <limits.h>
 #include <stdlib.h>
 
-#include "attention_tiles.cuh"
+#include "attention_tiles.h"
+#include "common.cuh"
 #include "entry.h"
 
 namespace {

@@ -7,10 +7,13 @@
 // cp.async; S = Q K^T and O += P V with mma.sync m16n8k16 (f32 accumulate); online softmax in
 // float32 registers (P rounded to the input dtype for the P @ V product, as FlashAttention does);
 // tiles past the diagonal skipped; the heaviest query tiles are scheduled first. Everything else
-// runs the split-KV kernels of attention_tiles.cuh (as one request of T new tokens): on tensor
+// runs the split-KV kernels of attention_tiles.cu (as one request of T new tokens): on tensor
 // cores when k and v still copy in 16-byte chunks (f16/bf16, D in {64, 128}), else on CUDA cores
 // (float32, other layouts and head sizes).
-#include "attention_tiles.cuh"
+#include <limits.h>
+
+#include "attention_ptx.cuh"
+#include "attention_tiles.h"
 #include "entry.h"
 
 namespace {
