@@ -6,8 +6,7 @@
 
 int q3_add_rms_norm(q3_tensor out, q3_tensor sum, q3_tensor x, q3_tensor residual,
                     q3_tensor weight, double eps, void *stream) {
-    Q3_ENTER("add_rms_norm", q3_check_add_rms_norm_call(op, &out, &sum, &x, &residual, &weight, eps),
-             {"x", &x}, {"residual", &residual}, {"weight", &weight}, {"out", &out}, {"sum", &sum});
+    Q3_ENTER("add_rms_norm", q3_check_add_rms_norm_call(op, &out, &sum, &x, &residual, &weight, eps));
 
     const int64_t rows = q3_rows(&x);
     const int64_t cols = x.shape[x.ndim - 1];

@@ -4,7 +4,7 @@
 #include "entry.h"
 
 int q3_argmax(q3_tensor out, q3_tensor logits, void *stream) {
-    Q3_ENTER("argmax", q3_check_argmax_call(op, &out, &logits), {"logits", &logits}, {"out", &out});
+    Q3_ENTER("argmax", q3_check_argmax_call(op, &out, &logits));
     const int64_t batch = logits.shape[0], vocab = logits.shape[1];
 
 #pragma omp parallel for schedule(static)

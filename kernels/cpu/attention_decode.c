@@ -71,8 +71,7 @@ static int run(const char *op, const q3_tensor *out, const q3_tensor *q, const q
 
 int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
                         q3_tensor seq_lens, double scale, void *stream) {
-    Q3_ENTER("attention_decode", q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale),
-             {"q", &q}, {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"out", &out}, {"seq_lens", &seq_lens});
+    Q3_ENTER("attention_decode", q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale));
     int64_t longest;
     if ((status = check_seq_lens(op, &seq_lens, q.shape[1], k_cache.shape[1], &longest)) !=
         Q3_OK) {
@@ -85,9 +84,7 @@ int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_
                               q3_tensor block_table, q3_tensor seq_lens, double scale,
                               void *stream) {
     Q3_ENTER("attention_decode_paged",
-             q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens, scale),
-             {"q", &q}, {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"out", &out}, {"seq_lens", &seq_lens},
-             {"block_table", &block_table});
+             q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens, scale));
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
     const int64_t max_blocks = block_table.shape[1];
     int64_t longest;

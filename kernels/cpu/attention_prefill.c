@@ -7,8 +7,7 @@
 
 int q3_attention_prefill(q3_tensor out, q3_tensor q, q3_tensor k, q3_tensor v, double scale,
                          void *stream) {
-    Q3_ENTER("attention_prefill", q3_check_attention_prefill_call(op, &out, &q, &k, &v, scale),
-             {"q", &q}, {"k", &k}, {"v", &v}, {"out", &out});
+    Q3_ENTER("attention_prefill", q3_check_attention_prefill_call(op, &out, &q, &k, &v, scale));
     const int64_t tokens = q.shape[0], q_heads = q.shape[1], head_dim = q.shape[2];
     const int64_t kv_heads = k.shape[1];
 

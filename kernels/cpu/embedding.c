@@ -3,8 +3,7 @@
 #include "entry.h"
 
 int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
-    Q3_ENTER("embedding", q3_check_embedding_call(op, &out, &ids, &weight),
-             {"ids", &ids}, {"weight", &weight}, {"out", &out});
+    Q3_ENTER("embedding", q3_check_embedding_call(op, &out, &ids, &weight));
 
     /* ids viewed as rows of a [numel, 1] matrix so that q3_row_offset walks its strides. */
     q3_tensor id_rows = ids;

@@ -1,4 +1,5 @@
-/* The CPU library's side of Q3_ENTER: no stream, and any memory the process can address. */
+/* The CPU library's side of Q3_ENTER and the contracts: no stream, and any memory the process can
+ * address. */
 #include <stddef.h>
 
 #include "entry.h"

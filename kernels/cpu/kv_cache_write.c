@@ -30,8 +30,7 @@ static void copy_head_block(const q3_tensor *dst, int64_t dst_base, const q3_ten
 
 int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v,
                       q3_tensor positions, void *stream) {
-    Q3_ENTER("kv_cache_write", q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions),
-             {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"k", &k}, {"v", &v}, {"positions", &positions});
+    Q3_ENTER("kv_cache_write", q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions));
     const int64_t batch = k.shape[0], new_tokens = k.shape[1], length = k_cache.shape[1];
     int64_t *request = malloc(sizeof(int64_t) * (size_t)(new_tokens + 1));
     if (request == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate position scratch");
@@ -61,8 +60,7 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
 
 int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v,
                             q3_tensor slots, void *stream) {
-    Q3_ENTER("kv_cache_write_paged", q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots),
-             {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"k", &k}, {"v", &v}, {"slots", &slots});
+    Q3_ENTER("kv_cache_write_paged", q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots));
     const int64_t count = k.shape[0];
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
     const int64_t total = num_blocks * block_size;

@@ -7,8 +7,7 @@
 #include "scratch.h"
 
 int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void *stream) {
-    Q3_ENTER("linear", q3_check_linear_call(op, &out, &x, &weight, &bias),
-             {"x", &x}, {"weight", &weight}, {"bias", &bias}, {"out", &out});
+    Q3_ENTER("linear", q3_check_linear_call(op, &out, &x, &weight, &bias));
     const int has_bias = bias.data != NULL;
     const int64_t in_features = x.shape[x.ndim - 1], out_features = weight.shape[0];
 

@@ -9,8 +9,7 @@
 
 int q3_moe_experts(q3_tensor out, q3_tensor x, q3_tensor weights, q3_tensor ids, q3_tensor gate_up,
                    q3_tensor down, void *stream) {
-    Q3_ENTER("moe_experts", q3_check_moe_experts_call(op, &out, &x, &weights, &ids, &gate_up, &down),
-             {"x", &x}, {"weights", &weights}, {"ids", &ids}, {"gate_up", &gate_up}, {"down", &down}, {"out", &out});
+    Q3_ENTER("moe_experts", q3_check_moe_experts_call(op, &out, &x, &weights, &ids, &gate_up, &down));
     const int64_t tokens = x.shape[0], hidden = x.shape[1], top_k = weights.shape[1];
     const int64_t experts = gate_up.shape[0], inter = gate_up.shape[1] / 2;
     for (int64_t t = 0; t < tokens; ++t) {

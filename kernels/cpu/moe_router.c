@@ -10,8 +10,7 @@
 
 int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_weight,
                   int64_t top_k, int norm_topk_prob, void *stream) {
-    Q3_ENTER("moe_router", q3_check_moe_router_call(op, &weights, &ids, &x, &gate_weight, top_k),
-             {"x", &x}, {"gate_weight", &gate_weight}, {"weights", &weights}, {"ids", &ids});
+    Q3_ENTER("moe_router", q3_check_moe_router_call(op, &weights, &ids, &x, &gate_weight, top_k));
     const int64_t tokens = x.shape[0], hidden = x.shape[1], experts = gate_weight.shape[0];
 
     size_t stride;

@@ -68,8 +68,7 @@ static int64_t sample_row(const q3_tensor *logits, int64_t base, int64_t vocab, 
 
 int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double temperature,
                      int64_t top_k, double top_p, void *stream) {
-    Q3_ENTER("random_sample", q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p),
-             {"logits", &logits}, {"random", &random}, {"out", &out});
+    Q3_ENTER("random_sample", q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p));
     const int64_t batch = logits.shape[0], vocab = logits.shape[1];
     for (int64_t b = 0; b < batch; ++b) {
         const float r = ((const float *)random.data)[b * random.strides[0]];

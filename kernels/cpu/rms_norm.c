@@ -5,8 +5,7 @@
 #include "norm_row.h"
 
 int q3_rms_norm(q3_tensor out, q3_tensor x, q3_tensor weight, double eps, void *stream) {
-    Q3_ENTER("rms_norm", q3_check_rms_norm_call(op, &out, &x, &weight, eps),
-             {"x", &x}, {"weight", &weight}, {"out", &out});
+    Q3_ENTER("rms_norm", q3_check_rms_norm_call(op, &out, &x, &weight, eps));
 
     const int64_t rows = q3_rows(&x);
     const int64_t cols = x.shape[x.ndim - 1];

@@ -6,8 +6,7 @@
 
 int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int layout,
             void *stream) {
-    Q3_ENTER("rope", q3_check_rope_call(op, &out, &x, &positions, theta, layout),
-             {"x", &x}, {"out", &out}, {"positions", &positions});
+    Q3_ENTER("rope", q3_check_rope_call(op, &out, &x, &positions, theta, layout));
 
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
 #pragma omp parallel for collapse(2) schedule(static)

@@ -25,7 +25,7 @@ static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_st
 }
 
 int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
-    Q3_ENTER("softmax", q3_check_softmax_call(op, &out, &x), {"x", &x}, {"out", &out});
+    Q3_ENTER("softmax", q3_check_softmax_call(op, &out, &x));
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
@@ -38,7 +38,7 @@ int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
 }
 
 int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream) {
-    Q3_ENTER("causal_softmax", q3_check_causal_softmax_call(op, &out, &x), {"x", &x}, {"out", &out});
+    Q3_ENTER("causal_softmax", q3_check_causal_softmax_call(op, &out, &x));
     const int64_t q_len = x.shape[x.ndim - 2], k_len = x.shape[x.ndim - 1];
 
     const int64_t rows = q3_rows(&x);

@@ -3,7 +3,7 @@
 #include "entry.h"
 
 int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
-    Q3_ENTER("swiglu", q3_check_swiglu_call(op, &out, &gate, &up), {"gate", &gate}, {"up", &up}, {"out", &out});
+    Q3_ENTER("swiglu", q3_check_swiglu_call(op, &out, &gate, &up));
 
     const int64_t rows = q3_rows(&gate), cols = gate.shape[gate.ndim - 1];
     const int last = gate.ndim - 1;

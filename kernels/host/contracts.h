@@ -1,5 +1,6 @@
 /* Host-side argument checks that the CPU and the CUDA library share word for word: dtypes, ranks,
- * shapes, writable outputs and attributes of one call, before any memory is touched. */
+ * shapes, writable outputs and attributes of one call, before any memory is touched; each ends with
+ * the library's check of where the call's tensors live (q3_check_memory, entry.h). */
 #pragma once
 
 #include "checks.h"

@@ -1,5 +1,5 @@
 /* The prologue every entry point opens with, Q3_ENTER, and the two checks each library supplies
- * for it. */
+ * for it and for the whole-call contracts. */
 #ifndef Q3_HOST_ENTRY_H
 #define Q3_HOST_ENTRY_H
 
@@ -26,19 +26,14 @@ int q3_check_memory(const char *op, const q3_named_tensor *tensors, int count);
 #endif
 
 /* Opens entry point `name` (whose stream parameter is `stream`): clears the last error, checks the
- * stream, runs `contract` (a q3_check_*_call given `op`), then the memory of the tensors that
- * follow as {"name", &tensor} pairs, in that order. Returns the first failing status; declares
- * `op` and `status` for the rest of the entry point. */
-#define Q3_ENTER(name, contract, ...)                                                          \
-    static const char op[] = name;                                                             \
-    int status;                                                                                \
-    q3_clear_error();                                                                          \
-    if ((status = q3_check_stream(op, stream)) != Q3_OK) return status;                        \
-    if ((status = (contract)) != Q3_OK) return status;                                         \
-    {                                                                                          \
-        const q3_named_tensor q3_entry_tensors[] = {__VA_ARGS__};                              \
-        const int q3_entry_count = (int)(sizeof q3_entry_tensors / sizeof q3_entry_tensors[0]); \
-        if ((status = q3_check_memory(op, q3_entry_tensors, q3_entry_count)) != Q3_OK) return status; \
-    }
+ * stream, then runs `contract`, the operator's q3_check_*_call given `op`, which ends with the
+ * library's check of where the call's tensors live. Returns the first failing status; declares `op`
+ * and `status` for the rest of the entry point. */
+#define Q3_ENTER(name, contract)                                            \
+    static const char op[] = name;                                          \
+    int status;                                                             \
+    q3_clear_error();                                                       \
+    if ((status = q3_check_stream(op, stream)) != Q3_OK) return status;     \
+    if ((status = (contract)) != Q3_OK) return status
 
 #endif

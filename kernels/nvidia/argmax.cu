@@ -143,7 +143,7 @@ int launch(const char *op, const q3_tensor &out, const q3_tensor &logits, cudaSt
 }  // namespace
 
 int q3_argmax(q3_tensor out, q3_tensor logits, void *stream) {
-    Q3_ENTER("argmax", q3_check_argmax_call(op, &out, &logits), {"logits", &logits}, {"out", &out});
+    Q3_ENTER("argmax", q3_check_argmax_call(op, &out, &logits));
 
     if (logits.shape[0] == 0) return Q3_OK;
     cudaStream_t s = (cudaStream_t)stream;

@@ -79,8 +79,7 @@ int run(const char *op, const q3_tensor &out, const q3_tensor &q, const q3_tenso
 
 int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache, q3_tensor seq_lens,
                         double scale, void *stream) {
-    Q3_ENTER("attention_decode", q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale),
-             {"q", &q}, {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"out", &out}, {"seq_lens", &seq_lens});
+    Q3_ENTER("attention_decode", q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale));
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
     int64_t *lens = q3_cuda_indices_to_host(op, "seq_lens", &seq_lens, cuda_stream, &status);
     if (lens == NULL) return status;
@@ -95,9 +94,7 @@ int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor
 int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
                               q3_tensor block_table, q3_tensor seq_lens, double scale, void *stream) {
     Q3_ENTER("attention_decode_paged",
-             q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens, scale),
-             {"q", &q}, {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"out", &out}, {"seq_lens", &seq_lens},
-             {"block_table", &block_table});
+             q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens, scale));
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
     const int64_t max_blocks = block_table.shape[1];
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);

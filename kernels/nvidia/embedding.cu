@@ -76,8 +76,7 @@ int check_ids_on_host(const char *op, const q3_tensor &ids, int64_t vocab, cudaS
 }  // namespace
 
 int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
-    Q3_ENTER("embedding", q3_check_embedding_call(op, &out, &ids, &weight),
-             {"ids", &ids}, {"weight", &weight}, {"out", &out});
+    Q3_ENTER("embedding", q3_check_embedding_call(op, &out, &ids, &weight));
 
     cudaStream_t s = (cudaStream_t)stream;
     const int64_t tokens = q3_numel(&ids);

@@ -123,8 +123,7 @@ int run(const char *op, bool paged, const q3_tensor &kc, const q3_tensor &vc, co
 
 int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v, q3_tensor positions,
                       void *stream) {
-    Q3_ENTER("kv_cache_write", q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions),
-             {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"k", &k}, {"v", &v}, {"positions", &positions});
+    Q3_ENTER("kv_cache_write", q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions));
     const int64_t batch = k.shape[0], new_tokens = k.shape[1], length = k_cache.shape[1];
     cudaStream_t s = (cudaStream_t)stream;
     bool valid;
@@ -145,8 +144,7 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
 
 int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v, q3_tensor slots,
                             void *stream) {
-    Q3_ENTER("kv_cache_write_paged", q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots),
-             {"k_cache", &k_cache}, {"v_cache", &v_cache}, {"k", &k}, {"v", &v}, {"slots", &slots});
+    Q3_ENTER("kv_cache_write_paged", q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots));
     const int64_t count = k.shape[0], total = k_cache.shape[0] * k_cache.shape[1];
     cudaStream_t s = (cudaStream_t)stream;
     bool valid;

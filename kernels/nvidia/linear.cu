@@ -122,7 +122,6 @@ int q3_linear_compute(const char *op, q3_tensor out, q3_tensor x, q3_tensor weig
 }
 
 int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void *stream) {
-    Q3_ENTER("linear", q3_check_linear_call(op, &out, &x, &weight, &bias),
-             {"x", &x}, {"weight", &weight}, {"bias", &bias}, {"out", &out});
+    Q3_ENTER("linear", q3_check_linear_call(op, &out, &x, &weight, &bias));
     return q3_linear_compute(op, out, x, weight, bias, (cudaStream_t)stream);
 }

@@ -122,8 +122,7 @@ int launch_route(const char *op, const void *logits, int64_t tokens, int experts
 
 int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_weight,
                   int64_t top_k, int norm_topk_prob, void *stream) {
-    Q3_ENTER("moe_router", q3_check_moe_router_call(op, &weights, &ids, &x, &gate_weight, top_k),
-             {"x", &x}, {"gate_weight", &gate_weight}, {"weights", &weights}, {"ids", &ids});
+    Q3_ENTER("moe_router", q3_check_moe_router_call(op, &weights, &ids, &x, &gate_weight, top_k));
     const int64_t tokens = x.shape[0], experts = gate_weight.shape[0];
     if (tokens == 0) return Q3_OK;
     if (experts > (1 << 24)) {

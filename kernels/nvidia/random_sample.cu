@@ -391,8 +391,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(q3_tensor out, q3_tens
 
 int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double temperature,
                      int64_t top_k, double top_p, void *stream) {
-    Q3_ENTER("random_sample", q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p),
-             {"logits", &logits}, {"random", &random}, {"out", &out});
+    Q3_ENTER("random_sample", q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p));
     const int64_t batch = logits.shape[0], vocab = logits.shape[1];
     const float temperature_f = (float)temperature;
     cudaStream_t s = (cudaStream_t)stream;

@@ -117,8 +117,7 @@ void launch(const q3_tensor &out, const q3_tensor &x, const q3_tensor &weight, i
 }  // namespace
 
 int q3_rms_norm(q3_tensor out, q3_tensor x, q3_tensor weight, double eps, void *stream) {
-    Q3_ENTER("rms_norm", q3_check_rms_norm_call(op, &out, &x, &weight, eps),
-             {"x", &x}, {"weight", &weight}, {"out", &out});
+    Q3_ENTER("rms_norm", q3_check_rms_norm_call(op, &out, &x, &weight, eps));
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     if (rows == 0 || cols == 0) return Q3_OK;

@@ -217,8 +217,7 @@ int launch(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_te
 }  // namespace
 
 int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int layout, void *stream) {
-    Q3_ENTER("rope", q3_check_rope_call(op, &out, &x, &positions, theta, layout),
-             {"x", &x}, {"out", &out}, {"positions", &positions});
+    Q3_ENTER("rope", q3_check_rope_call(op, &out, &x, &positions, theta, layout));
 
     if (q3_numel(&x) == 0) return Q3_OK;
     const int64_t head_dim = x.shape[2];

@@ -61,7 +61,7 @@ void launch(const q3_tensor &out, const q3_tensor &gate, const q3_tensor &up, cu
 }  // namespace
 
 int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
-    Q3_ENTER("swiglu", q3_check_swiglu_call(op, &out, &gate, &up), {"gate", &gate}, {"up", &up}, {"out", &out});
+    Q3_ENTER("swiglu", q3_check_swiglu_call(op, &out, &gate, &up));
 
     if (q3_numel(&gate) == 0) return Q3_OK;
     q3_tensor *const tensors[] = {&out, &gate, &up};
