@@ -244,12 +244,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const MmaPa
 template <typename T, int D> int launch_mma(const char *op, const MmaParams &p, cudaStream_t stream) {
     auto kernel = prefill_mma_kernel<T, D>;
     const size_t smem = mma_smem_bytes<D>();
-    cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (error != cudaSuccess) {
-        cudaGetLastError();
-        return q3_fail(Q3_LAUNCH_FAILED, op, "cannot reserve %zu bytes of shared memory: %s", smem,
-                       cudaGetErrorString(error));
-    }
+    const int status = q3_cuda_reserve_shared_memory(op, reinterpret_cast<const void *>(kernel), smem);
+    if (status != Q3_OK) return status;
     const int64_t ctas = static_cast<int64_t>(p.m_tiles) * p.q_heads;
     kernel<<<(unsigned)ctas, kMmaThreads, smem, stream>>>(p);
     return Q3_OK;

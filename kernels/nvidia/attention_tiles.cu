@@ -59,12 +59,8 @@ template <typename T, bool VEC, int RB>
 inline int launch_split_rb(const char *op, const SplitParams &p, int64_t ctas, size_t smem, int64_t out_rows,
                            cudaStream_t stream) {
     auto kernel = split_kernel<T, VEC, RB>;
-    cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (error != cudaSuccess) {
-        cudaGetLastError();
-        return q3_fail(Q3_LAUNCH_FAILED, op, "cannot reserve %zu bytes of shared memory: %s", smem,
-                       cudaGetErrorString(error));
-    }
+    const int status = q3_cuda_reserve_shared_memory(op, reinterpret_cast<const void *>(kernel), smem);
+    if (status != Q3_OK) return status;
     kernel<<<(unsigned)ctas, kThreads, smem, stream>>>(p);
     if (p.splits > 1) combine_kernel<T><<<(unsigned)out_rows, kThreads, 0, stream>>>(p);
     return Q3_OK;
@@ -87,12 +83,8 @@ inline int launch_decode_mma(const char *op, const SplitParams &p, int64_t ctas,
                              cudaStream_t stream) {
     auto kernel = decode_mma_kernel<T, D>;
     const size_t smem = decode_mma_smem_bytes<D>();
-    cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (error != cudaSuccess) {
-        cudaGetLastError();
-        return q3_fail(Q3_LAUNCH_FAILED, op, "cannot reserve %zu bytes of shared memory: %s", smem,
-                       cudaGetErrorString(error));
-    }
+    const int status = q3_cuda_reserve_shared_memory(op, reinterpret_cast<const void *>(kernel), smem);
+    if (status != Q3_OK) return status;
     kernel<<<(unsigned)ctas, kMmaWarps * 32, smem, stream>>>(p);
     if (p.splits > 1) combine_kernel<T><<<(unsigned)out_rows, kThreads, 0, stream>>>(p);
     return Q3_OK;

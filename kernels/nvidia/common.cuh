@@ -60,6 +60,9 @@ int q3_cuda_launch_status(const char *op);
 // when the device cannot be asked.
 int q3_cuda_device_attribute(const char *op, cudaDeviceAttr attribute, int *value);
 
+// Lets `kernel` take `bytes` of dynamic shared memory: Q3_OK, or Q3_LAUNCH_FAILED naming the operator.
+int q3_cuda_reserve_shared_memory(const char *op, const void *kernel, size_t bytes);
+
 // Q3_OK when the tensor's memory is device memory (or it is empty); a CPU tensor handed to the
 // CUDA library is rejected with Q3_UNSUPPORTED instead of crashing the process.
 int q3_cuda_check_device(const char *op, const char *name, const q3_tensor *t);
