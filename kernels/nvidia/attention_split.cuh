@@ -76,6 +76,34 @@ __device__ __forceinline__ void kv_offsets(const SplitParams &p, int64_t b, int6
     v_off = block * p.v_b + within * p.v_p + kvh * p.v_h;
 }
 
+// What CTA blockIdx.x computes: for request b and kv head kvh, the nrows query rows from r0 of one
+// chunk of rows_per_cta (the latest, heaviest chunks first) against keys [kbeg, kend) of one split.
+// New token 0 sits at first_pos; the chunk's last row sees positions up to pos_last.
+struct CtaWork {
+    int split, kvh, nrows;
+    int64_t b, r0, first_pos, pos_last, kbeg, kend;
+};
+
+__device__ __forceinline__ CtaWork cta_work(const SplitParams &p, int rows_per_cta) {
+    int64_t idx = blockIdx.x;
+    CtaWork work;
+    work.split = static_cast<int>(idx % p.splits);
+    idx /= p.splits;
+    work.kvh = static_cast<int>(idx % p.kv_heads);
+    idx /= p.kv_heads;
+    work.b = idx % p.batch;
+    const int64_t chunk = p.row_chunks - 1 - idx / p.batch;
+    const int64_t len = seq_len(p, work.b);
+    const int64_t S = p.new_tokens, G = p.group;
+    work.r0 = chunk * rows_per_cta;
+    work.nrows = static_cast<int>(min(static_cast<int64_t>(rows_per_cta), S * G - work.r0));
+    work.first_pos = len - S;
+    work.pos_last = work.first_pos + (work.r0 + work.nrows - 1) / G;
+    work.kbeg = static_cast<int64_t>(work.split) * p.chunk_keys;
+    work.kend = min(work.pos_last + 1, work.kbeg + p.chunk_keys);
+    return work;
+}
+
 // Shared memory of one CTA, in bytes.
 template <typename T> inline size_t split_smem_bytes(int rows_per_cta, int dr) {
     constexpr int VEC = TileShape<T>::kVec, KT = TileShape<T>::kKeys;
@@ -101,22 +129,10 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const SplitParams p) {
     float *m_s = ss + RPC * KT, *l_s = m_s + RPC, *a_s = l_s + RPC;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    int64_t idx = blockIdx.x;
-    const int split = static_cast<int>(idx % p.splits);
-    idx /= p.splits;
-    const int kvh = static_cast<int>(idx % p.kv_heads);
-    idx /= p.kv_heads;
-    const int64_t b = idx % p.batch;
-    const int64_t chunk = p.row_chunks - 1 - idx / p.batch;  // latest (heaviest) rows first
-
-    const int64_t len = seq_len(p, b);
-    const int64_t S = p.new_tokens, G = p.group;
-    const int64_t r0 = chunk * RPC;
-    const int nrows = static_cast<int>(min(static_cast<int64_t>(RPC), S * G - r0));
-    const int64_t first_pos = len - S;  // position of new token 0
-    const int64_t pos_last = first_pos + (r0 + nrows - 1) / G;
-    const int64_t kbeg = static_cast<int64_t>(split) * p.chunk_keys;
-    const int64_t kend = min(pos_last + 1, kbeg + p.chunk_keys);
+    const CtaWork work = cta_work(p, RPC);
+    const int split = work.split, kvh = work.kvh, nrows = work.nrows;
+    const int64_t b = work.b, r0 = work.r0, first_pos = work.first_pos;
+    const int64_t kbeg = work.kbeg, kend = work.kend, S = p.new_tokens, G = p.group;
     if (kbeg >= kend) return;  // uniform over the CTA: nothing of this split is visible
 
     const T *kg = static_cast<const T *>(p.k);

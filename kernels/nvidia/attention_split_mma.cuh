@@ -27,22 +27,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) decode_mma_kernel(const Spl
     auto swz = [](int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); };
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    int64_t idx = blockIdx.x;
-    const int split = static_cast<int>(idx % p.splits);
-    idx /= p.splits;
-    const int kvh = static_cast<int>(idx % p.kv_heads);
-    idx /= p.kv_heads;
-    const int64_t b = idx % p.batch;
-    const int64_t chunk = p.row_chunks - 1 - idx / p.batch;
-
-    const int64_t len = seq_len(p, b);
-    const int64_t S = p.new_tokens, G = p.group;
-    const int64_t r0 = chunk * kMmaRows;
-    const int nrows = static_cast<int>(min(static_cast<int64_t>(kMmaRows), S * G - r0));
-    const int64_t first_pos = len - S;
-    const int64_t pos_last = first_pos + (r0 + nrows - 1) / G;
-    const int64_t kbeg = static_cast<int64_t>(split) * p.chunk_keys;
-    const int64_t kend = min(pos_last + 1, kbeg + p.chunk_keys);
+    const CtaWork work = cta_work(p, kMmaRows);
+    const int split = work.split, kvh = work.kvh, nrows = work.nrows;
+    const int64_t b = work.b, r0 = work.r0, first_pos = work.first_pos, pos_last = work.pos_last;
+    const int64_t kbeg = work.kbeg, kend = work.kend, S = p.new_tokens, G = p.group;
     if (kbeg >= kend) return;
 
     // Positions of this thread's two rows (lane / 4 and lane / 4 + 8).
