@@ -1,16 +1,12 @@
 /* Fused residual add + RMSNorm, as Qwen3 decoder layers chain them:
  * sum = x + residual (in x's dtype); out = rms_norm(sum, weight, eps). */
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 #include "norm_row.h"
 
 int q3_add_rms_norm(q3_tensor out, q3_tensor sum, q3_tensor x, q3_tensor residual,
                     q3_tensor weight, double eps, void *stream) {
-    static const char op[] = "add_rms_norm";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_add_rms_norm_call(op, &out, &sum, &x, &residual, &weight, eps)) != Q3_OK) return status;
+    Q3_ENTER("add_rms_norm", q3_check_add_rms_norm_call(op, &out, &sum, &x, &residual, &weight, eps));
 
     const int64_t rows = q3_rows(&x);
     const int64_t cols = x.shape[x.ndim - 1];

@@ -1,14 +1,10 @@
 /* out[b] = the first index of the largest value of logits[b, :]; NaN counts as the largest
  * (as torch.argmax), the first NaN wins. */
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 
 int q3_argmax(q3_tensor out, q3_tensor logits, void *stream) {
-    static const char op[] = "argmax";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_argmax_call(op, &out, &logits)) != Q3_OK) return status;
+    Q3_ENTER("argmax", q3_check_argmax_call(op, &out, &logits));
     const int64_t batch = logits.shape[0], vocab = logits.shape[1];
 
 #pragma omp parallel for schedule(static)

@@ -4,7 +4,7 @@
  * are never read. */
 #include "attention_row.h"
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 #include "scratch.h"
 
 /* seq_lens in [S, max_len]; *longest receives the largest. */
@@ -71,17 +71,7 @@ static int run(const char *op, const q3_tensor *out, const q3_tensor *q, const q
 
 int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
                         q3_tensor seq_lens, double scale, void *stream) {
-    static const char op[] = "attention_decode";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) {
-        return status;
-    }
-    if (k_cache.shape[0] != q.shape[0]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; q has %lld",
-                       (long long)k_cache.shape[0], (long long)q.shape[0]);
-    }
+    Q3_ENTER("attention_decode", q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale));
     int64_t longest;
     if ((status = check_seq_lens(op, &seq_lens, q.shape[1], k_cache.shape[1], &longest)) !=
         Q3_OK) {
@@ -93,14 +83,8 @@ int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor
 int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
                               q3_tensor block_table, q3_tensor seq_lens, double scale,
                               void *stream) {
-    static const char op[] = "attention_decode_paged";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens,
-                                                       scale)) != Q3_OK) {
-        return status;
-    }
+    Q3_ENTER("attention_decode_paged",
+             q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens, scale));
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
     const int64_t max_blocks = block_table.shape[1];
     int64_t longest;

@@ -2,16 +2,12 @@
  * query head h reads kv head h / (Hq / Hkv); token t attends to tokens 0 .. t. */
 #include "attention_row.h"
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 #include "scratch.h"
 
 int q3_attention_prefill(q3_tensor out, q3_tensor q, q3_tensor k, q3_tensor v, double scale,
                          void *stream) {
-    static const char op[] = "attention_prefill";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_attention_prefill_call(op, &out, &q, &k, &v, scale)) != Q3_OK) return status;
+    Q3_ENTER("attention_prefill", q3_check_attention_prefill_call(op, &out, &q, &k, &v, scale));
     const int64_t tokens = q.shape[0], q_heads = q.shape[1], head_dim = q.shape[2];
     const int64_t kv_heads = k.shape[1];
 

@@ -1,4 +1,4 @@
-/* Helpers shared by the CPU kernels: dtype conversion, strided addressing, validation. */
+/* Helpers shared by the CPU kernels: dtype conversion and strided loads and stores. */
 #ifndef Q3_CPU_COMMON_H
 #define Q3_CPU_COMMON_H
 
@@ -7,16 +7,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "checks.h"
 #include "qwen3_kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Records the message returned by q3_last_error() and passes the status through. */
-int q3_fail(int status, const char *op, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void q3_clear_error(void);
 
 static inline float q3_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -109,50 +105,6 @@ static inline int64_t q3_load_index(const q3_tensor *t, int64_t offset) {
     return t->dtype == Q3_I32 ? ((const int32_t *)t->data)[offset]
                               : ((const int64_t *)t->data)[offset];
 }
-
-/* Number of rows when all but the last dim are flattened. */
-static inline int64_t q3_rows(const q3_tensor *t) {
-    int64_t rows = 1;
-    for (int d = 0; d + 1 < t->ndim; ++d) rows *= t->shape[d];
-    return rows;
-}
-
-/* Element offset of the first element of flattened row `row` (all dims but the last). */
-static inline int64_t q3_row_offset(const q3_tensor *t, int64_t row) {
-    int64_t offset = 0;
-    for (int d = t->ndim - 2; d >= 0; --d) {
-        offset += (row % t->shape[d]) * t->strides[d];
-        row /= t->shape[d];
-    }
-    return offset;
-}
-
-static inline int64_t q3_numel(const q3_tensor *t) {
-    int64_t n = 1;
-    for (int d = 0; d < t->ndim; ++d) n *= t->shape[d];
-    return n;
-}
-
-/* Validation: each returns Q3_OK or records an error naming op and tensor. */
-int q3_check_tensor(const char *op, const char *name, const q3_tensor *t);
-int q3_check_float(const char *op, const char *name, const q3_tensor *t);
-int q3_check_index(const char *op, const char *name, const q3_tensor *t);
-int q3_check_ndim(const char *op, const char *name, const q3_tensor *t, int ndim);
-int q3_check_same_dtype(const char *op, const char *name, const q3_tensor *t,
-                        const char *like_name, const q3_tensor *like);
-int q3_check_same_shape(const char *op, const char *name, const q3_tensor *t,
-                        const char *like_name, const q3_tensor *like);
-/* An elementwise weight: x's dtype, or float32 next to f16/bf16 x. */
-int q3_check_weight_dtype(const char *op, const char *name, const q3_tensor *w,
-                          const q3_tensor *x);
-/* Fails when two distinct writes of `t` could land on one element (zero or overlapping strides). */
-int q3_check_writable(const char *op, const char *name, const q3_tensor *t);
-/* Q3_OK when each of the `count` values is in [0, limit) and none repeats (a bitmap over the
- * range: linear time); the error names the tensor, the value and its index. `request` >= 0 adds
- * the request to the message (values[i] is then entry [request, i]). */
-int q3_check_index_set(const char *op, const char *name, const int64_t *values, int64_t count,
-                       int64_t limit, int64_t request);
-const char *q3_dtype_name(int dtype);
 
 #ifdef __cplusplus
 }

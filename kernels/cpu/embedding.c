@@ -1,13 +1,9 @@
 /* Token embedding: out[..., :] = weight[ids[...], :]; every id is checked before any write. */
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 
 int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
-    static const char op[] = "embedding";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_embedding_call(op, &out, &ids, &weight)) != Q3_OK) return status;
+    Q3_ENTER("embedding", q3_check_embedding_call(op, &out, &ids, &weight));
 
     /* ids viewed as rows of a [numel, 1] matrix so that q3_row_offset walks its strides. */
     q3_tensor id_rows = ids;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 
 static void copy_head_block(const q3_tensor *dst, int64_t dst_base, const q3_tensor *src,
                             int64_t src_base, int64_t heads, int64_t head_dim, int dst_h,
@@ -30,13 +30,7 @@ static void copy_head_block(const q3_tensor *dst, int64_t dst_base, const q3_ten
 
 int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v,
                       q3_tensor positions, void *stream) {
-    static const char op[] = "kv_cache_write";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions)) != Q3_OK) {
-        return status;
-    }
+    Q3_ENTER("kv_cache_write", q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions));
     const int64_t batch = k.shape[0], new_tokens = k.shape[1], length = k_cache.shape[1];
     int64_t *request = malloc(sizeof(int64_t) * (size_t)(new_tokens + 1));
     if (request == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate position scratch");
@@ -66,13 +60,7 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
 
 int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v,
                             q3_tensor slots, void *stream) {
-    static const char op[] = "kv_cache_write_paged";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots)) != Q3_OK) {
-        return status;
-    }
+    Q3_ENTER("kv_cache_write_paged", q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots));
     const int64_t count = k.shape[0];
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
     const int64_t total = num_blocks * block_size;

@@ -3,15 +3,11 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 #include "scratch.h"
 
 int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void *stream) {
-    static const char op[] = "linear";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_linear_call(op, &out, &x, &weight, &bias)) != Q3_OK) return status;
+    Q3_ENTER("linear", q3_check_linear_call(op, &out, &x, &weight, &bias));
     const int has_bias = bias.data != NULL;
     const int64_t in_features = x.shape[x.ndim - 1], out_features = weight.shape[0];
 

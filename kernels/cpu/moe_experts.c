@@ -4,16 +4,12 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 #include "scratch.h"
 
 int q3_moe_experts(q3_tensor out, q3_tensor x, q3_tensor weights, q3_tensor ids, q3_tensor gate_up,
                    q3_tensor down, void *stream) {
-    static const char op[] = "moe_experts";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_moe_experts_call(op, &out, &x, &weights, &ids, &gate_up, &down)) != Q3_OK) return status;
+    Q3_ENTER("moe_experts", q3_check_moe_experts_call(op, &out, &x, &weights, &ids, &gate_up, &down));
     const int64_t tokens = x.shape[0], hidden = x.shape[1], top_k = weights.shape[1];
     const int64_t experts = gate_up.shape[0], inter = gate_up.shape[1] / 2;
     for (int64_t t = 0; t < tokens; ++t) {

@@ -5,16 +5,12 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 #include "scratch.h"
 
 int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_weight,
                   int64_t top_k, int norm_topk_prob, void *stream) {
-    static const char op[] = "moe_router";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_moe_router_call(op, &weights, &ids, &x, &gate_weight, top_k)) != Q3_OK) return status;
+    Q3_ENTER("moe_router", q3_check_moe_router_call(op, &weights, &ids, &x, &gate_weight, top_k));
     const int64_t tokens = x.shape[0], hidden = x.shape[1], experts = gate_weight.shape[0];
 
     size_t stride;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 #include "scratch.h"
 
 typedef struct {
@@ -68,13 +68,7 @@ static int64_t sample_row(const q3_tensor *logits, int64_t base, int64_t vocab, 
 
 int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double temperature,
                      int64_t top_k, double top_p, void *stream) {
-    static const char op[] = "random_sample";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p)) != Q3_OK) {
-        return status;
-    }
+    Q3_ENTER("random_sample", q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p));
     const int64_t batch = logits.shape[0], vocab = logits.shape[1];
     for (int64_t b = 0; b < batch; ++b) {
         const float r = ((const float *)random.data)[b * random.strides[0]];

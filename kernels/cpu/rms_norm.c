@@ -1,15 +1,11 @@
 /* RMSNorm over the last dim, Hugging Face Qwen3RMSNorm order:
  * out = (x * rsqrt(mean(x^2) + eps)).to(x.dtype) * weight, written in x's dtype. */
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 #include "norm_row.h"
 
 int q3_rms_norm(q3_tensor out, q3_tensor x, q3_tensor weight, double eps, void *stream) {
-    static const char op[] = "rms_norm";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_rms_norm_call(op, &out, &x, &weight, eps)) != Q3_OK) return status;
+    Q3_ENTER("rms_norm", q3_check_rms_norm_call(op, &out, &x, &weight, eps));
 
     const int64_t rows = q3_rows(&x);
     const int64_t cols = x.shape[x.ndim - 1];

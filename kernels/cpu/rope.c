@@ -2,15 +2,11 @@
  * inv_freq[i] = 1 / theta ** (2i / head_dim) in float32; angle = position * inv_freq[i];
  * NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1). */
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 
 int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int layout,
             void *stream) {
-    static const char op[] = "rope";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_rope_call(op, &out, &x, &positions, theta, layout)) != Q3_OK) return status;
+    Q3_ENTER("rope", q3_check_rope_call(op, &out, &x, &positions, theta, layout));
 
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
 #pragma omp parallel for collapse(2) schedule(static)

@@ -2,7 +2,7 @@
  * exp in float32 (sum accumulated in double), written once in x's dtype. A row that is all -inf
  * yields NaN, as PyTorch does. */
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 
 /* Softmax of the first `visible` entries of a row; entries visible .. cols-1 are written as 0. */
 static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_stride,
@@ -25,11 +25,7 @@ static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_st
 }
 
 int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
-    static const char op[] = "softmax";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_softmax_call(op, &out, &x)) != Q3_OK) return status;
+    Q3_ENTER("softmax", q3_check_softmax_call(op, &out, &x));
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
@@ -42,11 +38,7 @@ int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
 }
 
 int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream) {
-    static const char op[] = "causal_softmax";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_causal_softmax_call(op, &out, &x)) != Q3_OK) return status;
+    Q3_ENTER("causal_softmax", q3_check_causal_softmax_call(op, &out, &x));
     const int64_t q_len = x.shape[x.ndim - 2], k_len = x.shape[x.ndim - 1];
 
     const int64_t rows = q3_rows(&x);

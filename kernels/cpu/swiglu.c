@@ -1,13 +1,9 @@
 /* SwiGLU activation of the Qwen3 MLP: out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). */
 #include "common.h"
-#include "contracts.h"
+#include "entry.h"
 
 int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
-    static const char op[] = "swiglu";
-    int status;
-    q3_clear_error();
-    if (stream != NULL) return q3_fail(Q3_BAD_ATTRIBUTE, op, "the CPU library takes no stream");
-    if ((status = q3_check_swiglu_call(op, &out, &gate, &up)) != Q3_OK) return status;
+    Q3_ENTER("swiglu", q3_check_swiglu_call(op, &out, &gate, &up));
 
     const int64_t rows = q3_rows(&gate), cols = gate.shape[gate.ndim - 1];
     const int last = gate.ndim - 1;

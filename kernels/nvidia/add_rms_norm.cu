@@ -2,7 +2,7 @@
 // sum = x + residual (rounded to x's dtype); out = rms_norm(sum, weight, eps), normalised from the
 // rounded sum. Rows are held in registers (x and residual read once, sum and out written once): a
 // team of 1..32 lanes per short row, a block per long row; rows beyond 4096 items read sum back.
-#include "contracts.h"
+#include "entry.h"
 #include "rows.cuh"
 
 namespace {
@@ -12,7 +12,6 @@ using namespace q3r;
 template <typename T, typename W, int N, int G, int K>
 __global__ void __launch_bounds__(MAX_ROW_THREADS) add_rms_rows(q3_tensor out, q3_tensor sum, q3_tensor x, q3_tensor residual,
                                                      q3_tensor weight, int64_t rows, int64_t cols, float eps) {
-    constexpr bool VEC = N > 1;
     const int lanes = G > 0 ? G : (int)blockDim.x;
     const int lane = G > 0 ? (int)(threadIdx.x % G) : (int)threadIdx.x;
     const int64_t rows_per_block = G > 0 ? (int64_t)(blockDim.x / G) : 1;
@@ -49,25 +48,9 @@ __global__ void __launch_bounds__(MAX_ROW_THREADS) add_rms_rows(q3_tensor out, q
                 store_item<T, N>(sr, ss, item, cache[k]);
             }
         }
-        squares = team_sum<G>(squares);
-        const float mean = (float)(squares / (double)cols);
-        const float inverse_rms = 1.0f / sqrtf(mean + eps);
+        const float inv = inverse_rms<G>(squares, cols, eps);
         T *orow = od + (valid ? row_offset(out, row) : 0);
-#pragma unroll
-        for (int k = 0; k < K; ++k) {
-            const int64_t item = lane + (int64_t)k * lanes;
-            if (valid && item < items) {
-                float w[N];
-                load_floats<W, N, VEC>(wd, ws, item * N, w);
-                Pack<T, N> o;
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    const float normed = q3::round_to<T>(q3::to_float(cache[k].v[e]) * inverse_rms);
-                    o.v[e] = q3::from_float<T>(normed * w[e]);
-                }
-                store_item<T, N>(orow, os, item, o);
-            }
-        }
+        store_rms_row<T, W, N, K>(orow, os, wd, ws, cache, valid, lane, lanes, items, inv);
     }
 }
 
@@ -97,11 +80,9 @@ __global__ void __launch_bounds__(256) add_rms_long_rows(q3_tensor out, q3_tenso
             const double v = q3::to_float(s);
             squares += v * v;
         }
-        squares = team_sum<0>(squares);
-        const float mean = (float)(squares / (double)cols);
-        const float inverse_rms = 1.0f / sqrtf(mean + eps);
+        const float inv = inverse_rms<0>(squares, cols, eps);
         for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-            const float normed = q3::round_to<T>(q3::to_float(sr[c * ss]) * inverse_rms);
+            const float normed = q3::round_to<T>(q3::to_float(sr[c * ss]) * inv);
             orow[c * os] = q3::from_float<T>(normed * q3::to_float(wd[c * ws]));
         }
     }
@@ -135,15 +116,7 @@ void launch(const q3_tensor &out, const q3_tensor &sum, const q3_tensor &x, cons
 
 int q3_add_rms_norm(q3_tensor out, q3_tensor sum, q3_tensor x, q3_tensor residual, q3_tensor weight, double eps,
                     void *stream) {
-    static const char op[] = "add_rms_norm";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_add_rms_norm_call(op, &out, &sum, &x, &residual, &weight, eps)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "residual", &residual)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "weight", &weight)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "sum", &sum)) != Q3_OK) return status;
+    Q3_ENTER("add_rms_norm", q3_check_add_rms_norm_call(op, &out, &sum, &x, &residual, &weight, eps));
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     if (rows == 0 || cols == 0) return Q3_OK;

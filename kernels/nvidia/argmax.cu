@@ -5,7 +5,7 @@
 // on the reduction order.
 #include <math.h>
 
-#include "contracts.h"
+#include "entry.h"
 #include "rows.cuh"
 
 namespace {
@@ -143,12 +143,7 @@ int launch(const char *op, const q3_tensor &out, const q3_tensor &logits, cudaSt
 }  // namespace
 
 int q3_argmax(q3_tensor out, q3_tensor logits, void *stream) {
-    static const char op[] = "argmax";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_argmax_call(op, &out, &logits)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "logits", &logits)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    Q3_ENTER("argmax", q3_check_argmax_call(op, &out, &logits));
 
     if (logits.shape[0] == 0) return Q3_OK;
     cudaStream_t s = (cudaStream_t)stream;

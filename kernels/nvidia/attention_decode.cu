@@ -3,29 +3,20 @@
 // position seq_lens[b] - S + s and attends to positions 0 .. that one; positions >= seq_lens[b]
 // are never read, nor are block-table entries past a request's last used block.
 //
-// Flash-decoding (attention_tiles.cuh): each CTA takes one (request, kv head, chunk of query rows,
+// Flash-decoding (attention_tiles.cu): each CTA takes one (request, kv head, chunk of query rows,
 // split of the keys) and serves every query head of the kv head, so each K/V row is loaded once
 // for the whole GQA group; tensor cores and 16-byte cp.async copies when the cache rows are
 // unit-stride and 16-byte aligned (f16/bf16, D in {64, 128}), CUDA cores otherwise; a combine
 // kernel merges the splits by log-sum-exp. seq_lens (and the block table) are read back to the
 // host and validated before anything is launched.
+#include <limits.h>
 #include <stdlib.h>
 
-#include "attention_tiles.cuh"
-#include "contracts.h"
+#include "attention_tiles.h"
+#include "common.cuh"
+#include "entry.h"
 
 namespace {
-
-// Both variants' tensors in device memory.
-int check_devices(const char *op, const q3_tensor *out, const q3_tensor *q, const q3_tensor *k_cache,
-                  const q3_tensor *v_cache, const q3_tensor *seq_lens) {
-    int status;
-    if ((status = q3_cuda_check_device(op, "q", q)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "v_cache", v_cache)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", out)) != Q3_OK) return status;
-    return q3_cuda_check_device(op, "seq_lens", seq_lens);
-}
 
 // seq_lens (read back to the host) in [S, max_len]; *longest receives the largest.
 int check_seq_lens(const char *op, const int64_t *lens, int64_t batch, int64_t new_tokens, int64_t max_len,
@@ -88,15 +79,7 @@ int run(const char *op, const q3_tensor &out, const q3_tensor &q, const q3_tenso
 
 int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache, q3_tensor seq_lens,
                         double scale, void *stream) {
-    static const char op[] = "attention_decode";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale)) != Q3_OK) return status;
-    if (k_cache.shape[0] != q.shape[0]) {
-        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; q has %lld",
-                       (long long)k_cache.shape[0], (long long)q.shape[0]);
-    }
-    if ((status = check_devices(op, &out, &q, &k_cache, &v_cache, &seq_lens)) != Q3_OK) return status;
+    Q3_ENTER("attention_decode", q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale));
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
     int64_t *lens = q3_cuda_indices_to_host(op, "seq_lens", &seq_lens, cuda_stream, &status);
     if (lens == NULL) return status;
@@ -110,17 +93,10 @@ int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor
 
 int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
                               q3_tensor block_table, q3_tensor seq_lens, double scale, void *stream) {
-    static const char op[] = "attention_decode_paged";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens,
-                                                       scale)) != Q3_OK) {
-        return status;
-    }
+    Q3_ENTER("attention_decode_paged",
+             q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens, scale));
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
     const int64_t max_blocks = block_table.shape[1];
-    if ((status = check_devices(op, &out, &q, &k_cache, &v_cache, &seq_lens)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "block_table", &block_table)) != Q3_OK) return status;
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
     int64_t *lens = q3_cuda_indices_to_host(op, "seq_lens", &seq_lens, cuda_stream, &status);
     if (lens == NULL) return status;

@@ -7,11 +7,14 @@
 // cp.async; S = Q K^T and O += P V with mma.sync m16n8k16 (f32 accumulate); online softmax in
 // float32 registers (P rounded to the input dtype for the P @ V product, as FlashAttention does);
 // tiles past the diagonal skipped; the heaviest query tiles are scheduled first. Everything else
-// runs the split-KV kernels of attention_tiles.cuh (as one request of T new tokens): on tensor
+// runs the split-KV kernels of attention_tiles.cu (as one request of T new tokens): on tensor
 // cores when k and v still copy in 16-byte chunks (f16/bf16, D in {64, 128}), else on CUDA cores
 // (float32, other layouts and head sizes).
-#include "attention_tiles.cuh"
-#include "contracts.h"
+#include <limits.h>
+
+#include "attention_ptx.cuh"
+#include "attention_tiles.h"
+#include "entry.h"
 
 namespace {
 
@@ -241,12 +244,8 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const MmaPa
 template <typename T, int D> int launch_mma(const char *op, const MmaParams &p, cudaStream_t stream) {
     auto kernel = prefill_mma_kernel<T, D>;
     const size_t smem = mma_smem_bytes<D>();
-    cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (error != cudaSuccess) {
-        cudaGetLastError();
-        return q3_fail(Q3_LAUNCH_FAILED, op, "cannot reserve %zu bytes of shared memory: %s", smem,
-                       cudaGetErrorString(error));
-    }
+    const int status = q3_cuda_reserve_shared_memory(op, reinterpret_cast<const void *>(kernel), smem);
+    if (status != Q3_OK) return status;
     const int64_t ctas = static_cast<int64_t>(p.m_tiles) * p.q_heads;
     kernel<<<(unsigned)ctas, kMmaThreads, smem, stream>>>(p);
     return Q3_OK;
@@ -262,16 +261,9 @@ bool mma_layout(const q3_tensor &t) {
 }  // namespace
 
 int q3_attention_prefill(q3_tensor out, q3_tensor q, q3_tensor k, q3_tensor v, double scale, void *stream) {
-    static const char op[] = "attention_prefill";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_attention_prefill_call(op, &out, &q, &k, &v, scale)) != Q3_OK) return status;
+    Q3_ENTER("attention_prefill", q3_check_attention_prefill_call(op, &out, &q, &k, &v, scale));
     const int64_t tokens = q.shape[0], q_heads = q.shape[1], head_dim = q.shape[2];
     const int64_t kv_heads = k.shape[1];
-    if ((status = q3_cuda_check_device(op, "q", &q)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "k", &k)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "v", &v)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
     if (q3_numel(&out) == 0) return Q3_OK;
 
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);

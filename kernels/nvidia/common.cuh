@@ -1,6 +1,6 @@
 // Shared by the CUDA kernels: dtype conversion, dispatch on the dtype code, and the host-side
 // helpers every entry point uses (device-pointer checks, index tensors read back for validation,
-// launch-error reporting). Validation of dtypes, shapes and strides comes from cpu/common.h.
+// launch-error reporting). Validation of dtypes, shapes and strides comes from host/.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -8,7 +8,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-#include "common.h"
+#include "checks.h"
 #include "qwen3_kernels.h"
 
 namespace q3 {
@@ -59,6 +59,9 @@ int q3_cuda_launch_status(const char *op);
 // An attribute of the current device into *value: Q3_OK, or Q3_LAUNCH_FAILED naming the operator
 // when the device cannot be asked.
 int q3_cuda_device_attribute(const char *op, cudaDeviceAttr attribute, int *value);
+
+// Lets `kernel` take `bytes` of dynamic shared memory: Q3_OK, or Q3_LAUNCH_FAILED naming the operator.
+int q3_cuda_reserve_shared_memory(const char *op, const void *kernel, size_t bytes);
 
 // Q3_OK when the tensor's memory is device memory (or it is empty); a CPU tensor handed to the
 // CUDA library is rejected with Q3_UNSUPPORTED instead of crashing the process.

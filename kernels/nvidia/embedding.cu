@@ -4,7 +4,7 @@
 // otherwise), bits copied unchanged.
 #include <stdlib.h>
 
-#include "contracts.h"
+#include "entry.h"
 #include "index_check.cuh"
 #include "rows.cuh"
 
@@ -76,13 +76,7 @@ int check_ids_on_host(const char *op, const q3_tensor &ids, int64_t vocab, cudaS
 }  // namespace
 
 int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
-    static const char op[] = "embedding";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_embedding_call(op, &out, &ids, &weight)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "ids", &ids)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "weight", &weight)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    Q3_ENTER("embedding", q3_check_embedding_call(op, &out, &ids, &weight));
 
     cudaStream_t s = (cudaStream_t)stream;
     const int64_t tokens = q3_numel(&ids);

@@ -7,23 +7,13 @@
 // the bits of k and of v. Nothing else of the caches is written.
 #include <stdlib.h>
 
-#include "contracts.h"
+#include "entry.h"
 #include "index_check.cuh"
 #include "rows.cuh"
 
 namespace {
 
 using namespace q3r;
-
-int check_devices(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *k,
-                  const q3_tensor *v, const q3_tensor *index, const char *index_name) {
-    int status;
-    if ((status = q3_cuda_check_device(op, "k_cache", k_cache)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "v_cache", v_cache)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "k", k)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "v", v)) != Q3_OK) return status;
-    return q3_cuda_check_device(op, index_name, index);
-}
 
 // Copies one pack of the head row of k (and of v) at `src_*` to the cache head row at `dst_*`.
 template <typename T, int N>
@@ -133,11 +123,7 @@ int run(const char *op, bool paged, const q3_tensor &kc, const q3_tensor &vc, co
 
 int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v, q3_tensor positions,
                       void *stream) {
-    static const char op[] = "kv_cache_write";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions)) != Q3_OK) return status;
-    if ((status = check_devices(op, &k_cache, &v_cache, &k, &v, &positions, "positions")) != Q3_OK) return status;
+    Q3_ENTER("kv_cache_write", q3_check_kv_cache_write_call(op, &k_cache, &v_cache, &k, &v, &positions));
     const int64_t batch = k.shape[0], new_tokens = k.shape[1], length = k_cache.shape[1];
     cudaStream_t s = (cudaStream_t)stream;
     bool valid;
@@ -158,11 +144,7 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
 
 int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tensor v, q3_tensor slots,
                             void *stream) {
-    static const char op[] = "kv_cache_write_paged";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots)) != Q3_OK) return status;
-    if ((status = check_devices(op, &k_cache, &v_cache, &k, &v, &slots, "slots")) != Q3_OK) return status;
+    Q3_ENTER("kv_cache_write_paged", q3_check_kv_cache_write_paged_call(op, &k_cache, &v_cache, &k, &v, &slots));
     const int64_t count = k.shape[0], total = k_cache.shape[0] * k_cache.shape[1];
     cudaStream_t s = (cudaStream_t)stream;
     bool valid;

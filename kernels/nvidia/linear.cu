@@ -14,7 +14,7 @@
 //    absent or refusing the call, float32 outside the form above): the tiled CUDA-core GEMM of
 //    gemm_tiles.cuh, any strides, accumulating in double for float32 and float for f16/bf16.
 #include "common.cuh"
-#include "contracts.h"
+#include "entry.h"
 #include "cublas_loader.cuh"
 #include "gemm_tiles.cuh"
 
@@ -122,14 +122,6 @@ int q3_linear_compute(const char *op, q3_tensor out, q3_tensor x, q3_tensor weig
 }
 
 int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void *stream) {
-    static const char op[] = "linear";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_linear_call(op, &out, &x, &weight, &bias)) != Q3_OK) return status;
-    const int has_bias = bias.data != NULL;
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "weight", &weight)) != Q3_OK) return status;
-    if (has_bias && (status = q3_cuda_check_device(op, "bias", &bias)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    Q3_ENTER("linear", q3_check_linear_call(op, &out, &x, &weight, &bias));
     return q3_linear_compute(op, out, x, weight, bias, (cudaStream_t)stream);
 }

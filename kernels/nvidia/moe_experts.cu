@@ -21,7 +21,7 @@
 #include <type_traits>
 
 #include "common.cuh"
-#include "contracts.h"
+#include "entry.h"
 #include "cublas_loader.cuh"
 #include "gemm_tiles.cuh"
 
@@ -288,18 +288,9 @@ int run_experts(const char *op, q3_tensor out, q3_tensor x, q3_tensor weights, q
 
 int q3_moe_experts(q3_tensor out, q3_tensor x, q3_tensor weights, q3_tensor ids, q3_tensor gate_up,
                    q3_tensor down, void *stream) {
-    static const char op[] = "moe_experts";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_moe_experts_call(op, &out, &x, &weights, &ids, &gate_up, &down)) != Q3_OK) return status;
+    Q3_ENTER("moe_experts", q3_check_moe_experts_call(op, &out, &x, &weights, &ids, &gate_up, &down));
     const int64_t tokens = x.shape[0], hidden = x.shape[1], top_k = weights.shape[1];
     const int64_t experts = gate_up.shape[0], inter = gate_up.shape[1] / 2;
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "weights", &weights)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "ids", &ids)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "gate_up", &gate_up)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "down", &down)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
 
     cudaStream_t s = (cudaStream_t)stream;
     const int64_t pairs = tokens * top_k;

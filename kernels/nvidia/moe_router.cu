@@ -4,7 +4,7 @@
 // descending p with ties to the lower index (k rounds of a warp argmax), weights divided by their
 // float32 sum taken in that order when norm_topk_prob, written in x's dtype; ids int64.
 #include "common.cuh"
-#include "contracts.h"
+#include "entry.h"
 #include "gemm_tiles.cuh"
 
 namespace {
@@ -122,15 +122,8 @@ int launch_route(const char *op, const void *logits, int64_t tokens, int experts
 
 int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_weight,
                   int64_t top_k, int norm_topk_prob, void *stream) {
-    static const char op[] = "moe_router";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_moe_router_call(op, &weights, &ids, &x, &gate_weight, top_k)) != Q3_OK) return status;
+    Q3_ENTER("moe_router", q3_check_moe_router_call(op, &weights, &ids, &x, &gate_weight, top_k));
     const int64_t tokens = x.shape[0], experts = gate_weight.shape[0];
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "gate_weight", &gate_weight)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "weights", &weights)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "ids", &ids)) != Q3_OK) return status;
     if (tokens == 0) return Q3_OK;
     if (experts > (1 << 24)) {
         return q3_fail(Q3_UNSUPPORTED, op, "%lld experts: at most %d are supported", (long long)experts, 1 << 24);

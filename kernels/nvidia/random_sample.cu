@@ -20,7 +20,7 @@
 #include <limits.h>
 
 #include "common.cuh"
-#include "contracts.h"
+#include "entry.h"
 
 namespace {
 
@@ -391,15 +391,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(q3_tensor out, q3_tens
 
 int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double temperature,
                      int64_t top_k, double top_p, void *stream) {
-    static const char op[] = "random_sample";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p)) != Q3_OK) {
-        return status;
-    }
-    if ((status = q3_cuda_check_device(op, "logits", &logits)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "random", &random)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    Q3_ENTER("random_sample", q3_check_random_sample_call(op, &out, &logits, &random, temperature, top_p));
     const int64_t batch = logits.shape[0], vocab = logits.shape[1];
     const float temperature_f = (float)temperature;
     cudaStream_t s = (cudaStream_t)stream;

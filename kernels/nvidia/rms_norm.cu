@@ -3,7 +3,7 @@
 // Rows are held in registers (x read once): a team of 1..32 lanes per short row (per-head q/k
 // norm rows of 128), a block per long row; blocks loop over rows, loading the next while reducing
 // the current one; rows beyond 4096 items are read twice.
-#include "contracts.h"
+#include "entry.h"
 #include "rows.cuh"
 
 namespace {
@@ -13,7 +13,6 @@ using namespace q3r;
 template <typename T, typename W, int N, int G, int K>
 __global__ void __launch_bounds__(MAX_ROW_THREADS) rms_rows(q3_tensor out, q3_tensor x, q3_tensor weight, int64_t rows,
                                                  int64_t cols, float eps) {
-    constexpr bool VEC = N > 1;
     const int lanes = G > 0 ? G : (int)blockDim.x;
     const int lane = G > 0 ? (int)(threadIdx.x % G) : (int)threadIdx.x;
     const int64_t rows_per_block = G > 0 ? (int64_t)(blockDim.x / G) : 1;
@@ -58,25 +57,9 @@ __global__ void __launch_bounds__(MAX_ROW_THREADS) rms_rows(q3_tensor out, q3_te
                 }
             }
         }
-        squares = team_sum<G>(squares);
-        const float mean = (float)(squares / (double)cols);
-        const float inverse_rms = 1.0f / sqrtf(mean + eps);
+        const float inv = inverse_rms<G>(squares, cols, eps);
         T *orow = od + (valid ? row_offset(out, row) : 0);
-#pragma unroll
-        for (int k = 0; k < K; ++k) {
-            const int64_t item = lane + (int64_t)k * lanes;
-            if (valid && item < items) {
-                float w[N];
-                load_floats<W, N, VEC>(wd, ws, item * N, w);
-                Pack<T, N> o;
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    const float normed = q3::round_to<T>(q3::to_float(cache[k].v[e]) * inverse_rms);
-                    o.v[e] = q3::from_float<T>(normed * w[e]);
-                }
-                store_item<T, N>(orow, os, item, o);
-            }
-        }
+        store_rms_row<T, W, N, K>(orow, os, wd, ws, cache, valid, lane, lanes, items, inv);
         if (PREFETCH) {
 #pragma unroll
             for (int k = 0; k < K; ++k) cache[k] = next[k];
@@ -100,11 +83,9 @@ __global__ void __launch_bounds__(256) rms_long_rows(q3_tensor out, q3_tensor x,
             const double v = q3::to_float(xr[c * xs]);
             squares += v * v;
         }
-        squares = team_sum<0>(squares);
-        const float mean = (float)(squares / (double)cols);
-        const float inverse_rms = 1.0f / sqrtf(mean + eps);
+        const float inv = inverse_rms<0>(squares, cols, eps);
         for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-            const float normed = q3::round_to<T>(q3::to_float(xr[c * xs]) * inverse_rms);
+            const float normed = q3::round_to<T>(q3::to_float(xr[c * xs]) * inv);
             orow[c * os] = q3::from_float<T>(normed * q3::to_float(wd[c * ws]));
         }
     }
@@ -136,13 +117,7 @@ void launch(const q3_tensor &out, const q3_tensor &x, const q3_tensor &weight, i
 }  // namespace
 
 int q3_rms_norm(q3_tensor out, q3_tensor x, q3_tensor weight, double eps, void *stream) {
-    static const char op[] = "rms_norm";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_rms_norm_call(op, &out, &x, &weight, eps)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "weight", &weight)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    Q3_ENTER("rms_norm", q3_check_rms_norm_call(op, &out, &x, &weight, eps));
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     if (rows == 0 || cols == 0) return Q3_OK;

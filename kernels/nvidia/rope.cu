@@ -8,7 +8,7 @@
 // or of interleaved pairs (GPT-J) per thread on the fast path, one pair per thread otherwise.
 #include <math.h>
 
-#include "contracts.h"
+#include "entry.h"
 #include "rows.cuh"
 
 namespace {
@@ -217,13 +217,7 @@ int launch(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_te
 }  // namespace
 
 int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int layout, void *stream) {
-    static const char op[] = "rope";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_rope_call(op, &out, &x, &positions, theta, layout)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "positions", &positions)) != Q3_OK) return status;
+    Q3_ENTER("rope", q3_check_rope_call(op, &out, &x, &positions, theta, layout));
 
     if (q3_numel(&x) == 0) return Q3_OK;
     const int64_t head_dim = x.shape[2];

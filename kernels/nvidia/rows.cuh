@@ -1,6 +1,6 @@
 // Row helpers of the memory-bound kernels (embedding, norms, rope, swiglu, softmax, argmax, KV
 // cache writes): packs of elements loaded with one 16-byte access, team (sub-warp / block)
-// reductions, layout collapsing and the fast-path tests done on the host.
+// reductions, the RMSNorm row, layout collapsing and the fast-path tests done on the host.
 #pragma once
 
 #include <stdint.h>
@@ -99,6 +99,39 @@ struct MaxOp {
 
 template <int G> __device__ __forceinline__ double team_sum(double v) { return team_reduce<G>(v, SumOp()); }
 template <int G> __device__ __forceinline__ float team_max(float v) { return team_reduce<G>(v, MaxOp()); }
+
+// ---------------------------------------------------------------------------------------------
+// The RMSNorm row (rms_norm, add_rms_norm) in Hugging Face Qwen3RMSNorm order:
+// (x * rsqrt(mean(x^2) + eps)).to(T) * weight, the squares summed in double.
+
+// Every thread of the team passes its partial sum of squares and gets the row's 1 / rms.
+template <int G> __device__ __forceinline__ float inverse_rms(double squares, int64_t cols, float eps) {
+    squares = team_sum<G>(squares);
+    const float mean = (float)(squares / (double)cols);
+    return 1.0f / sqrtf(mean + eps);
+}
+
+// Writes the normalised row a team holds in registers: item lane + k * lanes in cache[k].
+template <typename T, typename W, int N, int K>
+__device__ __forceinline__ void store_rms_row(T *orow, int64_t os, const W *wd, int64_t ws,
+                                              const Pack<T, N> (&cache)[K], bool valid, int lane, int lanes,
+                                              int64_t items, float inverse_rms) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const int64_t item = lane + (int64_t)k * lanes;
+        if (valid && item < items) {
+            float w[N];
+            load_floats<W, N, (N > 1)>(wd, ws, item * N, w);
+            Pack<T, N> o;
+#pragma unroll
+            for (int e = 0; e < N; ++e) {
+                const float normed = q3::round_to<T>(q3::to_float(cache[k].v[e]) * inverse_rms);
+                o.v[e] = q3::from_float<T>(normed * w[e]);
+            }
+            store_item<T, N>(orow, os, item, o);
+        }
+    }
+}
 
 // Element offset of flat row `row` (all dims but the last); cheap for collapsed layouts.
 __device__ __forceinline__ int64_t row_offset(const q3_tensor &t, int64_t row) {

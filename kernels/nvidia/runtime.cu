@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common.cuh"
+#include "entry.h"
 
 int q3_cuda_launch_status(const char *op) {
     cudaError_t error = cudaGetLastError();
@@ -22,6 +23,16 @@ int q3_cuda_device_attribute(const char *op, cudaDeviceAttr attribute, int *valu
     return Q3_OK;
 }
 
+int q3_cuda_reserve_shared_memory(const char *op, const void *kernel, size_t bytes) {
+    cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (error != cudaSuccess) {
+        cudaGetLastError();
+        return q3_fail(Q3_LAUNCH_FAILED, op, "cannot reserve %zu bytes of shared memory: %s", bytes,
+                       cudaGetErrorString(error));
+    }
+    return Q3_OK;
+}
+
 int q3_cuda_check_device(const char *op, const char *name, const q3_tensor *t) {
     if (t->data == NULL || q3_numel(t) == 0) return Q3_OK;
     cudaPointerAttributes attributes;
@@ -33,6 +44,16 @@ int q3_cuda_check_device(const char *op, const char *name, const q3_tensor *t) {
     if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) {
         return q3_fail(Q3_UNSUPPORTED, op, "tensor '%s' is in host memory; the CUDA library needs device tensors",
                        name);
+    }
+    return Q3_OK;
+}
+
+int q3_check_stream(const char *, const void *) { return Q3_OK; }
+
+int q3_check_memory(const char *op, const q3_named_tensor *tensors, int count) {
+    for (int i = 0; i < count; ++i) {
+        const int status = q3_cuda_check_device(op, tensors[i].name, tensors[i].tensor);
+        if (status != Q3_OK) return status;
     }
     return Q3_OK;
 }
@@ -79,19 +100,27 @@ static int64_t logical_offset(const q3_tensor *t, int64_t index) {
     return offset;
 }
 
+// Room for the numel(t) values of a tensor read back into `raw`; NULL (raw freed, *status set) when
+// the allocation fails.
+static void *host_values(const char *op, const char *name, const q3_tensor *t, size_t element, void *raw,
+                         int *status) {
+    const int64_t count = q3_numel(t);
+    void *values = malloc(element * (size_t)(count > 0 ? count : 1));
+    if (values == NULL) {
+        free(raw);
+        *status = q3_fail(Q3_OUT_OF_MEMORY, op, "cannot copy tensor '%s' to the host", name);
+    }
+    return values;
+}
+
 int64_t *q3_cuda_indices_to_host(const char *op, const char *name, const q3_tensor *t, cudaStream_t stream,
                                  int *status) {
     size_t element = t->dtype == Q3_I32 ? 4 : 8;
     char *raw = (char *)copy_extent(op, name, t, element, stream, status);
     if (raw == NULL) return NULL;
-    int64_t count = q3_numel(t);
-    int64_t *values = (int64_t *)malloc(sizeof(int64_t) * (size_t)(count > 0 ? count : 1));
-    if (values == NULL) {
-        free(raw);
-        *status = q3_fail(Q3_OUT_OF_MEMORY, op, "cannot copy tensor '%s' to the host", name);
-        return NULL;
-    }
-    for (int64_t i = 0; i < count; ++i) {
+    int64_t *values = (int64_t *)host_values(op, name, t, sizeof(int64_t), raw, status);
+    if (values == NULL) return NULL;
+    for (int64_t i = 0; i < q3_numel(t); ++i) {
         int64_t offset = logical_offset(t, i);
         values[i] = t->dtype == Q3_I32 ? ((int32_t *)raw)[offset] : ((int64_t *)raw)[offset];
     }
@@ -103,14 +132,9 @@ float *q3_cuda_floats_to_host(const char *op, const char *name, const q3_tensor 
                               int *status) {
     float *raw = (float *)copy_extent(op, name, t, sizeof(float), stream, status);
     if (raw == NULL) return NULL;
-    int64_t count = q3_numel(t);
-    float *values = (float *)malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
-    if (values == NULL) {
-        free(raw);
-        *status = q3_fail(Q3_OUT_OF_MEMORY, op, "cannot copy tensor '%s' to the host", name);
-        return NULL;
-    }
-    for (int64_t i = 0; i < count; ++i) values[i] = raw[logical_offset(t, i)];
+    float *values = (float *)host_values(op, name, t, sizeof(float), raw, status);
+    if (values == NULL) return NULL;
+    for (int64_t i = 0; i < q3_numel(t); ++i) values[i] = raw[logical_offset(t, i)];
     free(raw);
     return values;
 }

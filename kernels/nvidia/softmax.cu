@@ -10,7 +10,7 @@
 // order and writes its chunk.
 #include <math.h>
 
-#include "contracts.h"
+#include "entry.h"
 #include "rows.cuh"
 
 namespace {
@@ -318,23 +318,13 @@ int run(const char *op, q3_tensor out, q3_tensor x, int64_t q_len, int64_t shift
 }  // namespace
 
 int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
-    static const char op[] = "softmax";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_softmax_call(op, &out, &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    Q3_ENTER("softmax", q3_check_softmax_call(op, &out, &x));
     const int64_t cols = x.shape[x.ndim - 1];
     return run(op, out, x, 1, cols - 1, stream);
 }
 
 int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream) {
-    static const char op[] = "causal_softmax";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_causal_softmax_call(op, &out, &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "x", &x)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    Q3_ENTER("causal_softmax", q3_check_causal_softmax_call(op, &out, &x));
     const int64_t q_len = x.shape[x.ndim - 2], k_len = x.shape[x.ndim - 1];
     return run(op, out, x, q_len, k_len - q_len, stream);
 }

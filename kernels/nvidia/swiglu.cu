@@ -2,7 +2,7 @@
 // float32. The tensors' dims are merged where all three layouts allow (a contiguous call becomes
 // one row; a fused gate_up view stays [rows, I] with row stride 2I); each thread then handles one
 // 16-byte pack (fast path) or one element of a flat grid-stride range.
-#include "contracts.h"
+#include "entry.h"
 #include "rows.cuh"
 
 namespace {
@@ -61,13 +61,7 @@ void launch(const q3_tensor &out, const q3_tensor &gate, const q3_tensor &up, cu
 }  // namespace
 
 int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
-    static const char op[] = "swiglu";
-    int status;
-    q3_clear_error();
-    if ((status = q3_check_swiglu_call(op, &out, &gate, &up)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "gate", &gate)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "up", &up)) != Q3_OK) return status;
-    if ((status = q3_cuda_check_device(op, "out", &out)) != Q3_OK) return status;
+    Q3_ENTER("swiglu", q3_check_swiglu_call(op, &out, &gate, &up));
 
     if (q3_numel(&gate) == 0) return Q3_OK;
     q3_tensor *const tensors[] = {&out, &gate, &up};

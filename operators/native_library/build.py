@@ -29,6 +29,7 @@ def kernel_sources() -> Path:
 
 KERNELS_DIR = kernel_sources()
 INCLUDE_DIR = KERNELS_DIR / "include"
+HOST_DIR = KERNELS_DIR / "host"  # the host-side C every library compiles in: statuses, checks, contracts
 
 
 @dataclass(frozen=True)
@@ -41,15 +42,16 @@ class BuildRecipe:
     compiler: str
     flags: tuple[str, ...]  # used to compile each source and to link
     link_flags: tuple[str, ...]
-    include_dirs: tuple[Path, ...] = (INCLUDE_DIR,)
+    include_dirs: tuple[Path, ...] = (INCLUDE_DIR, HOST_DIR)
     extra_inputs: tuple[Path, ...] = ()  # files the sources include from elsewhere
     libraries: tuple[str, ...] = ("-lm",)
+    host_flags: tuple[str, ...] = ()  # put before each source of HOST_DIR (the language nvcc compiles it as)
 
     def sources(self) -> list[Path]:
         found = [p for p in sorted(self.source_dir.iterdir()) if p.suffix in self.source_suffixes]
         if not found:
             raise NativeBuildError(f"no {self.name} kernel sources in {self.source_dir}")
-        return found
+        return host_sources() + found
 
     def inputs(self) -> list[Path]:
         headers = [p for d in (self.source_dir, *self.include_dirs) for suffix in ("*.h", "*.cuh")
@@ -63,6 +65,10 @@ class BuildRecipe:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
         return digest.hexdigest()[:16]
+
+
+def host_sources() -> list[Path]:
+    return sorted(HOST_DIR.glob("*.c"))
 
 
 def cpu_recipe() -> BuildRecipe:
@@ -85,7 +91,6 @@ def nvidia_recipe() -> BuildRecipe:
     """CUDA kernels for sm_80 and sm_90 (QWEN3_CUDA_ARCHS="80;90" overrides), cuBLAS loaded at run time."""
     archs = [a.strip() for a in os.environ.get("QWEN3_CUDA_ARCHS", "80;90").split(";") if a.strip()]
     gencode = tuple(flag for arch in archs for flag in ("-gencode", f"arch=compute_{arch},code=sm_{arch}"))
-    cpu = KERNELS_DIR / "cpu"
     return BuildRecipe(
         name="nvidia",
         source_dir=KERNELS_DIR / "nvidia",
@@ -93,9 +98,8 @@ def nvidia_recipe() -> BuildRecipe:
         compiler=nvcc_path(),
         flags=("-O3", "-std=c++17", "-Xcompiler", "-fPIC", "-lineinfo", *gencode),
         link_flags=("-shared", *gencode),
-        include_dirs=(INCLUDE_DIR, cpu),
-        extra_inputs=(cpu / "status.c", cpu / "contracts.c"),
         libraries=("-lm", "-ldl"),
+        host_flags=("-x", "cu"),
     )
 
 
@@ -124,10 +128,11 @@ def run_compiler(recipe: BuildRecipe, command: list[str]) -> None:
 def compile_sources(recipe: BuildRecipe, scratch: Path) -> list[Path]:
     """One object per source, compiled in parallel (one job per core)."""
     includes = [f"-I{d}" for d in recipe.include_dirs]
-    jobs = {source: scratch / f"{source.stem}.o" for source in recipe.sources()}
+    jobs = {source: scratch / f"{source.parent.name}_{source.stem}.o" for source in recipe.sources()}
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        futures = [pool.submit(run_compiler, recipe, [recipe.compiler, *recipe.flags, *includes, "-c", str(source),
-                                                      "-o", str(obj)])
+        futures = [pool.submit(run_compiler, recipe, [recipe.compiler, *recipe.flags, *includes, "-c",
+                                                      *(recipe.host_flags if source.parent == HOST_DIR else ()),
+                                                      str(source), "-o", str(obj)])
                    for source, obj in jobs.items()]
         for future in futures:
             future.result()

@@ -1,4 +1,3 @@
-// The status strings, validation helpers and CUDA runtime helpers of the real libraries, so the
-// wrong kernels reject bad input exactly as the real ones do and differ only in their bug.
-#include "status.c"
+// The CUDA runtime helpers of the real library, so the wrong kernels reject bad input exactly as the
+// real ones do and differ only in their bug (the build compiles kernels/host/ in beside them).
 #include "runtime.cu"

@@ -1,12 +1,21 @@
 /* Host-side argument checks shared by the CPU and the CUDA library (see contracts.h). */
 #include <math.h>
+#include <stddef.h>
 
-#include "contracts.h"
+#include "entry.h"
 
 #define Q3_TRY(call)                      \
     do {                                  \
         const int q3_try_status = (call); \
         if (q3_try_status != Q3_OK) return q3_try_status; \
+    } while (0)
+
+/* Ends a whole-call check with the library's check of where the call's tensors live (entry.h), in
+ * the order given as {"name", tensor} pairs. */
+#define RETURN_MEMORY_CHECK(op, ...)                                                 \
+    do {                                                                             \
+        const q3_named_tensor named[] = {__VA_ARGS__};                               \
+        return q3_check_memory(op, named, (int)(sizeof named / sizeof named[0]));    \
     } while (0)
 
 static int check_not_scalar(const char *op, const char *name, const q3_tensor *t) {
@@ -51,7 +60,8 @@ int q3_check_embedding_call(const char *op, const q3_tensor *out, const q3_tenso
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' must have shape ids.shape + [%lld]",
                        (long long)weight->shape[1]);
     }
-    return q3_check_writable(op, "out", out);
+    Q3_TRY(q3_check_writable(op, "out", out));
+    RETURN_MEMORY_CHECK(op, {"ids", ids}, {"weight", weight}, {"out", out});
 }
 
 /* A 1-D weight as long as x's last dim, of x's dtype or float32. */
@@ -78,7 +88,8 @@ int q3_check_rms_norm_call(const char *op, const q3_tensor *out, const q3_tensor
     Q3_TRY(check_norm_weight(op, weight, x));
     Q3_TRY(check_like(op, "out", out, "x", x));
     Q3_TRY(q3_check_writable(op, "out", out));
-    return check_eps(op, eps);
+    Q3_TRY(check_eps(op, eps));
+    RETURN_MEMORY_CHECK(op, {"x", x}, {"weight", weight}, {"out", out});
 }
 
 int q3_check_add_rms_norm_call(const char *op, const q3_tensor *out, const q3_tensor *sum, const q3_tensor *x,
@@ -95,7 +106,8 @@ int q3_check_add_rms_norm_call(const char *op, const q3_tensor *out, const q3_te
     Q3_TRY(check_like(op, "sum", sum, "x", x));
     Q3_TRY(q3_check_writable(op, "out", out));
     Q3_TRY(q3_check_writable(op, "sum", sum));
-    return check_eps(op, eps);
+    Q3_TRY(check_eps(op, eps));
+    RETURN_MEMORY_CHECK(op, {"x", x}, {"residual", residual}, {"weight", weight}, {"out", out}, {"sum", sum});
 }
 
 int q3_check_linear_call(const char *op, const q3_tensor *out, const q3_tensor *x, const q3_tensor *weight,
@@ -127,7 +139,8 @@ int q3_check_linear_call(const char *op, const q3_tensor *out, const q3_tensor *
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'out' must have shape x.shape[:-1] + [%lld]",
                        (long long)out_features);
     }
-    return q3_check_writable(op, "out", out);
+    Q3_TRY(q3_check_writable(op, "out", out));
+    RETURN_MEMORY_CHECK(op, {"x", x}, {"weight", weight}, {"bias", bias}, {"out", out});
 }
 
 int q3_check_rope_call(const char *op, const q3_tensor *out, const q3_tensor *x, const q3_tensor *positions,
@@ -146,7 +159,8 @@ int q3_check_rope_call(const char *op, const q3_tensor *out, const q3_tensor *x,
         return q3_fail(Q3_BAD_ATTRIBUTE, op, "unknown layout %d", layout);
     }
     if (!(theta > 0.0)) return q3_fail(Q3_BAD_ATTRIBUTE, op, "theta must be > 0, got %g", theta);
-    return q3_check_writable(op, "out", out);
+    Q3_TRY(q3_check_writable(op, "out", out));
+    RETURN_MEMORY_CHECK(op, {"x", x}, {"out", out}, {"positions", positions});
 }
 
 int q3_check_swiglu_call(const char *op, const q3_tensor *out, const q3_tensor *gate, const q3_tensor *up) {
@@ -156,7 +170,8 @@ int q3_check_swiglu_call(const char *op, const q3_tensor *out, const q3_tensor *
     Q3_TRY(check_not_scalar(op, "gate", gate));
     Q3_TRY(check_like(op, "up", up, "gate", gate));
     Q3_TRY(check_like(op, "out", out, "gate", gate));
-    return q3_check_writable(op, "out", out);
+    Q3_TRY(q3_check_writable(op, "out", out));
+    RETURN_MEMORY_CHECK(op, {"gate", gate}, {"up", up}, {"out", out});
 }
 
 static int check_softmax(const char *op, const q3_tensor *out, const q3_tensor *x, int min_rank) {
@@ -170,7 +185,8 @@ static int check_softmax(const char *op, const q3_tensor *out, const q3_tensor *
 }
 
 int q3_check_softmax_call(const char *op, const q3_tensor *out, const q3_tensor *x) {
-    return check_softmax(op, out, x, 1);
+    Q3_TRY(check_softmax(op, out, x, 1));
+    RETURN_MEMORY_CHECK(op, {"x", x}, {"out", out});
 }
 
 int q3_check_causal_softmax_call(const char *op, const q3_tensor *out, const q3_tensor *x) {
@@ -180,7 +196,7 @@ int q3_check_causal_softmax_call(const char *op, const q3_tensor *out, const q3_
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has q_len %lld > k_len %lld", (long long)q_len,
                        (long long)k_len);
     }
-    return Q3_OK;
+    RETURN_MEMORY_CHECK(op, {"x", x}, {"out", out});
 }
 
 static int check_scale(const char *op, double scale) {
@@ -216,12 +232,13 @@ int q3_check_attention_prefill_call(const char *op, const q3_tensor *out, const 
     }
     Q3_TRY(q3_check_same_shape(op, "out", out, "q", q));
     Q3_TRY(q3_check_writable(op, "out", out));
-    return check_scale(op, scale);
+    Q3_TRY(check_scale(op, scale));
+    RETURN_MEMORY_CHECK(op, {"q", q}, {"k", k}, {"v", v}, {"out", out});
 }
 
-int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q3_tensor *q,
-                                   const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *seq_lens,
-                                   double scale) {
+/* What both decode variants check: dtypes, ranks, q/out/cache shapes, seq_lens' length, scale. */
+static int check_decode_call(const char *op, const q3_tensor *out, const q3_tensor *q, const q3_tensor *k_cache,
+                             const q3_tensor *v_cache, const q3_tensor *seq_lens, double scale) {
     Q3_TRY(q3_check_float(op, "q", q));
     Q3_TRY(q3_check_float(op, "k_cache", k_cache));
     Q3_TRY(q3_check_float(op, "v_cache", v_cache));
@@ -250,10 +267,21 @@ int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q
     return check_scale(op, scale);
 }
 
+int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q3_tensor *q,
+                                   const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *seq_lens,
+                                   double scale) {
+    Q3_TRY(check_decode_call(op, out, q, k_cache, v_cache, seq_lens, scale));
+    if (k_cache->shape[0] != q->shape[0]) {
+        return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; q has %lld",
+                       (long long)k_cache->shape[0], (long long)q->shape[0]);
+    }
+    RETURN_MEMORY_CHECK(op, {"q", q}, {"k_cache", k_cache}, {"v_cache", v_cache}, {"out", out}, {"seq_lens", seq_lens});
+}
+
 int q3_check_attention_decode_paged_call(const char *op, const q3_tensor *out, const q3_tensor *q,
                                          const q3_tensor *k_cache, const q3_tensor *v_cache,
                                          const q3_tensor *block_table, const q3_tensor *seq_lens, double scale) {
-    Q3_TRY(q3_check_attention_decode_call(op, out, q, k_cache, v_cache, seq_lens, scale));
+    Q3_TRY(check_decode_call(op, out, q, k_cache, v_cache, seq_lens, scale));
     Q3_TRY(q3_check_index(op, "block_table", block_table));
     Q3_TRY(q3_check_ndim(op, "block_table", block_table, 2));
     if (block_table->shape[0] != q->shape[0]) {
@@ -268,7 +296,8 @@ int q3_check_attention_decode_paged_call(const char *op, const q3_tensor *out, c
     if (block_table->shape[1] > INT64_MAX / block_size) {
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'block_table' has too many blocks per request");
     }
-    return Q3_OK;
+    RETURN_MEMORY_CHECK(op, {"q", q}, {"k_cache", k_cache}, {"v_cache", v_cache}, {"out", out}, {"seq_lens", seq_lens},
+                            {"block_table", block_table});
 }
 
 /* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
@@ -312,7 +341,7 @@ int q3_check_kv_cache_write_call(const char *op, const q3_tensor *k_cache, const
                        (long long)positions->shape[0], (long long)positions->shape[1], (long long)batch,
                        (long long)new_tokens);
     }
-    return Q3_OK;
+    RETURN_MEMORY_CHECK(op, {"k_cache", k_cache}, {"v_cache", v_cache}, {"k", k}, {"v", v}, {"positions", positions});
 }
 
 int q3_check_kv_cache_write_paged_call(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache,
@@ -324,7 +353,7 @@ int q3_check_kv_cache_write_paged_call(const char *op, const q3_tensor *k_cache,
     if (block_size != 0 && num_blocks > INT64_MAX / block_size) {
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has too many slots");
     }
-    return Q3_OK;
+    RETURN_MEMORY_CHECK(op, {"k_cache", k_cache}, {"v_cache", v_cache}, {"k", k}, {"v", v}, {"slots", slots});
 }
 
 int q3_check_argmax_call(const char *op, const q3_tensor *out, const q3_tensor *logits) {
@@ -335,7 +364,8 @@ int q3_check_argmax_call(const char *op, const q3_tensor *out, const q3_tensor *
     Q3_TRY(q3_check_ndim(op, "out", out, 1));
     if (logits->shape[1] < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'logits' has an empty vocabulary");
     Q3_TRY(check_entries(op, "out", out, logits->shape[0], "rows"));
-    return q3_check_writable(op, "out", out);
+    Q3_TRY(q3_check_writable(op, "out", out));
+    RETURN_MEMORY_CHECK(op, {"logits", logits}, {"out", out});
 }
 
 /* temperature must also stay finite and > 0 once rounded to float32, the precision it is used in. */
@@ -364,7 +394,8 @@ int q3_check_random_sample_call(const char *op, const q3_tensor *out, const q3_t
     Q3_TRY(check_entries(op, "random", random, logits->shape[0], "rows"));
     Q3_TRY(check_entries(op, "out", out, logits->shape[0], "rows"));
     Q3_TRY(q3_check_writable(op, "out", out));
-    return check_sampling(op, temperature, top_p);
+    Q3_TRY(check_sampling(op, temperature, top_p));
+    RETURN_MEMORY_CHECK(op, {"logits", logits}, {"random", random}, {"out", out});
 }
 
 int q3_check_moe_router_call(const char *op, const q3_tensor *weights, const q3_tensor *ids, const q3_tensor *x,
@@ -396,7 +427,8 @@ int q3_check_moe_router_call(const char *op, const q3_tensor *weights, const q3_
     }
     Q3_TRY(q3_check_same_shape(op, "ids", ids, "weights", weights));
     Q3_TRY(q3_check_writable(op, "weights", weights));
-    return q3_check_writable(op, "ids", ids);
+    Q3_TRY(q3_check_writable(op, "ids", ids));
+    RETURN_MEMORY_CHECK(op, {"x", x}, {"gate_weight", gate_weight}, {"weights", weights}, {"ids", ids});
 }
 
 int q3_check_moe_experts_call(const char *op, const q3_tensor *out, const q3_tensor *x, const q3_tensor *weights,
@@ -434,5 +466,7 @@ int q3_check_moe_experts_call(const char *op, const q3_tensor *out, const q3_ten
                        (long long)experts, (long long)hidden, (long long)inter);
     }
     Q3_TRY(q3_check_same_shape(op, "out", out, "x", x));
-    return q3_check_writable(op, "out", out);
+    Q3_TRY(q3_check_writable(op, "out", out));
+    RETURN_MEMORY_CHECK(op, {"x", x}, {"weights", weights}, {"ids", ids}, {"gate_up", gate_up}, {"down", down},
+                            {"out", out});
 }

@@ -1,8 +1,9 @@
 /* Host-side argument checks that the CPU and the CUDA library share word for word: dtypes, ranks,
- * shapes, writable outputs and attributes of one call, before any memory is touched. */
+ * shapes, writable outputs and attributes of one call, before any memory is touched; each ends with
+ * the library's check of where the call's tensors live (q3_check_memory, entry.h). */
 #pragma once
 
-#include "common.h"
+#include "checks.h"
 
 /* Not the values of ids: each library reads them its own way (the CUDA one on the device). */
 int q3_check_embedding_call(const char *op, const q3_tensor *out, const q3_tensor *ids, const q3_tensor *weight);
@@ -19,11 +20,12 @@ int q3_check_softmax_call(const char *op, const q3_tensor *out, const q3_tensor 
 int q3_check_causal_softmax_call(const char *op, const q3_tensor *out, const q3_tensor *x);
 int q3_check_attention_prefill_call(const char *op, const q3_tensor *out, const q3_tensor *q, const q3_tensor *k,
                                     const q3_tensor *v, double scale);
-/* What both decode variants check: dtypes, ranks, q/out/cache shapes, seq_lens' length, scale. */
+/* Dtypes, ranks, q/out/cache shapes (one cache row per request), seq_lens' length, scale. */
 int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q3_tensor *q,
                                    const q3_tensor *k_cache, const q3_tensor *v_cache, const q3_tensor *seq_lens,
                                    double scale);
-/* The paged variant adds block_table's dtype, rank, rows and block_size; not its values. */
+/* The same but for the cache's rows (blocks), and block_table's dtype, rank, rows and block_size;
+ * not its values. */
 int q3_check_attention_decode_paged_call(const char *op, const q3_tensor *out, const q3_tensor *q,
                                          const q3_tensor *k_cache, const q3_tensor *v_cache,
                                          const q3_tensor *block_table, const q3_tensor *seq_lens, double scale);
