@@ -45,6 +45,7 @@ class RunConfig:
     output: Path | None
     replay: Case | None
     operators_named: bool = False  # --operators given: every named operator must be checked
+    require_support: bool = False  # a case the kernel refuses as unsupported fails the run
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -64,6 +65,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, help="cases per operator and dtype (overrides the profile)")
     p.add_argument("--seed", type=int, default=0, help="seed of the case draws (default 0)")
     p.add_argument("--no-contract", action="store_true", help="skip the dtype-contract checks")
+    p.add_argument("--require-support", action="store_true",
+                   help="fail the run when the kernels refuse any case as unsupported (KernelUnsupportedError)")
     p.add_argument("--output", type=Path, help="write the JSON report here")
     p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
     return p
@@ -102,7 +105,7 @@ def parse_config(argv: list[str] | None) -> RunConfig:
     return RunConfig(device=device, backend=args.backend, operators=operators, dtypes=dtypes,
                      profile=args.profile, examples=args.examples or examples(args.profile), seed=args.seed,
                      contract=not args.no_contract, output=args.output, replay=replay,
-                     operators_named=args.operators is not None)
+                     operators_named=args.operators is not None, require_support=args.require_support)
 
 
 def check_replay_matches_spec(case: Case) -> None:
@@ -203,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         print(contract_table(contract))
     failures = [r for r in results if r.verdict is Verdict.FAIL]
     unsupported = sum(r.verdict is Verdict.UNSUPPORTED for r in results)
+    if unsupported and config.require_support:
+        document["verdict"] = "fail"
+        progress(f"--require-support: {unsupported} cases were refused as unsupported")
     for failure in failures[:FAILURES_SHOWN]:
         progress(failure.describe_failure())
     for broken in [c for c in contract if not c.passed][:FAILURES_SHOWN]:

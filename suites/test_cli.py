@@ -141,6 +141,27 @@ def test_the_closing_line_counts_operators_not_tested_and_the_report_names_the_p
     assert environment["backend"] == {"module": "only_swiglu_backend", "version": "1.2.3"}
 
 
+def test_unsupported_cases_pass_unless_support_is_required(harness, capsys, tmp_path, monkeypatch):
+    """A kernel that refuses float16 as unsupported: the run passes with the refusals counted; with
+    --require-support it fails, and its report says so."""
+    (tmp_path / "no_half_backend.py").write_text(
+        "import torch\nfrom operators.backends import KernelUnsupportedError, load_backend\n\n"
+        "def backend(device):\n    native = load_backend('native', device)\n\n"
+        "    def swiglu(*, out, gate, up):\n"
+        "        if out.dtype == torch.float16:\n            raise KernelUnsupportedError('swiglu', 'no float16')\n"
+        "        native.kernel('swiglu')(out=out, gate=gate, up=up)\n\n"
+        "    return native.with_kernels('no half', {'swiglu': swiglu})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    arguments = ["--device", harness.device.value, "--backend", "no_half_backend", "--operators", "swiglu",
+                 "--dtypes", "f32,f16", "--examples", "2", "--no-contract"]
+    code, _, err = run(capsys, *arguments)
+    assert code == EXIT_PASS and ", 2 unsupported" in err.strip().splitlines()[-1], err
+    report = tmp_path / "report.json"
+    code, _, err = run(capsys, *arguments, "--require-support", "--output", str(report))
+    assert code == EXIT_FAIL and "--require-support: 2 cases were refused as unsupported" in err, err
+    assert json.loads(report.read_text())["verdict"] == "fail"
+
+
 def test_replay_reruns_one_case(harness, capsys, tmp_path):
     report = tmp_path / "r.json"
     run(capsys, "--operators", "swiglu", "--dtypes", "f16", "--examples", "1", "--no-contract", "--output", str(report))
