@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
               "architecture": models.config.architecture, "dtype": models.dtype.value, "prompt_ids": ids.tolist(),
               "steps": args.steps, "seed": args.seed, "reference": "transformers float64 on cpu (eager)",
               "baseline": f"transformers {models.dtype.short} on {models.device.value} (eager)"}
-    document = build_document(result, config, collect_environment(models.device.torch_type, backend.environment))
+    document = build_document(result, config, collect_environment(models.device.torch_type, backend))
     document["seconds"] = round(time.perf_counter() - started, 2)
     try:
         write_json(args.output, document)

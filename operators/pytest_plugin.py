@@ -95,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A plug-in backend's run keeps the tests that call it; the harness's self-tests (which check
-    the harness with its own native kernels) are left out and counted in the header."""
+    the harness with its own native kernels) are left out and counted in the terminal summary."""
     if config.getoption("--backend") in DEFAULT_BACKENDS or config.getoption("--all-suites"):
         return
     kept = [item for item in items if item.get_closest_marker(BACKEND_MARK)]
@@ -189,10 +189,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from reports.document import build_document, write_json
     from reports.environment import collect_environment
 
-    native = state.backend.environment if state.backend else {}
     config = {"device": state.device.value, "backend": state.backend_name, "profile": state.profile,
               "dtypes": [d.value for d in state.dtypes], "source": "pytest", "exit_status": int(exitstatus)}
-    document = build_document(state.results, [], config, collect_environment(state.device.torch_type, native))
+    document = build_document(state.results, [], config, collect_environment(state.device.torch_type, state.backend))
     if exitstatus != 0:
         # Failures outside the recorded cases (a contract check, bad input, a self-test) fail it too.
         document["verdict"] = "fail"

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
              f"with backend '{backend.name}' ({config.examples} cases each, seed {config.seed})")
     results, skipped = run_cases(config, backend, status)
     contract = run_contract(config, backend, status) if config.contract else []
-    environment = collect_environment(config.device.torch_type, backend.environment)
+    environment = collect_environment(config.device.torch_type, backend)
     document = build_document(results, contract, {**config.to_json(), "skipped_operators": skipped}, environment)
     document["seconds"] = round(time.perf_counter() - started, 2)
     print(summary_table(document["summary"]))

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from operators.backends.backend import Backend
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "qwen3-kernel-harness"
@@ -53,10 +56,9 @@ def device_description(torch_type: str) -> dict[str, Any]:
     return {"kind": torch_type, "name": cpu_model(), "threads": torch.get_num_threads()}
 
 
-def collect_environment(torch_type: str, backend: Mapping[str, Any]) -> dict[str, Any]:
-    """`backend`: the backend's environment (a native library's path and build hash; the module and
-    version of a backend loaded by name, as backend_module / backend_version)."""
-    native = {k: v for k, v in backend.items() if not k.startswith("backend_")}
+def collect_environment(torch_type: str, backend: Backend | None) -> dict[str, Any]:
+    """`backend`: the backend judged (its native library's path and build hash, the module that
+    loaded it and that module's version), or None."""
     return {
         "harness": {"version": package_version(DISTRIBUTION), "git_sha": git_sha()},
         "python": sys.version.split()[0],
@@ -65,6 +67,6 @@ def collect_environment(torch_type: str, backend: Mapping[str, Any]) -> dict[str
         "transformers": package_version("transformers"),
         "hypothesis": package_version("hypothesis"),
         "device": device_description(torch_type),
-        "native_library": native,
-        "backend": {"module": backend.get("backend_module"), "version": backend.get("backend_version")},
+        "native_library": dict(backend.environment) if backend else {},
+        "backend": {"module": backend.source or None, "version": backend.version} if backend else None,
     }

@@ -26,6 +26,28 @@ def run(capsys, *arguments):
     return code, captured.out, captured.err
 
 
+SWIGLU_PLUG_IN = """{imports}
+from operators.backends import load_backend
+
+def backend(device):
+    native = load_backend("native", device)
+
+    def swiglu(*, out, gate, up):
+{body}
+
+    return native.with_kernels({display!r}, {{"swiglu": swiglu}})
+"""
+
+
+def swiglu_plug_in(tmp_path, monkeypatch, module: str, body: str, imports: str = "", display: str = "plug-in") -> str:
+    """An importable backend module `module`: the native kernels with swiglu's body replaced (it may
+    call `native`); returns the module name for --backend."""
+    indented = "\n".join(f"        {line}" for line in body.splitlines())
+    (tmp_path / f"{module}.py").write_text(SWIGLU_PLUG_IN.format(imports=imports, body=indented, display=display))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return module
+
+
 def test_a_passing_run_prints_the_table_and_writes_the_report(harness, capsys, tmp_path):
     report = tmp_path / "nested" / "operator_results.json"
     code, out, err = run(capsys, *SMALL, "--device", harness.device.value, "--output", str(report))
@@ -94,11 +116,7 @@ def test_a_wrong_kernel_fails_the_run(harness, capsys):
 def test_the_replay_line_names_the_module_that_loads_the_plug_in(harness, capsys, tmp_path, monkeypatch):
     """A plug-in's display name ('zeroing kernels') is not what --backend loads: the printed replay
     line names the module, and running it fails the case again."""
-    (tmp_path / "zeroing_backend.py").write_text(
-        "from operators.backends import load_backend\n\n"
-        "def swiglu(*, out, gate, up):\n    out.zero_()\n\n"
-        "def backend(device):\n    return load_backend('native', device).with_kernels('zeroing kernels', {'swiglu': swiglu})\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    swiglu_plug_in(tmp_path, monkeypatch, "zeroing_backend", "out.zero_()", display="zeroing kernels")
     code, _, err = run(capsys, "--device", harness.device.value, "--backend", "zeroing_backend", "--operators",
                        "swiglu", "--dtypes", "f32", "--examples", "2", "--no-contract")
     assert code == EXIT_FAIL
@@ -111,14 +129,9 @@ def test_the_replay_line_names_the_module_that_loads_the_plug_in(harness, capsys
 def test_a_typed_error_raised_with_its_message_alone_is_a_refusal(harness, capsys, tmp_path, monkeypatch):
     """`raise KernelDTypeError("mixed dtypes")` (no operator) is the refusal it means, not a TypeError
     of the error's own constructor: the dtype-contract checks pass."""
-    (tmp_path / "terse_backend.py").write_text(
-        "from operators.backends import KernelDTypeError, load_backend\n\n"
-        "def backend(device):\n    native = load_backend('native', device)\n\n"
-        "    def swiglu(*, out, gate, up):\n"
-        "        if len({out.dtype, gate.dtype, up.dtype}) > 1:\n            raise KernelDTypeError('mixed dtypes')\n"
-        "        native.kernel('swiglu')(out=out, gate=gate, up=up)\n\n"
-        "    return native.with_kernels('terse', {'swiglu': swiglu})\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    swiglu_plug_in(tmp_path, monkeypatch, "terse_backend", "if len({out.dtype, gate.dtype, up.dtype}) > 1:\n"
+                   "    raise KernelDTypeError('mixed dtypes')\nnative.kernel('swiglu')(out=out, gate=gate, up=up)",
+                   imports="from operators.backends import KernelDTypeError")
     code, _, err = run(capsys, "--device", harness.device.value, "--backend", "terse_backend", "--operators",
                        "swiglu", "--examples", "1")
     assert code == EXIT_PASS, err
@@ -144,14 +157,9 @@ def test_the_closing_line_counts_operators_not_tested_and_the_report_names_the_p
 def test_unsupported_cases_pass_unless_support_is_required(harness, capsys, tmp_path, monkeypatch):
     """A kernel that refuses float16 as unsupported: the run passes with the refusals counted; with
     --require-support it fails, and its report says so."""
-    (tmp_path / "no_half_backend.py").write_text(
-        "import torch\nfrom operators.backends import KernelUnsupportedError, load_backend\n\n"
-        "def backend(device):\n    native = load_backend('native', device)\n\n"
-        "    def swiglu(*, out, gate, up):\n"
-        "        if out.dtype == torch.float16:\n            raise KernelUnsupportedError('swiglu', 'no float16')\n"
-        "        native.kernel('swiglu')(out=out, gate=gate, up=up)\n\n"
-        "    return native.with_kernels('no half', {'swiglu': swiglu})\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    swiglu_plug_in(tmp_path, monkeypatch, "no_half_backend", "if out.dtype == torch.float16:\n"
+                   "    raise KernelUnsupportedError('swiglu', 'no float16')\nnative.kernel('swiglu')(out=out, gate=gate, up=up)",
+                   imports="import torch\nfrom operators.backends import KernelUnsupportedError")
     arguments = ["--device", harness.device.value, "--backend", "no_half_backend", "--operators", "swiglu",
                  "--dtypes", "f32,f16", "--examples", "2", "--no-contract"]
     code, _, err = run(capsys, *arguments)
@@ -315,11 +323,8 @@ def test_a_kernel_out_of_memory_stops_the_run_instead_of_failing_the_case(harnes
                                                                            module, raised):
     """Memory the machine cannot give (other processes on the GPU, a small card) is no wrong result:
     exit 2 with the kernel's message, no FAIL row and no report."""
-    (tmp_path / f"{module}.py").write_text(
-        "import torch\nfrom operators.backends import KernelOutOfMemoryError, load_backend\n\n"
-        f"def swiglu(*, out, gate, up):\n    raise {raised}\n\n"
-        "def backend(device):\n    return load_backend('native', device).with_kernels('starved', {'swiglu': swiglu})\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    swiglu_plug_in(tmp_path, monkeypatch, module, f"raise {raised}",
+                   imports="import torch\nfrom operators.backends import KernelOutOfMemoryError")
     report = tmp_path / "report.json"
     code = run_guarded("operators.run", lambda: main([
         "--device", harness.device.value, "--backend", module, "--operators", "swiglu", "--examples", "1",
@@ -330,11 +335,7 @@ def test_a_kernel_out_of_memory_stops_the_run_instead_of_failing_the_case(harnes
 
 
 def test_a_kernel_that_exits_the_process_is_a_failed_case(harness, capsys, tmp_path, monkeypatch):
-    (tmp_path / "exiting_backend.py").write_text(
-        "import sys\nfrom operators.backends import load_backend\n\n"
-        "def swiglu(*, out, gate, up):\n    sys.exit(0)\n\n"
-        "def backend(device):\n    return load_backend('native', device).with_kernels('exiting', {'swiglu': swiglu})\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    swiglu_plug_in(tmp_path, monkeypatch, "exiting_backend", "sys.exit(0)", imports="import sys")
     code, _, err = run(capsys, "--device", harness.device.value, "--backend", "exiting_backend", "--operators",
                        "swiglu", "--examples", "1", "--no-contract")
     assert code == EXIT_FAIL and "tried to exit the process" in err and "verdict: FAIL" in err

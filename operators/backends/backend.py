@@ -30,6 +30,7 @@ class Backend:
     description: str = ""
     environment: Mapping[str, str] = field(default_factory=dict)  # e.g. native library path and hash
     source: str = ""  # the --backend name (built-in or module path) that loads exactly this backend
+    version: str | None = None  # the version its module or distribution states
 
     @property
     def loaded_as(self) -> str:
@@ -44,7 +45,7 @@ class Backend:
         """This backend with some operators replaced by plain callables (how self-tests plant bugs)."""
         replaced = {op: Kernel(op, function, {"kind": implementation, "function": getattr(function, "__qualname__", repr(function))})
                     for op, function in replacements.items()}
-        return replace(self, name=name, kernels={**self.kernels, **replaced}, source="")
+        return replace(self, name=name, kernels={**self.kernels, **replaced}, source="", version=None)
 
 
 def backend_module(name: str) -> ModuleType:
@@ -57,7 +58,8 @@ def backend_module(name: str) -> ModuleType:
 
 def load_backend(name: str, device: Device) -> Backend:
     """The Backend that `backend(device)` of backend `name`'s module returns, its kernels checked."""
-    factory = getattr(backend_module(name), "backend", None)
+    module = backend_module(name)
+    factory = getattr(module, "backend", None)
     if not callable(factory):
         raise BackendError(f"backend module '{name}' defines no function backend(device) -> Backend")
     try:
@@ -70,14 +72,12 @@ def load_backend(name: str, device: Device) -> Backend:
     if not isinstance(built, Backend):
         raise BackendError(f"backend module '{name}': backend() returned {type(built).__name__}, not a Backend")
     check_kernels(f"backend module '{name}'", built)
-    return replace(built, source=name, environment={**built.environment, "backend_module": name,
-                                                    "backend_version": module_version(name)})
+    return replace(built, source=name, version=module_version(module))
 
 
-def module_version(name: str) -> str | None:
-    """The version of the distribution or package that provides module `name`, if it says one."""
-    module = backend_module(name)
-    top = (module.__name__ or name).split(".")[0]
+def module_version(module: ModuleType) -> str | None:
+    """The version of the package or distribution that provides `module`, if it states one."""
+    top = module.__name__.split(".")[0]
     version = getattr(module, "__version__", None) or getattr(sys.modules.get(top), "__version__", None)
     if version is None:
         try:

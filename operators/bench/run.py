@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(measure(workload, backend, device, compile_baselines=not args.no_compile))
         print(f"[{index}/{len(chosen)}] {workload.name}: {results[-1].status}", flush=True)
     print(tabulate(table_rows(results, ceilings), headers=HEADERS))
-    environment = collect_environment(device.torch_type, backend.environment)
+    environment = collect_environment(device.torch_type, backend)
     command = "python -m operators.bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if args.output:

@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     for absent in [s for s in seated if s.backend is None]:
         progress(f"member {absent.member.name}: not on the panel ({absent.reason})")
     started = time.perf_counter()
-    native = next((s.backend.environment for s in seated if s.member.name == "native" and s.backend), {})
+    native = next((s.backend for s in seated if s.member.name == "native" and s.backend), None)
     config = {"device": args.device.value, "seeds": list(args.seed_list), "profile": args.profile,
               "examples": args.examples, "operators": list(args.operators),
               "dtypes": [d.value for d in args.dtypes], "members": [m.name for m in args.members],
