@@ -16,6 +16,7 @@ from operators.core.dtypes import DType
 from operators.core.exits import EXIT_INTERNAL, run_guarded
 from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
 from operators.core.supervision import STATUS_VARIABLE
+from suites.child_process import run_child
 
 SMALL = ["--operators", "rms_norm,rope", "--dtypes", "bf16", "--examples", "3"]
 
@@ -243,7 +244,7 @@ def test_pytest_seed_draws_other_cases_under_the_ci_profile_and_the_same_ones_ag
         command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "-k", "swiglu and f32", "-q",
                    "-p", "no:cacheprovider", "-o", "addopts=", "--device", harness.device.value,
                    "--report", str(report), *(["--seed", str(seed)] if seed is not None else [])]
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        completed = run_child(command, harness.device)
         assert completed.returncode == 0, completed.stdout[-2000:]
         return [c["case"] for c in json.loads(report.read_text())["cases"]]
 
@@ -284,8 +285,7 @@ def test_pytest_with_a_backend_that_has_no_operator_errors_instead_of_skipping(h
     (tmp_path / "empty_backend.py").write_text(EMPTY_BACKEND)
     command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "-k", "swiglu", "-q", "-p",
                "no:cacheprovider", "-o", "addopts=", "--device", harness.device.value, "--backend", "empty_backend"]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                               env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    completed = run_child(command, harness.device, extra_path=tmp_path)
     assert completed.returncode != 0 and "has no kernel for any operator" in completed.stdout, completed.stdout[-2000:]
     assert " skipped" not in completed.stdout.splitlines()[-1]
 
@@ -402,10 +402,9 @@ def test_a_kernel_that_ends_the_process_fails_the_run_and_names_its_case(harness
     """C exit(0) or a segfault inside a kernel: the command still ends in a failed verdict naming the
     case (with its replay line), never exit 0."""
     (tmp_path / "ending_backend.py").write_text(ENDING_BACKEND.format(ending=ending))
-    completed = subprocess.run([sys.executable, "-m", "operators.run", "--device", harness.device.value, "--backend",
-                                "ending_backend", "--operators", "swiglu", "--dtypes", "f32", "--examples", "1",
-                                "--no-contract"], capture_output=True, text=True, timeout=600,
-                               env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    completed = run_child([sys.executable, "-m", "operators.run", "--device", harness.device.value, "--backend",
+                           "ending_backend", "--operators", "swiglu", "--dtypes", "f32", "--examples", "1",
+                           "--no-contract"], harness.device, extra_path=tmp_path)
     assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
     last = completed.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: operators.run: a kernel ended the process ({end})"), last

@@ -2,7 +2,6 @@
 
 import importlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from operators.core.device import Device
 from operators.core.drawing import draw_cases
 from operators.core.dtypes import FLOAT_DTYPES
 from operators.core.registry import OPERATOR_NAMES, get_spec
+from suites.child_process import run_child
 from suites.wrong_kernels import WRONG_KERNEL_MODULES
 
 # Enough cases per dtype that each regime that exposes a bug is drawn (derandomised by the seed).
@@ -61,7 +61,7 @@ def test_pytest_run_fails_on_exactly_the_wrong_kernel(harness, tmp_path):
                "suites/test_report.py",
                "--backend", module, "--device", harness.device.value, "-q", "-p", "no:cacheprovider",
                "-o", "addopts=", "--tb=line", "-rf", "--report", str(report)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    completed = run_child(command, harness.device, timeout=900)
     failed = [line for line in completed.stdout.splitlines() if line.startswith("FAILED")]
     assert completed.returncode == 1, completed.stdout[-3000:]
     assert failed and all("rms_norm" in line and "add_rms_norm" not in line for line in failed), "\n".join(failed)
