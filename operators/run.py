@@ -20,8 +20,9 @@ from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
 from operators.core.profiles import PROFILES, examples
 from operators.core.registry import OPERATOR_NAMES, get_spec
-from operators.core.result import CaseResult, Verdict, repro_command
-from operators.core.supervision import CASE, Status, watched, watched_command
+from operators.core.result import CaseResult, Verdict, ended_case, repro_command
+from operators.core.journal import Steps
+from operators.core.supervision import DEFAULT_KERNEL_TIMEOUT, Status, watched, watched_command
 from operators.core.target import (add_backend_option, add_device_option, check_something_is_checked, parse_device,
                               select_backend)
 from reports.document import ReportPathError, build_document, check_report_path, write_json
@@ -46,6 +47,7 @@ class RunConfig:
     replay: Case | None
     operators_named: bool = False  # --operators given: every named operator must be checked
     require_support: bool = False  # a case the kernel refuses as unsupported fails the run
+    kernel_timeout: float = DEFAULT_KERNEL_TIMEOUT
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -67,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-contract", action="store_true", help="skip the dtype-contract checks")
     p.add_argument("--require-support", action="store_true",
                    help="fail the run when the kernels refuse any case as unsupported (KernelUnsupportedError)")
+    p.add_argument("--kernel-timeout", type=float, default=DEFAULT_KERNEL_TIMEOUT, metavar="SECONDS",
+                   help="a kernel call may take this many seconds plus as many per GiB of its tensors; "
+                        "one that takes longer fails its case (default %(default).0f)")
     p.add_argument("--output", type=Path, help="write the JSON report here")
     p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
     return p
@@ -88,6 +93,8 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                          f"{', '.join(OPERATOR_NAMES)}")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    if not args.kernel_timeout > 0:
+        raise UsageError(f"--kernel-timeout must be a positive number of seconds; got {args.kernel_timeout}")
     if args.output is not None:
         try:
             check_report_path(args.output)
@@ -105,7 +112,8 @@ def parse_config(argv: list[str] | None) -> RunConfig:
     return RunConfig(device=device, backend=args.backend, operators=operators, dtypes=dtypes,
                      profile=args.profile, examples=args.examples or examples(args.profile), seed=args.seed,
                      contract=not args.no_contract, output=args.output, replay=replay,
-                     operators_named=args.operators is not None, require_support=args.require_support)
+                     operators_named=args.operators is not None, require_support=args.require_support,
+                     kernel_timeout=args.kernel_timeout)
 
 
 def check_replay_matches_spec(case: Case) -> None:
@@ -127,11 +135,11 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_cases(config: RunConfig, backend: Backend, status: Status | None = None) -> tuple[list[CaseResult], list[str]]:
+def run_cases(config: RunConfig, backend: Backend, steps: Steps) -> tuple[list[CaseResult], list[str]]:
     results, skipped = [], []
     groups = [(op, dtype) for op in config.operators for dtype in config.dtypes]
     for number, (operator, dtype) in enumerate(groups, 1):
-        spec, kernel = get_spec(operator), watched(status, backend.kernel(operator))
+        spec, kernel = get_spec(operator), watched(steps.status, backend.kernel(operator))
         if kernel is None:
             skipped.append(operator)
             progress(f"[{number}/{len(groups)}] {operator} {dtype.short}: skipped, backend '{backend.name}' has no kernel")
@@ -139,10 +147,14 @@ def run_cases(config: RunConfig, backend: Backend, status: Status | None = None)
         started = time.perf_counter()
         cases = draw_cases(spec, config.device, dtype, config.examples, config.seed)
         rows = []
-        for case in cases:
-            if status is not None:
-                status.write(CASE, f"{operator} {dtype.short}: {repro_command(case, config.backend, config.device)}")
-            rows.append(check_case(spec, case, kernel, config.device, backend.loaded_as))
+        for index, case in enumerate(cases):
+            row = steps.run(f"{operator}/{dtype.short}/{index}",
+                            f"{operator} {dtype.short}: {repro_command(case, config.backend, config.device)}",
+                            lambda: check_case(spec, case, kernel, config.device, backend.loaded_as),
+                            lambda reason: ended_case(case, kernel, backend.loaded_as, config.device, spec.budget,
+                                                      reason))
+            if row is not None:
+                rows.append(row)
         results += rows
         passed = sum(r.passed for r in rows)
         progress(f"[{number}/{len(groups)}] {operator} {dtype.short}: {len(rows)} cases, {passed} passed "
@@ -150,14 +162,15 @@ def run_cases(config: RunConfig, backend: Backend, status: Status | None = None)
     return results, sorted(set(skipped))
 
 
-def run_contract(config: RunConfig, backend: Backend, status: Status | None = None) -> list[ContractResult]:
+def run_contract(config: RunConfig, backend: Backend, steps: Steps) -> list[ContractResult]:
     results = []
     for operator in config.operators:
-        kernel = watched(status, backend.kernel(operator))
+        kernel = watched(steps.status, backend.kernel(operator))
         if kernel is not None:
-            if status is not None:
-                status.write(CASE, f"{operator}: the dtype-contract checks")
-            results += check_contract(get_spec(operator), kernel, config.device, backend.loaded_as)
+            results += steps.run(
+                f"{operator}/contract", f"{operator}: the dtype-contract checks",
+                lambda: check_contract(get_spec(operator), kernel, config.device, backend.loaded_as),
+                lambda reason: [ContractResult(operator, "(a contract check)", True, False, reason)]) or []
     return results
 
 
@@ -167,7 +180,7 @@ def replay(config: RunConfig, backend: Backend, status: Status | None = None) ->
     if kernel is None:
         raise UsageError(f"backend '{backend.name}' has no kernel for '{case.operator}'")
     if status is not None:
-        status.write(CASE, f"{case.operator}: {repro_command(case, config.backend, config.device)}")
+        status.step("", f"{case.operator}: {repro_command(case, config.backend, config.device)}")
     try:
         result = check_case(get_spec(case.operator), case, kernel, config.device, backend.loaded_as)
     except (ValueError, RuntimeError, IndexError, KeyError) as error:  # inputs cannot be drawn for this case
@@ -183,20 +196,24 @@ def main(argv: list[str] | None = None) -> int:
     status = Status.from_environment()
     try:
         config = parse_config(argv)
+        if status is not None:
+            status.kernel_timeout = config.kernel_timeout
         backend = select_backend(config.backend, config.device)
         if config.replay:
             return replay(config, backend, status)
         check_something_is_checked(backend, config.operators, each_one=config.operators_named)
     except UsageError as error:
         return usage_exit(error)
-    started = time.perf_counter()
     progress(f"checking {len(config.operators)} operators x {len(config.dtypes)} dtypes on {config.device.value} "
              f"with backend '{backend.name}' ({config.examples} cases each, seed {config.seed})")
-    results, skipped = run_cases(config, backend, status)
-    contract = run_contract(config, backend, status) if config.contract else []
+    steps = Steps.from_environment(status)
+    results, skipped = run_cases(config, backend, steps)
+    contract = run_contract(config, backend, steps) if config.contract else []
     environment = collect_environment(config.device.torch_type, backend)
-    document = build_document(results, contract, {**config.to_json(), "skipped_operators": skipped}, environment)
-    document["seconds"] = round(time.perf_counter() - started, 2)
+    document = build_document(results, contract, {**config.to_json(), "skipped_operators": skipped}, environment,
+                              incomplete=steps.stop_reason and {"reason": steps.stop_reason,
+                                                                "steps_not_run": steps.not_run})
+    document["seconds"] = round(time.time() - steps.started, 2)
     print(summary_table(document["summary"]))
     if document["coverage"]:
         print()
@@ -221,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         progress(f"wrote {config.output}")
     verdict = document["verdict"]
+    if steps.stop_reason:
+        progress(f"incomplete: {steps.stop_reason}; {steps.not_run} steps (cases or contract checks) not run")
     progress(f"verdict: {verdict.upper()} ({sum(r.passed for r in results)}/{len(results)} cases passed"
              + (f", {unsupported} unsupported" if unsupported else "") + ", "
              f"{sum(c.passed for c in contract)}/{len(contract)} contract checks, {document['seconds']}s)"
@@ -231,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli() -> int:
     """The command, in a watched child process (operators/core/supervision.py)."""
-    return watched_command("operators.run", main)
+    return watched_command("operators.run", main, resumes=True)
 
 
 if __name__ == "__main__":

@@ -49,13 +49,16 @@ def summarize(results: Iterable[CaseResult]) -> dict[str, dict[str, dict[str, An
 
 
 def build_document(results: list[CaseResult], contract: list[ContractResult], config: Mapping[str, Any],
-                   environment: Mapping[str, Any]) -> dict[str, Any]:
+                   environment: Mapping[str, Any], incomplete: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`incomplete`: why the run stopped before its last step (then the verdict is "fail" when a
+    finished step failed, else "incomplete", never "pass")."""
     failed = [r for r in results if r.verdict is Verdict.FAIL] + [c for c in contract if not c.passed]
     return {
         **header("operators"),
         "environment": dict(environment),
         "config": dict(config),
-        "verdict": "fail" if failed else "pass",
+        "verdict": "fail" if failed else ("incomplete" if incomplete else "pass"),
+        **({"incomplete": dict(incomplete)} if incomplete else {}),
         "summary": summarize(results),
         "coverage": coverage_summary(results),
         "contract": [c.to_json() for c in contract],

@@ -10,9 +10,11 @@ from typing import Any, Mapping
 # operators 1.1: budget_use per output, max_budget_use per summary row; 1.2: the baseline ensemble per
 #   output (baseline_source per budget check), unsupported cases and counts; 1.3: "kind" per contract
 #   check ("dtype", or "value": an input value outside the contract), "coverage" (boundary classes and
-#   regimes per operator); 1.4: the document's own "kind".
+#   regimes per operator); 1.4: the document's own "kind"; 1.5: "incomplete" {reason, steps_not_run} and
+#   the verdict "incomplete" for a run stopped early (SIGTERM, Ctrl-C, too many kernel calls that did
+#   not return), config.kernel_timeout.
 # qwen3-integration 1.0, benchmark 1.0, panel 1.0: as first written.
-VERSIONS = {"operators": "1.4", "qwen3-integration": "1.0", "benchmark": "1.0", "panel": "1.0"}
+VERSIONS = {"operators": "1.5", "qwen3-integration": "1.0", "benchmark": "1.0", "panel": "1.0"}
 
 
 class DocumentKindError(ValueError):

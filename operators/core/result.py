@@ -11,6 +11,7 @@ from operators.core.budget import Budget
 from operators.core.case import Case
 from operators.core.device import Device
 from operators.core.dtypes import DType
+from operators.core.kernel import Kernel
 from operators.core.metrics import BudgetCheck, ErrorMetrics
 from operators.core.placement import strides_for
 
@@ -133,3 +134,9 @@ class CaseResult:
             "repro": self.repro,
             "seconds": round(self.seconds, 4),
         }
+
+
+def ended_case(case: Case, kernel: Kernel, backend: str, device: Device, budget: Budget, reason: str) -> CaseResult:
+    """The failed result of a case whose kernel call ended the process or ran past its time limit."""
+    return CaseResult(case=case, backend=backend, device=device, implementation=kernel.implementation,
+                      verdict=Verdict.FAIL, reasons=(reason,), outputs=(), budget=budget, seconds=0.0)

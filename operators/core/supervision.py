@@ -1,9 +1,12 @@
 """A command run in a child process and watched: a kernel that ends the process (C `exit(0)`, a
-segfault, an abort) makes a failed run that names the kernel's case, never a silent exit 0.
+segfault, an abort) or does not return in time never ends the command silently.
 
-The child writes one status line before each case and around each kernel call to the file named by
-QWEN3_HARNESS_STATUS, and `finished` when its verdict is out; the parent reads the file when the
-child ends without it."""
+The child writes one status line before each step (`case KEY<TAB>what`) and around each kernel call
+(`call LIMIT_SECONDS`, `returned`) to the file named by QWEN3_HARNESS_STATUS, and `finished` when its
+verdict is out. When a call does not return, the parent records it in the run's journal
+(operators/core/journal.py) and, for a command that resumes (operators.run), starts the child again:
+it reports that step as failed and goes on. SIGTERM or Ctrl-C stops the child and has it write the
+report of the steps done, marked incomplete."""
 
 from __future__ import annotations
 
@@ -12,22 +15,37 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from operators.core.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_USAGE, run_guarded
+from operators.core.journal import JOURNAL_VARIABLE, STARTED_VARIABLE, STOP_VARIABLE, EndedCall, Journal
 from operators.core.kernel import Kernel
 
 STATUS_VARIABLE = "QWEN3_HARNESS_STATUS"
 FINISHED, CASE, CALL, RETURNED = "finished", "case", "call", "returned"
+DEFAULT_KERNEL_TIMEOUT = 120.0  # seconds per call, and as many again per GiB of the call's tensors
+MAX_ENDED_CALLS = 20  # then the run stops and reports what it has
+POLL_SECONDS = 0.2
+GIB = 1 << 30
+
+
+def call_time_limit(arguments: dict, base: float) -> float:
+    """`base` seconds plus `base` per GiB of the call's tensors (a kernel's time grows with its data)."""
+    size = sum(value.nbytes for value in arguments.values() if isinstance(value, torch.Tensor))
+    return base * (1.0 + size / GIB)
 
 
 class Status:
     """The child's side: appends status lines, each reaching the file before the next step runs."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, kernel_timeout: float = DEFAULT_KERNEL_TIMEOUT) -> None:
         self.path = path
+        self.kernel_timeout = kernel_timeout
 
     @classmethod
     def from_environment(cls) -> "Status | None":
@@ -38,9 +56,12 @@ class Status:
         with open(self.path, "a", encoding="utf-8") as file:
             file.write(f"{event} {detail}".rstrip() + "\n")
 
+    def step(self, key: str, description: str) -> None:
+        self.write(CASE, f"{key}\t{description}")
+
     def watch(self, kernel: Kernel) -> Kernel:
         def function(**arguments) -> None:
-            self.write(CALL)
+            self.write(CALL, f"{call_time_limit(arguments, self.kernel_timeout):.0f}")
             kernel.function(**arguments)
             self.write(RETURNED)
         return replace(kernel, function=function)
@@ -50,13 +71,15 @@ def watched(status: Status | None, kernel: Kernel | None) -> Kernel | None:
     return kernel if status is None or kernel is None else status.watch(kernel)
 
 
-def watched_command(module: str, main: Callable[[], int]) -> int:
+def watched_command(module: str, main: Callable[[], int], resumes: bool = False) -> int:
     """The entry of `python -m module`: in the parent, the watched child's exit code; in the child
     (the status file named in its environment), `main()`'s, then `finished`. Exit codes by cause
-    either way (operators/core/exits.py)."""
+    either way (operators/core/exits.py). `resumes`: the command reads the journal, so a child
+    started again goes on after the step whose kernel call ended its predecessor."""
     status = Status.from_environment()
     if status is None:
-        return run_guarded(module, lambda: supervise(module, sys.argv[1:]))
+        return run_guarded(module, lambda: supervise(module, sys.argv[1:], resumes))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the watching parent handles Ctrl-C
     try:
         code = run_guarded(module, main)
     except SystemExit as stop:  # argparse's --help (0) and its usage errors (2): the command's own ends
@@ -81,23 +104,136 @@ def describe_end(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def supervise(module: str, argv: list[str]) -> int:
-    """`python -m module argv` in a child process: its exit code when it finished, else 1 when a
-    kernel call never returned (the kernel ended the process) and 3 when the end came elsewhere."""
-    with tempfile.TemporaryDirectory(prefix="qwen3-harness-") as scratch:
-        status = Path(scratch) / "status"
-        completed = subprocess.run([sys.executable, "-m", module, *argv],
-                                   env={**os.environ, STATUS_VARIABLE: str(status)}, check=False)
-        lines = status.read_text(encoding="utf-8").splitlines() if status.exists() else []
-    if lines and lines[-1] == FINISHED:
-        return completed.returncode
-    cases = [line[len(CASE) + 1:] for line in lines if line.startswith(CASE + " ")]
-    case = cases[-1] if cases else "(before the first case)"
-    end = describe_end(completed.returncode)
-    if lines and lines[-1] == CALL:
-        print(f"error: {module}: a kernel ended the process ({end}) inside its call, so no report was written; "
-              f"the case: {case}", file=sys.stderr)
+@dataclass
+class StatusReader:
+    """The parent's side: follows the child's status file as it grows."""
+    path: Path
+    offset: int = 0
+    partial: str = ""
+    last: str = ""
+    step: str = ""  # the last `case` line's detail
+    call_limit: float | None = None  # set while a kernel call is running
+    call_seen: float = 0.0
+
+    def update(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as file:
+            file.seek(self.offset)
+            text = file.read()
+            self.offset = file.tell()
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            self.last = line
+            event, _, detail = line.partition(" ")
+            if event == CASE:
+                self.step = detail
+            if event == CALL:
+                self.call_limit, self.call_seen = float(detail or "inf"), time.monotonic()
+            elif event in (RETURNED, CASE, FINISHED):
+                self.call_limit = None
+
+    def overdue(self) -> bool:
+        return self.call_limit is not None and time.monotonic() - self.call_seen > self.call_limit
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def raise_interrupted(signum: int, frame) -> None:
+    raise Interrupted(signum)
+
+
+def run_child(module: str, argv: list[str], env: dict[str, str], status: StatusReader) -> tuple[int, bool]:
+    """The child's exit code, and whether it was killed for a kernel call past its time limit."""
+    child = subprocess.Popen([sys.executable, "-m", module, *argv], env=env)
+    try:
+        while True:
+            try:
+                return child.wait(timeout=POLL_SECONDS), False
+            except subprocess.TimeoutExpired:
+                status.update()
+                if status.overdue():
+                    child.kill()
+                    return child.wait(), True
+    except BaseException:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
+
+
+def supervise(module: str, argv: list[str], resumes: bool = False) -> int:
+    """`python -m module argv` in a child process: its exit code when it finished; a kernel call that
+    ended it or ran past its limit: started again after that step when the command resumes (until
+    MAX_ENDED_CALLS, then a last child reports what is done), else exit 1; an end elsewhere: exit 3."""
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        with tempfile.TemporaryDirectory(prefix="qwen3-harness-") as scratch:
+            journal = Journal(Path(scratch) / "journal")
+            env = {**os.environ, JOURNAL_VARIABLE: str(journal.path), STARTED_VARIABLE: repr(time.time())}
+            for attempt in range(MAX_ENDED_CALLS + 2):
+                status = StatusReader(Path(scratch) / f"status-{attempt}")
+                env[STATUS_VARIABLE] = str(status.path)
+                try:
+                    returncode, timed_out = run_child(module, argv, env, status)
+                except (Interrupted, KeyboardInterrupt) as stop:
+                    signum = signal.Signals(stop.signum if isinstance(stop, Interrupted) else signal.SIGINT)
+                    if resumes:
+                        report_interrupted(module, argv, env, Path(scratch), signum)
+                    return 128 + signum.value
+                status.update()
+                if status.last == FINISHED:
+                    return returncode
+                ended = ended_call(status, returncode, timed_out)
+                key, _, case = status.step.partition("\t")
+                if ended is None or not resumes or not key:
+                    return report_end(module, ended, case or status.step, returncode)
+                print(f"{module}: case {key}: the kernel {ended.reason}; going on in a new process",
+                      file=sys.stderr, flush=True)
+                journal.append(key, ended)
+                if attempt + 1 >= MAX_ENDED_CALLS:
+                    env[STOP_VARIABLE] = f"stopped after {MAX_ENDED_CALLS} kernel calls that did not return"
+            return EXIT_INTERNAL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def ended_call(status: StatusReader, returncode: int, timed_out: bool) -> EndedCall | None:
+    """What ended the child inside a kernel call; None when it ended outside one."""
+    if timed_out:
+        return EndedCall(f"timed out: the call did not return within {status.call_limit:.0f} s "
+                         f"(--kernel-timeout scales this limit)")
+    if status.last.split(" ")[0] == CALL:
+        return EndedCall(f"crashed: the process ended ({describe_end(returncode)}) inside the kernel call")
+    return None
+
+
+def report_end(module: str, ended: EndedCall | None, case: str, returncode: int) -> int:
+    case = case or "(before the first case)"
+    if ended is not None:
+        print(f"error: {module}: the kernel {ended.reason}, so no report was written; the case: {case}",
+              file=sys.stderr)
         return EXIT_FAIL
-    print(f"internal error of the harness in {module}: the process ended ({end}) outside any kernel call, "
-          f"after: {case}", file=sys.stderr)
+    print(f"internal error of the harness in {module}: the process ended ({describe_end(returncode)}) outside "
+          f"any kernel call, after: {case}", file=sys.stderr)
     return EXIT_INTERNAL
+
+
+def report_interrupted(module: str, argv: list[str], env: dict[str, str], scratch: Path,
+                       signum: signal.Signals) -> None:
+    """A last child that runs nothing: it writes the report of the steps the journal holds, marked
+    incomplete (the command then exits 128 + the signal's number, as a shell reports a command it
+    stopped)."""
+    print(f"{module}: {signum.name}: writing the report of the finished cases, marked incomplete",
+          file=sys.stderr, flush=True)
+    env = {**env, STOP_VARIABLE: f"interrupted by {signum.name}",
+           STATUS_VARIABLE: str(scratch / "status-interrupted")}
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    subprocess.run([sys.executable, "-m", module, *argv], env=env, check=False)

@@ -1,0 +1,125 @@
+"""A kernel that ends the process or never returns fails its own case; the run goes on, the report is
+written; SIGTERM writes the report of the finished cases marked incomplete (operators/core/supervision.py)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from operators.core import supervision
+from operators.core.journal import EndedCall, Journal
+from operators.run import EXIT_FAIL
+from suites.child_process import run_child
+
+# A native backend whose swiglu misbehaves on the cases whose last dimension is odd (or on all of them).
+MISBEHAVING_BACKEND = '''
+import ctypes
+from pathlib import Path
+from operators.backends import load_backend
+
+def backend(device):
+    native = load_backend("native", device)
+    real = native.kernel("swiglu")
+
+    def swiglu(*, out, gate, up):
+        if {condition}:
+            Path({marker!r}).touch()
+            {misdeed}
+        real(out=out, gate=gate, up=up)
+    return native.with_kernels("misbehaving", {{"swiglu": swiglu}})
+'''
+SEGFAULT, C_EXIT, C_SLEEP = "ctypes.string_at(0)", "ctypes.CDLL(None).exit(0)", "ctypes.CDLL(None).sleep(1000)"
+
+
+def write_backend(tmp_path, misdeed: str, condition: str = "gate.shape[-1] % 2 == 1") -> None:
+    (tmp_path / "misbehaving_backend.py").write_text(
+        MISBEHAVING_BACKEND.format(condition=condition, misdeed=misdeed, marker=str(tmp_path / "misbehaved")))
+
+
+def run_command(harness, tmp_path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    report = tmp_path / "report.json"
+    completed = run_child([sys.executable, "-m", "operators.run", "--device", harness.device.value, "--backend",
+                           "misbehaving_backend", "--dtypes", "f32", "--no-contract", "--output", str(report),
+                           *extra], harness.device, extra_path=tmp_path)
+    return completed, json.loads(report.read_text()) if report.exists() else {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("misdeed, end", [(C_EXIT, "exit status 0"), (SEGFAULT, "signal SIGSEGV")])
+def test_a_kernel_that_ends_the_process_fails_its_case_and_the_run_goes_on(harness, tmp_path, misdeed, end):
+    write_backend(tmp_path, misdeed)
+    completed, report = run_command(harness, tmp_path, "--operators", "swiglu,rms_norm", "--examples", "4")
+    assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
+    swiglu = [c for c in report["cases"] if c["operator"] == "swiglu"]
+    odd = [c for c in swiglu if c["shapes"]["gate"][-1] % 2 == 1]
+    assert odd and len(odd) < len(swiglu), "the draw needs odd and even widths"
+    for case in swiglu:
+        if case in odd:
+            assert case["verdict"] == "fail" and case["reasons"] == [
+                f"crashed: the process ended ({end}) inside the kernel call"], case["reasons"]
+        else:
+            assert case["verdict"] == "pass", case["reasons"]
+    assert all(c["verdict"] == "pass" for c in report["cases"] if c["operator"] == "rms_norm")  # after swiglu
+    assert "--backend misbehaving_backend --replay '{" in completed.stderr and "incomplete" not in report
+    assert completed.stderr.count("going on in a new process") == len(odd)
+
+
+@pytest.mark.slow
+def test_a_kernel_that_never_returns_times_out_and_fails_its_case(harness, tmp_path):
+    write_backend(tmp_path, C_SLEEP, condition="True")
+    completed, report = run_command(harness, tmp_path, "--operators", "swiglu", "--examples", "2",
+                                    "--kernel-timeout", "1")
+    assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
+    assert report["cases"] and all(c["verdict"] == "fail" and c["reasons"][0].startswith(
+        "timed out: the call did not return within ") for c in report["cases"]), [c["reasons"] for c in report["cases"]]
+
+
+@pytest.mark.slow
+def test_sigterm_writes_the_finished_cases_marked_incomplete(harness, tmp_path):
+    write_backend(tmp_path, C_SLEEP, condition="True")
+    report = tmp_path / "report.json"
+    report.write_text("a stale report of an earlier run")
+    command = [sys.executable, "-m", "operators.run", "--device", harness.device.value, "--backend",
+               "misbehaving_backend", "--operators", "rms_norm,swiglu", "--dtypes", "f32", "--examples", "3",
+               "--output", str(report)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "misbehaved").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 128 + signal.SIGTERM, err[-2000:]
+    document = json.loads(report.read_text())
+    assert document["verdict"] == "incomplete" and document["incomplete"]["reason"] == "interrupted by SIGTERM"
+    assert document["incomplete"]["steps_not_run"] > 0
+    assert {c["operator"] for c in document["cases"]} == {"rms_norm"}
+    assert all(c["verdict"] == "pass" for c in document["cases"])
+
+
+@pytest.mark.slow
+def test_too_many_ended_calls_stop_the_run_with_a_report(harness, tmp_path, monkeypatch, capsys):
+    write_backend(tmp_path, SEGFAULT, condition="True")
+    monkeypatch.setattr(supervision, "MAX_ENDED_CALLS", 2)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    report = tmp_path / "report.json"
+    code = supervision.supervise("operators.run", [
+        "--device", harness.device.value, "--backend", "misbehaving_backend", "--operators", "swiglu",
+        "--dtypes", "f32", "--examples", "5", "--no-contract", "--output", str(report)], resumes=True)
+    document = json.loads(report.read_text())
+    assert code == EXIT_FAIL and document["verdict"] == "fail", capsys.readouterr().err[-2000:]
+    assert document["incomplete"]["reason"] == "stopped after 2 kernel calls that did not return"
+    assert len(document["cases"]) == 2 and document["incomplete"]["steps_not_run"] >= 3
+
+
+def test_the_journal_keeps_complete_records_and_drops_a_cut_one(tmp_path):
+    journal = Journal(tmp_path / "journal")
+    journal.append("a", {"result": 1})
+    journal.append("b", EndedCall("crashed"))
+    with open(journal.path, "ab") as file:
+        file.write((1000).to_bytes(8, "little") + b"cut short")
+    assert journal.read() == {"a": {"result": 1}, "b": EndedCall("crashed")}
