@@ -20,7 +20,7 @@ from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.core.exits import UsageError
 from operators.core.profiles import PROFILES, register_profiles, seeded_profile
 from operators.core.registry import get_spec
-from operators.core.result import CaseResult
+from operators.core.result import CaseResult, Verdict
 from operators.core.target import (BACKEND_HELP, check_available, check_importable, check_something_is_checked,
                               device_help, parse_device, select_backend)
 
@@ -36,6 +36,7 @@ class HarnessSession:
     self_tests_left_out: int = 0
     backend: Backend | None = None
     started: float = field(default_factory=time.perf_counter)
+    require_support: bool = False  # a case the kernel refuses as unsupported fails its test
 
 
 SESSION_KEY = pytest.StashKey[HarnessSession]()
@@ -53,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--all-suites", action="store_true",
                     help="with a plug-in --backend, run the harness's self-tests too (by default only the "
                          "suites marked backend_under_test, the ones that call the backend, run)")
+    group.addoption("--require-support", action="store_true",
+                    help="fail a test whose kernel refuses a case as unsupported (KernelUnsupportedError); by "
+                         "default such cases are recorded and counted, neither passed nor failed")
     group.addoption("--seed", type=int, default=None,
                     help="draw other cases: the hypothesis seed, honoured by every profile (ci included: the "
                          "same seed draws the same cases)")
@@ -90,7 +94,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[SESSION_KEY] = HarnessSession(device, backend, dtypes, config.getoption("--profile"),
-                                               config.getoption("--report"))
+                                               config.getoption("--report"),
+                                               require_support=config.getoption("--require-support"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -153,7 +158,10 @@ class Harness:
         return result
 
     def assert_passes(self, case: Case) -> None:
+        """Unsupported (a clean refusal) is not a failure unless --require-support."""
         result = self.check(case)
+        if result.verdict is Verdict.UNSUPPORTED and not self.session.require_support:
+            return
         if not result.passed:
             raise AssertionError(result.describe_failure())
 
@@ -176,6 +184,13 @@ def harness(pytestconfig: pytest.Config) -> Harness:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(SESSION_KEY, None)
+    refused = [r for r in state.results if r.verdict is Verdict.UNSUPPORTED] if state is not None else []
+    if refused:
+        from reports.tables import support_table
+        terminalreporter.write_line(f"qwen3-harness: backend '{state.backend_name}' refused {len(refused)} cases as "
+                                    "unsupported" + (" (failed: --require-support)" if state.require_support else
+                                                     " (neither passed nor failed; --require-support fails them)"))
+        terminalreporter.write_line(support_table(state.results))
     if state is not None and state.self_tests_left_out:
         terminalreporter.write_line(f"qwen3-harness: backend '{state.backend_name}': {state.self_tests_left_out} "
                                     "self-tests of the harness left out (they do not call the backend; "

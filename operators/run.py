@@ -28,7 +28,7 @@ from operators.core.target import (add_backend_option, add_device_option, check_
 from reports.document import ReportPathError, build_document, check_report_path, write_json
 from reports.environment import collect_environment
 from reports.coverage import coverage_table
-from reports.tables import contract_table, summary_table
+from reports.tables import contract_table, summary_table, support_table
 
 FAILURES_SHOWN = 5
 
@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         print(contract_table(contract))
     failures = [r for r in results if r.verdict is Verdict.FAIL]
     unsupported = sum(r.verdict is Verdict.UNSUPPORTED for r in results)
+    if unsupported:
+        print()
+        print(support_table(results))
     if unsupported and config.require_support:
         document["verdict"] = "fail"
         progress(f"--require-support: {unsupported} cases were refused as unsupported")

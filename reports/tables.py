@@ -43,3 +43,20 @@ def contract_table(contract: Iterable[ContractResult]) -> str:
             for op, r in counts.items()]
     return tabulate(rows, headers=["operator", "allowed dtype combos computed", "disallowed combos rejected",
                                    "bad values refused", "verdict"], tablefmt="github")
+
+
+def support_table(results: Iterable[Any]) -> str:
+    """Per operator, dtype combination and layouts: how many cases the kernel computed and how many it
+    refused as unsupported, for the operators with any refusal (CaseResult objects)."""
+    counts: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    refusing = {r.case.operator for r in results if r.verdict.value == "unsupported"}
+    for r in results:
+        if r.case.operator in refusing:
+            tensors = {**r.case.inputs, **r.case.outputs}
+            layouts = " ".join(f"{n}={t.layout.value}" for n, t in tensors.items() if t.layout.value != "contiguous")
+            counts[(r.case.operator, r.case.dtype_label(), layouts or "all contiguous")][
+                r.verdict.value == "unsupported"] += 1
+    rows = [[op, dtypes, layouts, computed, refused] for (op, dtypes, layouts), (computed, refused)
+            in sorted(counts.items())]
+    return tabulate(rows, headers=["operator", "dtypes", "layouts", "computed", "refused (unsupported)"],
+                    tablefmt="github")

@@ -163,12 +163,33 @@ def test_unsupported_cases_pass_unless_support_is_required(harness, capsys, tmp_
                    imports="import torch\nfrom operators.backends import KernelUnsupportedError")
     arguments = ["--device", harness.device.value, "--backend", "no_half_backend", "--operators", "swiglu",
                  "--dtypes", "f32,f16", "--examples", "2", "--no-contract"]
-    code, _, err = run(capsys, *arguments)
+    code, out, err = run(capsys, *arguments)
     assert code == EXIT_PASS and ", 2 unsupported" in err.strip().splitlines()[-1], err
+    support = [[cell.strip() for cell in line.split("|")[1:-1]] for line in out.splitlines()
+               if line.startswith("| swiglu ") and "gate=" in line]  # the support table's rows
+    refused = [row for row in support if row[-1] != "0"]
+    assert refused and all(row[1] == "gate=f16 up=f16 out=f16" and row[3] == "0" for row in refused), out
+    assert sum(int(row[-1]) for row in refused) == 2
     report = tmp_path / "report.json"
     code, _, err = run(capsys, *arguments, "--require-support", "--output", str(report))
     assert code == EXIT_FAIL and "--require-support: 2 cases were refused as unsupported" in err, err
     assert json.loads(report.read_text())["verdict"] == "fail"
+
+
+@pytest.mark.slow
+def test_pytest_counts_unsupported_cases_and_fails_them_only_when_support_is_required(harness, tmp_path, monkeypatch):
+    swiglu_plug_in(tmp_path, monkeypatch, "no_half_backend", "if out.dtype == torch.float16:\n"
+                   "    raise KernelUnsupportedError('swiglu', 'no float16')\nnative.kernel('swiglu')(out=out, gate=gate, up=up)",
+                   imports="import torch\nfrom operators.backends import KernelUnsupportedError")
+    command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "-k", "test_operator and swiglu", "-q",
+               "-p", "no:cacheprovider", "-o", "addopts=", "--device", harness.device.value, "--dtypes", "f32,f16",
+               "--backend", "no_half_backend"]
+    counted = run_child(command, harness.device, extra_path=tmp_path)
+    assert counted.returncode == 0 and "backend 'no_half_backend' refused " in counted.stdout, counted.stdout[-2000:]
+    assert "(neither passed nor failed; --require-support fails them)" in counted.stdout
+    required = run_child([*command, "--require-support"], harness.device, extra_path=tmp_path)
+    failed = [line for line in required.stdout.splitlines() if line.startswith("FAILED")]
+    assert required.returncode == 1 and failed and all("f16-swiglu" in line for line in failed), required.stdout[-2000:]
 
 
 def test_replay_reruns_one_case(harness, capsys, tmp_path):

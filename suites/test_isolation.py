@@ -123,3 +123,48 @@ def test_the_journal_keeps_complete_records_and_drops_a_cut_one(tmp_path):
     with open(journal.path, "ab") as file:
         file.write((1000).to_bytes(8, "little") + b"cut short")
     assert journal.read() == {"a": {"result": 1}, "b": EndedCall("crashed")}
+
+
+FAULTING_CUDA_BACKEND = '''
+import triton
+import triton.language as tl
+from operators.backends import load_backend
+
+
+@triton.jit
+def store_far_away(out):
+    tl.store(out + (1 << 40), 1.0)
+
+
+def backend(device):
+    native = load_backend("native", device)
+    real = native.kernel("swiglu")
+
+    def swiglu(*, out, gate, up):
+        if gate.shape[-1] % 2 == 1:
+            store_far_away[(1,)](out)
+        else:
+            real(out=out, gate=gate, up=up)
+    return native.with_kernels("faulting", {"swiglu": swiglu})
+'''
+
+
+@pytest.mark.slow
+def test_a_gpu_fault_fails_its_case_and_a_fresh_process_goes_on(harness, tmp_path):
+    """An illegal address leaves the CUDA context unusable: the case that caused it fails, naming the
+    device's error, and the next cases run in a new process (and pass)."""
+    from operators.core.device import Device
+    if harness.device is not Device.NVIDIA:
+        pytest.skip("a CUDA fault needs --device nvidia")
+    pytest.importorskip("triton")
+    (tmp_path / "misbehaving_backend.py").write_text(FAULTING_CUDA_BACKEND)
+    completed, report = run_command(harness, tmp_path, "--operators", "swiglu", "--examples", "4")
+    assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
+    swiglu = report["cases"]
+    odd = [c for c in swiglu if c["shapes"]["gate"][-1] % 2 == 1]
+    assert odd and len(odd) < len(swiglu), "the draw needs odd and even widths"
+    for case in swiglu:
+        if case in odd:
+            assert case["reasons"][0].startswith("crashed: the device failed after the kernel call ("), case["reasons"]
+        else:
+            assert case["verdict"] == "pass", case["reasons"]

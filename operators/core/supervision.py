@@ -27,7 +27,7 @@ from operators.core.journal import JOURNAL_VARIABLE, STARTED_VARIABLE, STOP_VARI
 from operators.core.kernel import Kernel
 
 STATUS_VARIABLE = "QWEN3_HARNESS_STATUS"
-FINISHED, CASE, CALL, RETURNED = "finished", "case", "call", "returned"
+FINISHED, CASE, CALL, RETURNED, ENDED = "finished", "case", "call", "returned", "ended"
 DEFAULT_KERNEL_TIMEOUT = 120.0  # seconds per call, and as many again per GiB of the call's tensors
 MAX_ENDED_CALLS = 20  # then the run stops and reports what it has
 POLL_SECONDS = 0.2
@@ -63,8 +63,22 @@ class Status:
         def function(**arguments) -> None:
             self.write(CALL, f"{call_time_limit(arguments, self.kernel_timeout):.0f}")
             kernel.function(**arguments)
+            self.finish_on_device(arguments)
             self.write(RETURNED)
         return replace(kernel, function=function)
+
+    def finish_on_device(self, arguments: dict) -> None:
+        """A GPU kernel's work ends inside the watched call (a hang times out as this call), and a
+        fault it left behind (an illegal address: the device context cannot be used again) ends this
+        process with its reason for the parent, which goes on in a fresh one."""
+        devices = {v.device for v in arguments.values() if isinstance(v, torch.Tensor) and v.device.type == "cuda"}
+        try:
+            for device in devices:
+                torch.cuda.synchronize(device)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            self.write(ENDED, f"crashed: the device failed after the kernel call ({first}); a new process goes on")
+            os._exit(EXIT_FAIL)
 
 
 def watched(status: Status | None, kernel: Kernel | None) -> Kernel | None:
@@ -130,7 +144,7 @@ class StatusReader:
                 self.step = detail
             if event == CALL:
                 self.call_limit, self.call_seen = float(detail or "inf"), time.monotonic()
-            elif event in (RETURNED, CASE, FINISHED):
+            elif event in (RETURNED, CASE, FINISHED, ENDED):
                 self.call_limit = None
 
     def overdue(self) -> bool:
@@ -210,7 +224,10 @@ def ended_call(status: StatusReader, returncode: int, timed_out: bool) -> EndedC
     if timed_out:
         return EndedCall(f"timed out: the call did not return within {status.call_limit:.0f} s "
                          f"(--kernel-timeout scales this limit)")
-    if status.last.split(" ")[0] == CALL:
+    event, _, detail = status.last.partition(" ")
+    if event == ENDED:
+        return EndedCall(detail)
+    if event == CALL:
         return EndedCall(f"crashed: the process ended ({describe_end(returncode)}) inside the kernel call")
     return None
 
