@@ -93,11 +93,13 @@ def watched_command(module: str, main: Callable[[], int], resumes: bool = False)
     status = Status.from_environment()
     if status is None:
         return run_guarded(module, lambda: supervise(module, sys.argv[1:], resumes))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the watching parent handles Ctrl-C
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the watching parent handles Ctrl-C
     try:
         code = run_guarded(module, main)
     except SystemExit as stop:  # argparse's --help (0) and its usage errors (2): the command's own ends
         code = exit_code_of(stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     status.write(FINISHED)
     return code
 
