@@ -22,6 +22,7 @@ from operators.model.attribution import attribute
 from operators.model.errors import CheckpointError, KernelCallError
 from operators.model.generate import generate
 from operators.model.integration import Models, compare_prefill, load_models
+from operators.model.runner import model_operators
 from reports.integration import IntegrationResult, attribution_table, build_document, points_table, summary_lines
 from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
 from operators.model.transformers_version import TransformersVersionError
@@ -55,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="synthetic weights and default prompt (default 0)")
     p.add_argument("--attribution", action="store_true", help="attribute the logits error even when passing")
     p.add_argument("--all-points", action="store_true", help="print every (layer, point), not the worst per layer")
+    p.add_argument("--fallback", metavar="BACKEND",
+                   help="take the operators the model needs and --backend lacks from this backend (e.g. torch); "
+                        "the verdict then speaks for the others")
     p.add_argument("--output", type=Path, default=Path("integration_results.json"), help="the JSON document")
     return p
 
@@ -104,7 +108,27 @@ def setup(args: argparse.Namespace):
         raise UsageError("--steps must be 0 or more")
     backend = select_backend(args.backend, device)
     models = load_models(checkpoint_directory(args), dtype, device)
-    return backend, models, prompt_ids(args, models)
+    backend, taken = with_fallback(backend, models, args.fallback)
+    return backend, models, prompt_ids(args, models), taken
+
+
+def with_fallback(backend: Backend, models: Models, fallback: str | None) -> tuple[Backend, list[str]]:
+    """The backend, with the operators the model needs and it lacks taken from `fallback` (said in one
+    line), and those operators."""
+    missing = [op for op in model_operators(models.weights) if backend.kernel(op) is None]
+    if not missing:
+        return backend, []
+    if fallback is None:
+        raise UsageError(f"backend '{backend.name}' has no kernel for {', '.join(missing)}, which the model needs; "
+                         f"--fallback torch takes them from the torch control")
+    substitute = select_backend(fallback, models.device)
+    lacking = [op for op in missing if substitute.kernel(op) is None]
+    if lacking:
+        raise UsageError(f"neither backend '{backend.name}' nor the fallback '{fallback}' has a kernel for "
+                         f"{', '.join(lacking)}")
+    print(f"operators from the fallback backend '{fallback}': {', '.join(missing)} (the verdict speaks for the "
+          f"backend's own kernels with these in place)", file=sys.stderr)
+    return backend.with_fallback(substitute, missing), missing
 
 
 def integrate(models: Models, backend: Backend, ids: torch.Tensor, steps: int, attribution: bool) -> IntegrationResult:
@@ -124,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers_logging.disable_progress_bar()
     started = time.perf_counter()
     try:
-        backend, models, ids = setup(args)
+        backend, models, ids, taken = setup(args)
     except (UsageError, CheckpointError, TransformersVersionError, OSError) as error:
         return usage_exit(error)
     try:
@@ -144,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
               "synthetic": None if args.model_dir else (args.synthetic or "tiny"), "layers": args.layers,
               "architecture": models.config.architecture, "dtype": models.dtype.value, "prompt_ids": ids.tolist(),
               "steps": args.steps, "seed": args.seed, "reference": "transformers float64 on cpu (eager)",
+              "fallback": {"backend": args.fallback, "operators": taken} if taken else None,
               "baseline": f"transformers {models.dtype.short} on {models.device.value} (eager)"}
     document = build_document(result, config, collect_environment(models.device.torch_type, backend))
     document["seconds"] = round(time.perf_counter() - started, 2)

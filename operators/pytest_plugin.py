@@ -18,9 +18,11 @@ from operators.core.device import Device
 from operators.core.drawing import seed_alone
 from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.core.exits import UsageError
-from operators.core.profiles import PROFILES, register_profiles, seeded_profile
+from operators.core.profiles import PROFILES, register_profiles, seeded_profile, unshrunk_profile
 from operators.core.registry import get_spec
-from operators.core.result import CaseResult, Verdict
+from operators.core.result import CaseResult, Verdict, ended_case
+from operators.core.supervision import DEFAULT_KERNEL_TIMEOUT
+from operators.core.worker import CaseWorker
 from operators.core.target import (BACKEND_HELP, check_available, check_importable, check_something_is_checked,
                               device_help, parse_device, select_backend)
 
@@ -37,11 +39,13 @@ class HarnessSession:
     backend: Backend | None = None
     started: float = field(default_factory=time.perf_counter)
     require_support: bool = False  # a case the kernel refuses as unsupported fails its test
+    worker: CaseWorker | None = None  # --isolate: the backend's cases run in this worker process
 
 
 SESSION_KEY = pytest.StashKey[HarnessSession]()
 BACKEND_MARK = "backend_under_test"
 DEFAULT_BACKENDS = ("native",)
+BUILT_IN_BACKENDS = ("native", "torch")  # not isolated unless --isolate on
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,6 +58,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--all-suites", action="store_true",
                     help="with a plug-in --backend, run the harness's self-tests too (by default only the "
                          "suites marked backend_under_test, the ones that call the backend, run)")
+    group.addoption("--isolate", choices=("auto", "on", "off"), default="auto",
+                    help="check the backend's cases in a worker process, so that a kernel that crashes or hangs "
+                         "fails its own test and the run goes on (auto: on for a plug-in --backend)")
+    group.addoption("--kernel-timeout", type=float, default=DEFAULT_KERNEL_TIMEOUT, metavar="SECONDS",
+                    help="with isolation: a kernel call may take this many seconds plus as many per GiB of its "
+                         "tensors (default %(default).0f)")
     group.addoption("--require-support", action="store_true",
                     help="fail a test whose kernel refuses a case as unsupported (KernelUnsupportedError); by "
                          "default such cases are recorded and counted, neither passed nor failed")
@@ -68,6 +78,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{BACKEND_MARK}: the test calls the backend under test (--backend); a "
                                        "plug-in run selects these alone unless --all-suites")
     profile, seed = config.getoption("--profile"), config.getoption("--seed")
+    backend = config.getoption("--backend")
+    isolate = config.getoption("--isolate") == "on" or (
+        config.getoption("--isolate") == "auto" and backend not in BUILT_IN_BACKENDS)
+    if isolate:
+        profile = unshrunk_profile(profile)  # each shrinking step of a crashing kernel would restart the worker
     if seed is not None:
         # The ci profile is derandomised (hypothesis then ignores any seed); with --seed it draws from
         # that seed instead, which hypothesis's own plugin (configured after this one) forces.
@@ -88,14 +103,17 @@ def pytest_configure(config: pytest.Config) -> None:
             check_report_path(report)
         except ReportPathError as error:
             raise pytest.UsageError(f"--report: {error}") from None
-    backend = config.getoption("--backend")
+    if not config.getoption("--kernel-timeout") > 0:
+        raise pytest.UsageError("--kernel-timeout must be a positive number of seconds")
     try:
         check_importable(backend)
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[SESSION_KEY] = HarnessSession(device, backend, dtypes, config.getoption("--profile"),
                                                config.getoption("--report"),
-                                               require_support=config.getoption("--require-support"))
+                                               require_support=config.getoption("--require-support"),
+                                               worker=CaseWorker(device, backend, config.getoption("--kernel-timeout"))
+                                               if isolate else None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -153,7 +171,12 @@ class Harness:
         kernel = backend.kernel(case.operator)
         if kernel is None:
             pytest.skip(f"backend '{backend.name}' has no kernel for '{case.operator}'")
-        result = check_case(get_spec(case.operator), case, kernel, self.device, backend.loaded_as)
+        spec, worker = get_spec(case.operator), self.session.worker
+        if worker is not None and backend is self.backend:
+            result = worker.check(case, lambda reason: ended_case(case, kernel, backend.loaded_as, self.device,
+                                                                  spec.budget, reason))
+        else:
+            result = check_case(spec, case, kernel, self.device, backend.loaded_as)
         self.session.results.append(result)
         return result
 
@@ -199,6 +222,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
+    if state is not None and state.worker is not None:
+        state.worker.stop()
     if state is None or state.report is None:
         return
     from reports.document import build_document, write_json

@@ -173,6 +173,26 @@ def test_cli_fails_with_exit_1_and_names_the_point(harness, tmp_path, capsys):
     assert document["verdict"] == "fail" and document["attribution"][1]["family"] == "attention"
 
 
+def test_a_backend_without_an_operator_the_model_needs_runs_with_a_fallback(harness, tmp_path, capsys, monkeypatch):
+    """Without --fallback: exit 2 naming the missing operators; with --fallback torch they come from the
+    torch control, the run passes and the document says which ones."""
+    (tmp_path / "no_linear_backend.py").write_text(
+        "from dataclasses import replace\nfrom operators.backends import load_backend\n\n"
+        "def backend(device):\n    native = load_backend('native', device)\n"
+        "    return replace(native, name='no linear', kernels={op: k for op, k in native.kernels.items() "
+        "if op not in ('linear', 'moe_router')})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    output = tmp_path / "integration.json"
+    arguments = ["--device", harness.device.value, "--backend", "no_linear_backend", "--steps", "1",
+                 "--output", str(output)]
+    assert main(arguments) == 2
+    assert ("backend 'no linear' has no kernel for linear, which the model needs; --fallback torch"
+            in capsys.readouterr().err)  # moe_router is not named: the dense model does not call it
+    assert main([*arguments, "--fallback", "torch"]) == 0, capsys.readouterr().err
+    assert "operators from the fallback backend 'torch': linear" in capsys.readouterr().err
+    assert json.loads(output.read_text())["config"]["fallback"] == {"backend": "torch", "operators": ["linear"]}
+
+
 def test_nan_decode_logits_are_reported_as_nan_not_as_a_zero_error(harness, tmp_path, capsys, monkeypatch):
     (tmp_path / "nan_decode_backend.py").write_text(
         "from operators.backends import load_backend\n\n"

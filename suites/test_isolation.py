@@ -168,3 +168,30 @@ def test_a_gpu_fault_fails_its_case_and_a_fresh_process_goes_on(harness, tmp_pat
             assert case["reasons"][0].startswith("crashed: the device failed after the kernel call ("), case["reasons"]
         else:
             assert case["verdict"] == "pass", case["reasons"]
+
+
+def pytest_command(harness, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "suites/test_operators.py", "-q", "-p", "no:cacheprovider", "-o",
+            "addopts=", "--tb=line", "-rf", "--device", harness.device.value, "--dtypes", "f32", "--backend",
+            "misbehaving_backend", *extra]
+
+
+@pytest.mark.slow
+def test_under_pytest_a_crashing_kernel_fails_its_test_with_the_case_and_the_run_goes_on(harness, tmp_path):
+    write_backend(tmp_path, SEGFAULT)
+    completed = run_child(pytest_command(harness, "-k", "test_operator and (swiglu or rms_norm)"), harness.device,
+                          extra_path=tmp_path)
+    failed = [line for line in completed.stdout.splitlines() if line.startswith("FAILED")]
+    assert completed.returncode == 1 and len(failed) == 1 and "f32-swiglu" in failed[0], completed.stdout[-3000:]
+    assert completed.stdout.splitlines()[-1].startswith("1 failed, ") and " passed" in completed.stdout.splitlines()[-1]
+    assert "crashed: the process ended (signal SIGSEGV) inside the kernel call" in completed.stdout
+    assert "reproduce: python -m operators.run" in completed.stdout and "--backend misbehaving_backend" in completed.stdout
+
+
+@pytest.mark.slow
+def test_under_pytest_a_kernel_that_never_returns_times_out(harness, tmp_path):
+    write_backend(tmp_path, C_SLEEP, condition="True")
+    completed = run_child(pytest_command(harness, "-k", "test_operator and swiglu", "--kernel-timeout", "1"),
+                          harness.device, extra_path=tmp_path)
+    assert completed.returncode == 1 and "timed out: the call did not return within 1 s" in completed.stdout, \
+        completed.stdout[-3000:]

@@ -8,7 +8,7 @@ import importlib.metadata
 import sys
 from dataclasses import dataclass, field, replace
 from types import ModuleType
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from operators.core.device import Device
 from operators.core.kernel import Kernel
@@ -46,6 +46,10 @@ class Backend:
         replaced = {op: Kernel(op, function, {"kind": implementation, "function": getattr(function, "__qualname__", repr(function))})
                     for op, function in replacements.items()}
         return replace(self, name=name, kernels={**self.kernels, **replaced}, source="", version=None)
+
+    def with_fallback(self, fallback: "Backend", operators: Sequence[str]) -> "Backend":
+        """This backend, with `operators` (which it lacks) taken from `fallback`."""
+        return replace(self, kernels={**self.kernels, **{op: fallback.kernels[op] for op in operators}})
 
 
 def backend_module(name: str) -> ModuleType:

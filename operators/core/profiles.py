@@ -28,6 +28,13 @@ def seeded_profile(profile: str) -> str:
     return name
 
 
+def unshrunk_profile(profile: str) -> str:
+    """A profile like `profile` that reports a failing case as drawn, without shrinking it."""
+    name = f"{profile}-unshrunk"
+    settings.register_profile(name, settings.get_profile(profile), phases=GENERATE_ONLY)
+    return name
+
+
 def examples(profile: str) -> int:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile '{profile}'; expected one of {', '.join(PROFILES)}")

@@ -60,25 +60,31 @@ class Status:
         self.write(CASE, f"{key}\t{description}")
 
     def watch(self, kernel: Kernel) -> Kernel:
-        def function(**arguments) -> None:
-            self.write(CALL, f"{call_time_limit(arguments, self.kernel_timeout):.0f}")
-            kernel.function(**arguments)
-            self.finish_on_device(arguments)
-            self.write(RETURNED)
-        return replace(kernel, function=function)
+        return watch_kernel(kernel, self.kernel_timeout, self.write)
 
-    def finish_on_device(self, arguments: dict) -> None:
-        """A GPU kernel's work ends inside the watched call (a hang times out as this call), and a
-        fault it left behind (an illegal address: the device context cannot be used again) ends this
-        process with its reason for the parent, which goes on in a fresh one."""
-        devices = {v.device for v in arguments.values() if isinstance(v, torch.Tensor) and v.device.type == "cuda"}
-        try:
-            for device in devices:
-                torch.cuda.synchronize(device)
-        except RuntimeError as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            self.write(ENDED, f"crashed: the device failed after the kernel call ({first}); a new process goes on")
-            os._exit(EXIT_FAIL)
+
+def watch_kernel(kernel: Kernel, kernel_timeout: float, tell: Callable[[str, str], None]) -> Kernel:
+    """The kernel, telling a watching process `call LIMIT` before each call and `returned` after it."""
+    def function(**arguments) -> None:
+        tell(CALL, f"{call_time_limit(arguments, kernel_timeout):.0f}")
+        kernel.function(**arguments)
+        finish_on_device(arguments, tell)
+        tell(RETURNED, "")
+    return replace(kernel, function=function)
+
+
+def finish_on_device(arguments: dict, tell: Callable[[str, str], None]) -> None:
+    """A GPU kernel's work ends inside the watched call (a hang times out as this call), and a fault
+    it left behind (an illegal address: the device context cannot be used again) ends this process,
+    telling the watcher why, which goes on in a fresh one."""
+    devices = {v.device for v in arguments.values() if isinstance(v, torch.Tensor) and v.device.type == "cuda"}
+    try:
+        for device in devices:
+            torch.cuda.synchronize(device)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        tell(ENDED, f"crashed: the device failed after the kernel call ({first}); a new process goes on")
+        os._exit(EXIT_FAIL)
 
 
 def watched(status: Status | None, kernel: Kernel | None) -> Kernel | None:

@@ -21,6 +21,14 @@ OPERATORS = ("embedding", "rms_norm", "add_rms_norm", "linear", "rope", "kv_cach
              "attention_decode", "swiglu", "moe_router", "moe_experts", "argmax", "random_sample")
 
 
+def model_operators(weights: ModelWeights) -> tuple[str, ...]:
+    """The operators this model's forward and generation call (swiglu for dense layers, the MoE pair
+    for expert layers)."""
+    experts = ["router" in layer for layer in weights.layers]
+    unused = ({"moe_router", "moe_experts"} if not any(experts) else set()) | ({"swiglu"} if all(experts) else set())
+    return tuple(op for op in OPERATORS if op not in unused)
+
+
 def no_tap(layer: int | None, point: str, tensor: torch.Tensor) -> None:
     pass
 
