@@ -40,6 +40,7 @@ class HarnessSession:
     started: float = field(default_factory=time.perf_counter)
     require_support: bool = False  # a case the kernel refuses as unsupported fails its test
     worker: CaseWorker | None = None  # --isolate: the backend's cases run in this worker process
+    guard_pages: bool = False  # CPU: inaccessible pages around every tensor's buffer
 
 
 SESSION_KEY = pytest.StashKey[HarnessSession]()
@@ -64,6 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kernel-timeout", type=float, default=DEFAULT_KERNEL_TIMEOUT, metavar="SECONDS",
                     help="with isolation: a kernel call may take this many seconds plus as many per GiB of its "
                          "tensors (default %(default).0f)")
+    group.addoption("--guard-pages", action="store_true",
+                    help="CPU: place every tensor between inaccessible pages, so a kernel that reads past a buffer "
+                         "faults (with --isolate its test fails and the run goes on)")
     group.addoption("--require-support", action="store_true",
                     help="fail a test whose kernel refuses a case as unsupported (KernelUnsupportedError); by "
                          "default such cases are recorded and counted, neither passed nor failed")
@@ -103,6 +107,9 @@ def pytest_configure(config: pytest.Config) -> None:
             check_report_path(report)
         except ReportPathError as error:
             raise pytest.UsageError(f"--report: {error}") from None
+    guard_pages = config.getoption("--guard-pages")
+    if guard_pages and device is not Device.CPU:
+        raise pytest.UsageError("--guard-pages works on --device cpu")
     if not config.getoption("--kernel-timeout") > 0:
         raise pytest.UsageError("--kernel-timeout must be a positive number of seconds")
     try:
@@ -112,8 +119,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = HarnessSession(device, backend, dtypes, config.getoption("--profile"),
                                                config.getoption("--report"),
                                                require_support=config.getoption("--require-support"),
-                                               worker=CaseWorker(device, backend, config.getoption("--kernel-timeout"))
-                                               if isolate else None)
+                                               worker=CaseWorker(device, backend, config.getoption("--kernel-timeout"),
+                                                                 guard_pages) if isolate else None,
+                                               guard_pages=guard_pages)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -176,7 +184,7 @@ class Harness:
             result = worker.check(case, lambda reason: ended_case(case, kernel, backend.loaded_as, self.device,
                                                                   spec.budget, reason))
         else:
-            result = check_case(spec, case, kernel, self.device, backend.loaded_as)
+            result = check_case(spec, case, kernel, self.device, backend.loaded_as, self.session.guard_pages)
         self.session.results.append(result)
         return result
 

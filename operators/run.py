@@ -21,6 +21,7 @@ from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, u
 from operators.core.profiles import PROFILES, examples
 from operators.core.registry import OPERATOR_NAMES, get_spec
 from operators.core.result import CaseResult, Verdict, ended_case, repro_command
+from operators.core.guard_pages import report_faults_to
 from operators.core.journal import Steps
 from operators.core.supervision import DEFAULT_KERNEL_TIMEOUT, Status, watched, watched_command
 from operators.core.target import (add_backend_option, add_device_option, check_something_is_checked, parse_device,
@@ -48,6 +49,7 @@ class RunConfig:
     operators_named: bool = False  # --operators given: every named operator must be checked
     require_support: bool = False  # a case the kernel refuses as unsupported fails the run
     kernel_timeout: float = DEFAULT_KERNEL_TIMEOUT
+    guard_pages: bool = False  # CPU: inaccessible pages around every tensor's buffer
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -72,6 +74,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel-timeout", type=float, default=DEFAULT_KERNEL_TIMEOUT, metavar="SECONDS",
                    help="a kernel call may take this many seconds plus as many per GiB of its tensors; "
                         "one that takes longer fails its case (default %(default).0f)")
+    p.add_argument("--guard-pages", action="store_true",
+                   help="CPU: place every tensor between inaccessible pages, so a kernel that reads past a "
+                        "buffer faults and its case fails naming the tensor")
     p.add_argument("--output", type=Path, help="write the JSON report here")
     p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
     return p
@@ -93,6 +98,9 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                          f"{', '.join(OPERATOR_NAMES)}")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    if args.guard_pages and device is not Device.CPU:
+        raise UsageError("--guard-pages works on --device cpu (GPU memory has no guard pages; run the library "
+                         "under compute-sanitizer instead)")
     if not args.kernel_timeout > 0:
         raise UsageError(f"--kernel-timeout must be a positive number of seconds; got {args.kernel_timeout}")
     if args.output is not None:
@@ -113,7 +121,7 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                      profile=args.profile, examples=args.examples or examples(args.profile), seed=args.seed,
                      contract=not args.no_contract, output=args.output, replay=replay,
                      operators_named=args.operators is not None, require_support=args.require_support,
-                     kernel_timeout=args.kernel_timeout)
+                     kernel_timeout=args.kernel_timeout, guard_pages=args.guard_pages)
 
 
 def check_replay_matches_spec(case: Case) -> None:
@@ -150,7 +158,8 @@ def run_cases(config: RunConfig, backend: Backend, steps: Steps) -> tuple[list[C
         for index, case in enumerate(cases):
             row = steps.run(f"{operator}/{dtype.short}/{index}",
                             f"{operator} {dtype.short}: {repro_command(case, config.backend, config.device)}",
-                            lambda: check_case(spec, case, kernel, config.device, backend.loaded_as),
+                            lambda: check_case(spec, case, kernel, config.device, backend.loaded_as,
+                                               config.guard_pages),
                             lambda reason: ended_case(case, kernel, backend.loaded_as, config.device, spec.budget,
                                                       reason))
             if row is not None:
@@ -198,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         config = parse_config(argv)
         if status is not None:
             status.kernel_timeout = config.kernel_timeout
+            if config.device is Device.CPU:
+                report_faults_to(status.path)
         backend = select_backend(config.backend, config.device)
         if config.replay:
             return replay(config, backend, status)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from operators.core import supervision
+from operators.core.device import Device
 from operators.core.journal import EndedCall, Journal
 from operators.run import EXIT_FAIL
 from suites.child_process import run_child
@@ -59,8 +60,10 @@ def test_a_kernel_that_ends_the_process_fails_its_case_and_the_run_goes_on(harne
     assert odd and len(odd) < len(swiglu), "the draw needs odd and even widths"
     for case in swiglu:
         if case in odd:
-            assert case["verdict"] == "fail" and case["reasons"] == [
-                f"crashed: the process ended ({end}) inside the kernel call"], case["reasons"]
+            assert case["verdict"] == "fail" and case["reasons"][0].startswith(
+                f"crashed: the process ended ({end}) inside the kernel call"), case["reasons"]
+            if harness.device is Device.CPU and end.startswith("signal"):  # the fault's address, from its handler
+                assert case["reasons"][0].endswith("which faulted at address 0x0, not next to any tensor of the call")
         else:
             assert case["verdict"] == "pass", case["reasons"]
     assert all(c["verdict"] == "pass" for c in report["cases"] if c["operator"] == "rms_norm")  # after swiglu
@@ -153,7 +156,6 @@ def backend(device):
 def test_a_gpu_fault_fails_its_case_and_a_fresh_process_goes_on(harness, tmp_path):
     """An illegal address leaves the CUDA context unusable: the case that caused it fails, naming the
     device's error, and the next cases run in a new process (and pass)."""
-    from operators.core.device import Device
     if harness.device is not Device.NVIDIA:
         pytest.skip("a CUDA fault needs --device nvidia")
     pytest.importorskip("triton")
@@ -195,3 +197,108 @@ def test_under_pytest_a_kernel_that_never_returns_times_out(harness, tmp_path):
                           harness.device, extra_path=tmp_path)
     assert completed.returncode == 1 and "timed out: the call did not return within 1 s" in completed.stdout, \
         completed.stdout[-3000:]
+
+
+OVERREADING_BACKEND = '''
+import ctypes
+from operators.backends import load_backend
+
+def backend(device):
+    native = load_backend("native", device)
+    real = native.kernel("swiglu")
+
+    def swiglu(*, out, gate, up):
+        storage = up.untyped_storage()
+        if gate.shape[-1] % 2 == 1:
+            ctypes.string_at(storage.data_ptr() + storage.nbytes() + 100, 1)  # 100 bytes past up's buffer
+        real(out=out, gate=gate, up=up)
+    return native.with_kernels("overreading", {"swiglu": swiglu})
+'''
+
+
+@pytest.mark.slow
+def test_guard_pages_turn_a_read_past_an_input_into_a_failure_naming_it(harness, tmp_path):
+    """A read 100 bytes past `up`'s buffer (sentinels included) lands in the guard page: its case fails
+    naming `up`, and the other cases pass."""
+    if harness.device is not Device.CPU:
+        pytest.skip("guard pages are CPU memory")
+    (tmp_path / "misbehaving_backend.py").write_text(OVERREADING_BACKEND)
+    completed, report = run_command(harness, tmp_path, "--operators", "swiglu", "--examples", "6", "--guard-pages")
+    assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
+    odd = [c for c in report["cases"] if c["shapes"]["gate"][-1] % 2 == 1]
+    assert odd and len(odd) < len(report["cases"])
+    for case in report["cases"]:
+        if case in odd:
+            assert case["reasons"] == ["crashed: the process ended (signal SIGSEGV) inside the kernel call, which "
+                                       "read or wrote outside 'up': 100 bytes past the end of its buffer"]
+        else:
+            assert case["verdict"] == "pass", case["reasons"]
+
+
+def test_a_guarded_buffer_ends_at_an_inaccessible_page_and_keeps_its_alignment():
+    import torch
+
+    from operators.core.guard_pages import PAGE, describe_fault, guarded_empty, storage_range
+    tensor = guarded_empty(1001, torch.float16)
+    start, end = storage_range(tensor)
+    assert tensor.numel() >= 1001 and start % 64 == 0 and end % PAGE == 0
+    assert describe_fault(end + 3, {"x": (start, end)}) == "read or wrote outside 'x': 3 bytes past the end of its buffer"
+    assert describe_fault(start - 8, {"x": (start, end)}).endswith("8 bytes before the start of its buffer")
+
+
+OVERREADING_C = r'''
+#include <stdlib.h>
+#include <string.h>
+float read_past(const float *source, size_t count) {
+    float *copy = malloc(count * sizeof *copy);
+    memcpy(copy, source, count * sizeof *copy);
+    float past = copy[count];
+    free(copy);
+    return past;
+}
+'''
+SANITIZED_BACKEND = '''
+import ctypes
+from operators.backends import load_backend
+
+def backend(device):
+    native = load_backend("native", device)
+    real = native.kernel("swiglu")
+    library = ctypes.CDLL({library!r})
+    library.read_past.restype = ctypes.c_float
+
+    def swiglu(*, out, gate, up):
+        if gate.shape[-1] % 2 == 1:
+            dense = gate.contiguous()
+            library.read_past(ctypes.c_void_p(dense.data_ptr()), ctypes.c_size_t(dense.numel()))
+        real(out=out, gate=gate, up=up)
+    return native.with_kernels("sanitized", {{"swiglu": swiglu}})
+'''
+
+
+@pytest.mark.slow
+def test_an_address_sanitizer_report_is_attached_to_the_case_it_ended(harness, tmp_path):
+    if harness.device is not Device.CPU:
+        pytest.skip("the sanitized library is a CPU one")
+    runtime = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(runtime) or not os.path.exists(runtime):
+        pytest.skip("no AddressSanitizer runtime for cc here")
+    (tmp_path / "over.c").write_text(OVERREADING_C)
+    library = tmp_path / "libover.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-g", "-fsanitize=address", "-o", str(library), str(tmp_path / "over.c")],
+                   check=True)
+    (tmp_path / "misbehaving_backend.py").write_text(SANITIZED_BACKEND.format(library=str(library)))
+    report = tmp_path / "report.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "operators.run", "--backend", "misbehaving_backend", "--operators", "swiglu",
+         "--dtypes", "f32", "--examples", "4", "--no-contract", "--output", str(report)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "LD_PRELOAD": runtime, "ASAN_OPTIONS": "detect_leaks=0",
+             "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
+    failed = [c for c in json.loads(report.read_text())["cases"] if c["verdict"] == "fail"]
+    assert failed and all(c["shapes"]["gate"][-1] % 2 == 1 for c in failed)
+    assert all(c["reasons"][0].endswith("inside the kernel call: AddressSanitizer: heap-buffer-overflow "
+                                        f"{tmp_path / 'over.c'}:7 in read_past (READ of size 4)") for c in failed), \
+        [c["reasons"] for c in failed]
+    assert "ERROR: AddressSanitizer: heap-buffer-overflow" in completed.stderr  # the whole report, printed

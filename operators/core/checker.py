@@ -226,14 +226,15 @@ def judge_outputs(prepared: PreparedCase, views: Mapping[str, torch.Tensor]) -> 
     return reasons, results
 
 
-def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str) -> CaseResult:
-    """One implementation on the prepared case: fresh copies of its inputs, poisoned outputs."""
+def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages: bool = False) -> CaseResult:
+    """One implementation on the prepared case: fresh copies of its inputs, poisoned outputs (between
+    guard pages, on the CPU, with `guard_pages`)."""
     started = time.perf_counter()
     spec, case = prepared.spec, prepared.case
     target = prepared.device.torch_device()
-    inputs = {name: place_input(prepared.clean[name], case.inputs[name], target) for name in case.inputs}
+    inputs = {name: place_input(prepared.clean[name], case.inputs[name], target, guard_pages) for name in case.inputs}
     snapshots = {name: placed.buffer.clone() for name, placed in inputs.items()}
-    outputs = {name: place_poisoned_output(case.outputs[name], target) for name in spec.outputs}
+    outputs = {name: place_poisoned_output(case.outputs[name], target, guard_pages) for name in spec.outputs}
     implementation: dict[str, Any] = dict(kernel.implementation)
     calls_before = kernel.call_count() if kernel.call_count else None
 
@@ -264,5 +265,6 @@ def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str) -> CaseResu
     return finish(Verdict.FAIL if reasons else Verdict.PASS, reasons, tuple(results))
 
 
-def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, backend: str) -> CaseResult:
-    return run_kernel(prepare_case(spec, case, device), kernel, backend)
+def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, backend: str,
+               guard_pages: bool = False) -> CaseResult:
+    return run_kernel(prepare_case(spec, case, device), kernel, backend, guard_pages)

@@ -13,6 +13,7 @@ import torch
 
 from operators.core.case import Layout, TensorCase
 from operators.core.dtypes import DType
+from operators.core.guard_pages import guarded_empty
 
 GUARD_BYTES = 64  # sentinels before and after every view; keeps a CONTIGUOUS view 64-byte aligned
 ROW_PADDING = 3  # elements: padded rows start misaligned
@@ -80,16 +81,18 @@ class Placed:
         return self.mask()
 
 
-def _buffer(spec: TensorCase, device: torch.device) -> tuple[torch.Tensor, tuple[int, ...]]:
+def _buffer(spec: TensorCase, device: torch.device, guard_pages: bool) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """`guard_pages` (CPU): an inaccessible page right after the buffer and one before it."""
     strides = strides_for(spec.shape, spec.layout)
     extent = 1 + sum((n - 1) * s for n, s in zip(spec.shape, strides)) if all(spec.shape) else 0
-    buffer = torch.empty(extent + view_offset(spec) + guard_elements(spec.dtype), dtype=spec.dtype.torch,
-                         device=device)
-    return buffer, strides
+    numel = extent + view_offset(spec) + guard_elements(spec.dtype)
+    if guard_pages and device.type == "cpu":
+        return guarded_empty(numel, spec.dtype.torch), strides
+    return torch.empty(numel, dtype=spec.dtype.torch, device=device), strides
 
 
-def place_input(values: torch.Tensor, spec: TensorCase, device: torch.device) -> Placed:
-    buffer, strides = _buffer(spec, device)
+def place_input(values: torch.Tensor, spec: TensorCase, device: torch.device, guard_pages: bool = False) -> Placed:
+    buffer, strides = _buffer(spec, device, guard_pages)
     if spec.dtype.is_float:
         buffer.fill_(math.nan)
     else:
@@ -99,8 +102,8 @@ def place_input(values: torch.Tensor, spec: TensorCase, device: torch.device) ->
     return Placed(view, buffer, spec)
 
 
-def place_poisoned_output(spec: TensorCase, device: torch.device) -> Placed:
-    buffer, strides = _buffer(spec, device)
+def place_poisoned_output(spec: TensorCase, device: torch.device, guard_pages: bool = False) -> Placed:
+    buffer, strides = _buffer(spec, device, guard_pages)
     buffer.view(BIT_VIEWS[spec.dtype]).fill_(_as_signed(POISON_BITS[spec.dtype], spec.dtype))
     return Placed(buffer.as_strided(spec.shape, strides, view_offset(spec)), buffer, spec)
 

@@ -16,18 +16,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from operators.core.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_USAGE, run_guarded
+from operators.core.guard_pages import describe_fault, storage_range
 from operators.core.journal import JOURNAL_VARIABLE, STARTED_VARIABLE, STOP_VARIABLE, EndedCall, Journal
 from operators.core.kernel import Kernel
+from operators.core.sanitizer import take_sanitizer_report, with_sanitizer_log
 
 STATUS_VARIABLE = "QWEN3_HARNESS_STATUS"
 FINISHED, CASE, CALL, RETURNED, ENDED = "finished", "case", "call", "returned", "ended"
+TENSORS, FAULT = "tensors", "fault"  # the call's CPU buffers (name:start:end); a fault's address (hex)
 DEFAULT_KERNEL_TIMEOUT = 120.0  # seconds per call, and as many again per GiB of the call's tensors
 MAX_ENDED_CALLS = 20  # then the run stops and reports what it has
 POLL_SECONDS = 0.2
@@ -66,6 +69,9 @@ class Status:
 def watch_kernel(kernel: Kernel, kernel_timeout: float, tell: Callable[[str, str], None]) -> Kernel:
     """The kernel, telling a watching process `call LIMIT` before each call and `returned` after it."""
     def function(**arguments) -> None:
+        tell(TENSORS, " ".join(f"{name}:{start}:{end}" for name, value in arguments.items()
+                               if isinstance(value, torch.Tensor) and value.device.type == "cpu"
+                               for start, end in [storage_range(value)]))
         tell(CALL, f"{call_time_limit(arguments, kernel_timeout):.0f}")
         kernel.function(**arguments)
         finish_on_device(arguments, tell)
@@ -136,6 +142,8 @@ class StatusReader:
     step: str = ""  # the last `case` line's detail
     call_limit: float | None = None  # set while a kernel call is running
     call_seen: float = 0.0
+    tensors: dict[str, tuple[int, int]] = field(default_factory=dict)  # the last call's CPU buffers
+    fault: int | None = None  # the address of a memory fault inside the running call
 
     def update(self) -> None:
         if not self.path.exists():
@@ -150,8 +158,13 @@ class StatusReader:
             event, _, detail = line.partition(" ")
             if event == CASE:
                 self.step = detail
+            if event == TENSORS:
+                self.tensors = {name: (int(start), int(end)) for name, start, end in
+                                (item.split(":") for item in detail.split())}
+            if event == FAULT:
+                self.fault = int(detail, 16)
             if event == CALL:
-                self.call_limit, self.call_seen = float(detail or "inf"), time.monotonic()
+                self.call_limit, self.call_seen, self.fault = float(detail or "inf"), time.monotonic(), None
             elif event in (RETURNED, CASE, FINISHED, ENDED):
                 self.call_limit = None
 
@@ -199,7 +212,8 @@ def supervise(module: str, argv: list[str], resumes: bool = False) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="qwen3-harness-") as scratch:
             journal = Journal(Path(scratch) / "journal")
-            env = {**os.environ, JOURNAL_VARIABLE: str(journal.path), STARTED_VARIABLE: repr(time.time())}
+            env = with_sanitizer_log({**os.environ, JOURNAL_VARIABLE: str(journal.path),
+                                      STARTED_VARIABLE: repr(time.time())}, Path(scratch))
             for attempt in range(MAX_ENDED_CALLS + 2):
                 status = StatusReader(Path(scratch) / f"status-{attempt}")
                 env[STATUS_VARIABLE] = str(status.path)
@@ -214,6 +228,9 @@ def supervise(module: str, argv: list[str], resumes: bool = False) -> int:
                 if status.last == FINISHED:
                     return returncode
                 ended = ended_call(status, returncode, timed_out)
+                sanitizer = take_sanitizer_report(Path(scratch))
+                if ended is not None and sanitizer is not None:
+                    ended = EndedCall(f"{ended.reason}: {sanitizer}")
                 key, _, case = status.step.partition("\t")
                 if ended is None or not resumes or not key:
                     return report_end(module, ended, case or status.step, returncode)
@@ -235,6 +252,9 @@ def ended_call(status: StatusReader, returncode: int, timed_out: bool) -> EndedC
     event, _, detail = status.last.partition(" ")
     if event == ENDED:
         return EndedCall(detail)
+    if event == FAULT and status.call_limit is not None:
+        return EndedCall(f"crashed: the process ended ({describe_end(returncode)}) inside the kernel call, which "
+                         f"{describe_fault(status.fault, status.tensors)}")
     if event == CALL:
         return EndedCall(f"crashed: the process ended ({describe_end(returncode)}) inside the kernel call")
     return None

@@ -12,13 +12,13 @@ from typing import Callable
 from operators.core.case import Case
 from operators.core.device import Device
 from operators.core.result import CaseResult
-from operators.core.supervision import CALL, ENDED, RETURNED, describe_end, watch_kernel
+from operators.core.supervision import CALL, ENDED, RETURNED, TENSORS, describe_end, watch_kernel
 
 START_SECONDS = 600.0  # a worker that has not answered by then (imports, library build) is broken
 RESULT = "result"
 
 
-def serve(connection, device_value: str, backend_name: str, kernel_timeout: float) -> None:
+def serve(connection, device_value: str, backend_name: str, kernel_timeout: float, guard_pages: bool) -> None:
     """The worker's loop: a case in, its CaseResult out; the kernel's calls announced on the way."""
     from operators.backends import load_backend
     from operators.core.checker import check_case
@@ -36,7 +36,8 @@ def serve(connection, device_value: str, backend_name: str, kernel_timeout: floa
         except EOFError:
             return
         kernel = watch_kernel(backend.kernel(case.operator), kernel_timeout, tell)
-        connection.send((RESULT, check_case(get_spec(case.operator), case, kernel, device, backend.loaded_as)))
+        connection.send((RESULT, check_case(get_spec(case.operator), case, kernel, device, backend.loaded_as,
+                                            guard_pages)))
 
 
 class WorkerError(RuntimeError):
@@ -44,8 +45,9 @@ class WorkerError(RuntimeError):
 
 
 class CaseWorker:
-    def __init__(self, device: Device, backend_name: str, kernel_timeout: float) -> None:
+    def __init__(self, device: Device, backend_name: str, kernel_timeout: float, guard_pages: bool = False) -> None:
         self.device, self.backend_name, self.kernel_timeout = device, backend_name, kernel_timeout
+        self.guard_pages = guard_pages
         self.process = None
         self.connection = None
         self.ended: dict[str, str] = {}  # case JSON -> why its call ended (a retried case is not rerun)
@@ -54,7 +56,8 @@ class CaseWorker:
         context = multiprocessing.get_context("spawn")
         self.connection, theirs = context.Pipe()
         self.process = context.Process(target=serve, daemon=True, name="qwen3-harness-case-worker",
-                                       args=(theirs, self.device.value, self.backend_name, self.kernel_timeout))
+                                       args=(theirs, self.device.value, self.backend_name, self.kernel_timeout,
+                                             self.guard_pages))
         self.process.start()
         theirs.close()  # the worker's end: only the worker holds it, so its death reads as EOF here
 
@@ -98,11 +101,12 @@ class CaseWorker:
             if event == ENDED:
                 reason = detail
                 break
-            in_call = event == CALL
-            limit = float(detail) if in_call else 0.0
-            deadline = time.monotonic() + (limit if in_call else START_SECONDS)
-            if event not in (CALL, RETURNED):
+            if event not in (CALL, RETURNED, TENSORS):
                 raise WorkerError(f"the case worker sent an unknown message {event!r}")
+            if event != TENSORS:
+                in_call = event == CALL
+                limit = float(detail) if in_call else 0.0
+                deadline = time.monotonic() + (limit if in_call else START_SECONDS)
         self.stop()
         self.ended[key] = reason
         return ended_result(reason)
