@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from operators.backends import Backend
+from operators.backends import Backend, BackendError, started
 from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
 from operators.core.kernel_errors import KernelError, KernelOutOfMemoryError
+from operators.core.run_context import RunContext, current_stream
 from operators.model.attribution import attribute
 from operators.model.errors import CheckpointError, KernelCallError
 from operators.model.generate import generate
@@ -151,8 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         backend, models, ids, taken = setup(args)
     except (UsageError, CheckpointError, TransformersVersionError, OSError) as error:
         return usage_exit(error)
+    context = RunContext(models.device, model_operators(models.weights), ids.numel() + args.steps + 1,
+                         current_stream(models.device))
     try:
-        result = integrate(models, backend, ids, args.steps, args.attribution)
+        with started(backend, context):
+            result = integrate(models, backend, ids, args.steps, args.attribution)
+    except BackendError as error:
+        return usage_exit(error)
     except KernelOutOfMemoryError:
         raise  # the machine's limit, not the kernel's defect: exit 2 by operators/core/exits.py
     except (KernelError, KernelCallError) as error:  # the backend under test failed: a failed run, not a crash

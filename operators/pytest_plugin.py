@@ -5,13 +5,14 @@ State lives in config.stash (the options and the results of the session), never 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-from operators.backends import Backend
+from operators.backends import Backend, BackendError, started
 from operators.core.case import Case
 from operators.core.checker import check_case
 from operators.core.device import Device
@@ -20,6 +21,8 @@ from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.core.exits import UsageError
 from operators.core.profiles import PROFILES, register_profiles, seeded_profile, unshrunk_profile
 from operators.core.registry import get_spec
+from operators.core.run_context import RunContext, current_stream
+from operators.rope import MAX_POSITION
 from operators.core.result import CaseResult, Verdict, ended_case
 from operators.core.supervision import DEFAULT_KERNEL_TIMEOUT
 from operators.core.worker import CaseWorker
@@ -198,7 +201,7 @@ class Harness:
 
 
 @pytest.fixture(scope="session")
-def harness(pytestconfig: pytest.Config) -> Harness:
+def harness(pytestconfig: pytest.Config) -> Iterator[Harness]:
     session = pytestconfig.stash[SESSION_KEY]
     try:
         check_available(session.device)
@@ -208,9 +211,12 @@ def harness(pytestconfig: pytest.Config) -> Harness:
         if session.backend is None:
             session.backend = select_backend(session.backend_name, session.device)
         check_something_is_checked(session.backend)
-    except UsageError as error:
+        context = RunContext(session.device, tuple(session.backend.kernels), MAX_POSITION,
+                             current_stream(session.device))
+        with started(session.backend, context):
+            yield Harness(session)
+    except (UsageError, BackendError) as error:
         pytest.fail(str(error), pytrace=False)
-    return Harness(session)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

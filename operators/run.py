@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from operators.backends import Backend
+from operators.backends import Backend, BackendError, started
 from operators.core.case import Case
 from operators.core.checker import check_case
 from operators.core.contract import ContractResult, check_contract
@@ -20,6 +20,8 @@ from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
 from operators.core.profiles import PROFILES, examples
 from operators.core.registry import OPERATOR_NAMES, get_spec
+from operators.core.run_context import RunContext, current_stream
+from operators.rope import MAX_POSITION
 from operators.core.result import CaseResult, Verdict, ended_case, repro_command
 from operators.core.guard_pages import report_faults_to
 from operators.core.journal import Steps
@@ -210,11 +212,18 @@ def main(argv: list[str] | None = None) -> int:
             if config.device is Device.CPU:
                 report_faults_to(status.path)
         backend = select_backend(config.backend, config.device)
-        if config.replay:
-            return replay(config, backend, status)
-        check_something_is_checked(backend, config.operators, each_one=config.operators_named)
-    except UsageError as error:
+        if not config.replay:
+            check_something_is_checked(backend, config.operators, each_one=config.operators_named)
+        operators = (config.replay.operator,) if config.replay else config.operators
+        context = RunContext(config.device, tuple(op for op in operators if backend.kernel(op)), MAX_POSITION,
+                             current_stream(config.device))
+        with started(backend, context):
+            return replay(config, backend, status) if config.replay else check_and_report(config, backend, status)
+    except (UsageError, BackendError) as error:
         return usage_exit(error)
+
+
+def check_and_report(config: RunConfig, backend: Backend, status: Status | None) -> int:
     progress(f"checking {len(config.operators)} operators x {len(config.dtypes)} dtypes on {config.device.value} "
              f"with backend '{backend.name}' ({config.examples} cases each, seed {config.seed})")
     steps = Steps.from_environment(status)

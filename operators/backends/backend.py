@@ -6,14 +6,16 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import ModuleType
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from operators.core.device import Device
 from operators.core.kernel import Kernel
 from operators.core.kernel_errors import NativeBuildError
 from operators.core.registry import OPERATOR_NAMES
+from operators.core.run_context import RunContext
 
 BUILT_IN = {"native": "operators.backends.native", "torch": "operators.backends.torch_control"}
 
@@ -31,6 +33,8 @@ class Backend:
     environment: Mapping[str, str] = field(default_factory=dict)  # e.g. native library path and hash
     source: str = ""  # the --backend name (built-in or module path) that loads exactly this backend
     version: str | None = None  # the version its module or distribution states
+    setup: Callable[[RunContext], None] | None = None  # called once per process before the first kernel call
+    teardown: Callable[[], None] | None = None  # called once after the last one
 
     @property
     def loaded_as(self) -> str:
@@ -50,6 +54,21 @@ class Backend:
     def with_fallback(self, fallback: "Backend", operators: Sequence[str]) -> "Backend":
         """This backend, with `operators` (which it lacks) taken from `fallback`."""
         return replace(self, kernels={**self.kernels, **{op: fallback.kernels[op] for op in operators}})
+
+
+@contextmanager
+def started(backend: Backend, context: RunContext) -> Iterator[Backend]:
+    """The backend between its setup and teardown hooks; a hook's own exception is a BackendError."""
+    if backend.setup is not None:
+        try:
+            backend.setup(context)
+        except Exception as error:  # the plug-in's own failure, whatever it is
+            raise BackendError(f"backend '{backend.name}': setup raised {type(error).__name__}: {error}") from None
+    try:
+        yield backend
+    finally:
+        if backend.teardown is not None:
+            backend.teardown()
 
 
 def backend_module(name: str) -> ModuleType:

@@ -12,6 +12,7 @@ from typing import Callable
 from operators.core.case import Case
 from operators.core.device import Device
 from operators.core.result import CaseResult
+from operators.core.run_context import RunContext, current_stream
 from operators.core.supervision import CALL, ENDED, RETURNED, TENSORS, describe_end, watch_kernel
 
 START_SECONDS = 600.0  # a worker that has not answered by then (imports, library build) is broken
@@ -20,9 +21,11 @@ RESULT = "result"
 
 def serve(connection, device_value: str, backend_name: str, kernel_timeout: float, guard_pages: bool) -> None:
     """The worker's loop: a case in, its CaseResult out; the kernel's calls announced on the way."""
-    from operators.backends import load_backend
+    from operators.backends import load_backend, started
     from operators.core.checker import check_case
     from operators.core.registry import get_spec
+
+    from operators.rope import MAX_POSITION
 
     device = Device(device_value)
     backend = load_backend(backend_name, device)
@@ -30,14 +33,15 @@ def serve(connection, device_value: str, backend_name: str, kernel_timeout: floa
     def tell(event: str, detail: str) -> None:
         connection.send((event, detail))
 
-    while True:
-        try:
-            case = connection.recv()
-        except EOFError:
-            return
-        kernel = watch_kernel(backend.kernel(case.operator), kernel_timeout, tell)
-        connection.send((RESULT, check_case(get_spec(case.operator), case, kernel, device, backend.loaded_as,
-                                            guard_pages)))
+    with started(backend, RunContext(device, tuple(backend.kernels), MAX_POSITION, current_stream(device))):
+        while True:
+            try:
+                case = connection.recv()
+            except EOFError:
+                return
+            kernel = watch_kernel(backend.kernel(case.operator), kernel_timeout, tell)
+            connection.send((RESULT, check_case(get_spec(case.operator), case, kernel, device, backend.loaded_as,
+                                                guard_pages)))
 
 
 class WorkerError(RuntimeError):
