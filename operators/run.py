@@ -246,9 +246,11 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
     if unsupported:
         print()
         print(support_table(results))
-    if unsupported and config.require_support:
+    refused_combinations = sum(c.unsupported for c in contract)
+    if (unsupported or refused_combinations) and config.require_support:
         document["verdict"] = "fail"
-        progress(f"--require-support: {unsupported} cases were refused as unsupported")
+        progress(f"--require-support: {unsupported} cases were refused as unsupported"
+                 + (f", and {refused_combinations} allowed dtype combinations" if refused_combinations else ""))
     for failure in failures[:FAILURES_SHOWN]:
         progress(failure.describe_failure())
     for broken in [c for c in contract if not c.passed][:FAILURES_SHOWN]:
@@ -265,7 +267,8 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
         progress(f"incomplete: {steps.stop_reason}; {steps.not_run} steps (cases or contract checks) not run")
     progress(f"verdict: {verdict.upper()} ({sum(r.passed for r in results)}/{len(results)} cases passed"
              + (f", {unsupported} unsupported" if unsupported else "") + ", "
-             f"{sum(c.passed for c in contract)}/{len(contract)} contract checks, {document['seconds']}s)"
+             f"{sum(c.passed and not c.unsupported for c in contract)}/{len(contract)} contract checks"
+             + (f" ({refused_combinations} unsupported)" if refused_combinations else "") + f", {document['seconds']}s)"
              + (f"; {len(skipped)} of {len(config.operators)} operators not tested, the backend has no kernel: "
                 f"{', '.join(skipped)}" if skipped else ""))
     return EXIT_PASS if verdict == "pass" else EXIT_FAIL

@@ -34,9 +34,12 @@ def contract_table(contract: Iterable[ContractResult]) -> str:
         kind = "value" if c.kind == "value" else "allowed" if c.allowed else "rejected"
         row[kind] += 1
         row[f"{kind}_ok"] += c.passed
+        row[f"{kind}_unsupported"] += c.unsupported
 
     def cell(row, kind):
-        return f"{row[kind + '_ok']}/{row[kind]}" if row[kind] else "-"
+        refused = row[kind + "_unsupported"]
+        shown = f"{row[kind + '_ok'] - refused}/{row[kind]}" + (f" ({refused} unsupported)" if refused else "")
+        return shown if row[kind] else "-"
 
     rows = [[op, cell(r, "allowed"), cell(r, "rejected"), cell(r, "value"),
              "PASS" if all(r[f"{k}_ok"] == r[k] for k in ("allowed", "rejected", "value")) else "FAIL"]

@@ -16,6 +16,7 @@ from operators.core.exits import is_out_of_memory
 from operators.core.kernel import Kernel
 from operators.core.kernel_errors import KernelDTypeError, KernelError, KernelValueError
 from operators.core.placement import Placed, place_poisoned_output, poison_value
+from operators.core.result import Verdict
 from operators.core.spec import BadValue, OperatorSpec
 from operators.core.strategies import all_combos
 
@@ -28,10 +29,15 @@ class ContractResult:
     passed: bool
     detail: str
     kind: str = "dtype"  # "dtype": a dtype combination; "value": an input value outside the contract
+    unsupported: bool = False  # an allowed combination the kernel cleanly refused (not a failure)
+
+    @property
+    def verdict(self) -> str:
+        return "unsupported" if self.unsupported else "pass" if self.passed else "fail"
 
     def to_json(self) -> dict[str, Any]:
         return {"operator": self.operator, "kind": self.kind, "combination": self.combination,
-                "allowed": self.allowed, "verdict": "pass" if self.passed else "fail", "detail": self.detail}
+                "allowed": self.allowed, "verdict": self.verdict, "detail": self.detail}
 
 
 def label(dtypes: Mapping[str, DType]) -> str:
@@ -90,6 +96,8 @@ def check_combination(spec: OperatorSpec, dtypes: Mapping[str, DType], kernel: K
     if not spec.allows(dtypes):
         return check_rejection(spec, dtypes, kernel, device)
     outcome = check_case(spec, spec.contract_case(dtypes), kernel, device, backend)
+    if outcome.verdict is Verdict.UNSUPPORTED:
+        return ContractResult(spec.name, label(dtypes), True, True, "; ".join(outcome.reasons), unsupported=True)
     detail = "computed within budget" if outcome.passed else "; ".join(outcome.reasons)
     return ContractResult(spec.name, label(dtypes), True, outcome.passed, detail)
 
