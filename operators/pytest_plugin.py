@@ -4,6 +4,8 @@ State lives in config.stash (the options and the results of the session), never 
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -79,6 +81,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "same seed draws the same cases)")
 
 
+def interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     register_profiles()
@@ -96,6 +102,8 @@ def pytest_configure(config: pytest.Config) -> None:
         profile = seeded_profile(profile)
         config.option.hypothesis_seed = str(seed)
     settings.load_profile(profile)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, interrupt)  # pytest then stops as on Ctrl-C and --report is still written
     try:
         device = parse_device(config.getoption("--device"))
         dtypes = tuple(DType.parse(d.strip()) for d in config.getoption("--dtypes").split(",") if d.strip())
@@ -245,8 +253,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     config = {"device": state.device.value, "backend": state.backend_name, "profile": state.profile,
               "dtypes": [d.value for d in state.dtypes], "source": "pytest", "exit_status": int(exitstatus)}
-    document = build_document(state.results, [], config, collect_environment(state.device.torch_type, state.backend))
-    if exitstatus != 0:
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    incomplete = {"reason": "interrupted (SIGTERM or Ctrl-C)", "steps_not_run": None} if interrupted else None
+    document = build_document(state.results, [], config, collect_environment(state.device.torch_type, state.backend),
+                              incomplete=incomplete)
+    if exitstatus != 0 and not interrupted:
         # Failures outside the recorded cases (a contract check, bad input, a self-test) fail it too.
         document["verdict"] = "fail"
     document["seconds"] = round(time.perf_counter() - state.started, 2)

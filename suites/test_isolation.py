@@ -302,3 +302,22 @@ def test_an_address_sanitizer_report_is_attached_to_the_case_it_ended(harness, t
                                         f"{tmp_path / 'over.c'}:7 in read_past (READ of size 4)") for c in failed), \
         [c["reasons"] for c in failed]
     assert "ERROR: AddressSanitizer: heap-buffer-overflow" in completed.stderr  # the whole report, printed
+
+
+@pytest.mark.slow
+def test_sigterm_under_pytest_writes_the_report_of_the_finished_cases_marked_incomplete(harness, tmp_path):
+    write_backend(tmp_path, C_SLEEP, condition="gate.shape[-1] % 2 == 1")
+    report = tmp_path / "report.json"
+    run = subprocess.Popen(pytest_command(harness, "-k", "test_operator and (rms_norm or swiglu)", "--report",
+                                          str(report)),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "misbehaved").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    document = json.loads(report.read_text())
+    assert document["verdict"] == "incomplete" and document["incomplete"]["reason"].startswith("interrupted")
+    assert document["cases"] and all(c["verdict"] == "pass" for c in document["cases"])
