@@ -26,10 +26,9 @@ from operators.core.registry import get_spec
 from operators.core.run_context import RunContext, current_stream
 from operators.rope import MAX_POSITION
 from operators.core.result import CaseResult, Verdict, ended_case
-from operators.core.supervision import DEFAULT_KERNEL_TIMEOUT
 from operators.core.worker import CaseWorker
-from operators.core.target import (BACKEND_HELP, check_available, check_importable, check_something_is_checked,
-                              device_help, parse_device, select_backend)
+from operators.core.target import (BACKEND_HELP, add_guard_options, check_available, check_importable,
+                                   check_something_is_checked, device_help, parse_device, select_backend)
 
 
 @dataclass
@@ -67,15 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--isolate", choices=("auto", "on", "off"), default="auto",
                     help="check the backend's cases in a worker process, so that a kernel that crashes or hangs "
                          "fails its own test and the run goes on (auto: on for a plug-in --backend)")
-    group.addoption("--kernel-timeout", type=float, default=DEFAULT_KERNEL_TIMEOUT, metavar="SECONDS",
-                    help="with isolation: a kernel call may take this many seconds plus as many per GiB of its "
-                         "tensors (default %(default).0f)")
-    group.addoption("--guard-pages", action="store_true",
-                    help="CPU: place every tensor between inaccessible pages, so a kernel that reads past a buffer "
-                         "faults (with --isolate its test fails and the run goes on)")
-    group.addoption("--require-support", action="store_true",
-                    help="fail a test whose kernel refuses a case as unsupported (KernelUnsupportedError); by "
-                         "default such cases are recorded and counted, neither passed nor failed")
+    add_guard_options(group.addoption)
     group.addoption("--seed", type=int, default=None,
                     help="draw other cases: the hypothesis seed, honoured by every profile (ci included: the "
                          "same seed draws the same cases)")

@@ -26,8 +26,8 @@ from operators.core.result import CaseResult, Verdict, ended_case, repro_command
 from operators.core.guard_pages import report_faults_to
 from operators.core.journal import Steps
 from operators.core.supervision import DEFAULT_KERNEL_TIMEOUT, Status, watched, watched_command
-from operators.core.target import (add_backend_option, add_device_option, check_something_is_checked, parse_device,
-                              select_backend)
+from operators.core.target import (add_backend_option, add_device_option, add_guard_options,
+                                   check_something_is_checked, parse_device, select_backend)
 from reports.document import ReportPathError, build_document, check_report_path, write_json
 from reports.environment import collect_environment
 from reports.coverage import coverage_table
@@ -71,14 +71,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, help="cases per operator and dtype (overrides the profile)")
     p.add_argument("--seed", type=int, default=0, help="seed of the case draws (default 0)")
     p.add_argument("--no-contract", action="store_true", help="skip the dtype-contract checks")
-    p.add_argument("--require-support", action="store_true",
-                   help="fail the run when the kernels refuse any case as unsupported (KernelUnsupportedError)")
-    p.add_argument("--kernel-timeout", type=float, default=DEFAULT_KERNEL_TIMEOUT, metavar="SECONDS",
-                   help="a kernel call may take this many seconds plus as many per GiB of its tensors; "
-                        "one that takes longer fails its case (default %(default).0f)")
-    p.add_argument("--guard-pages", action="store_true",
-                   help="CPU: place every tensor between inaccessible pages, so a kernel that reads past a "
-                        "buffer faults and its case fails naming the tensor")
+    add_guard_options(p.add_argument)
     p.add_argument("--output", type=Path, help="write the JSON report here")
     p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
     return p

@@ -81,6 +81,18 @@ def test_a_kernel_that_never_returns_times_out_and_fails_its_case(harness, tmp_p
         "timed out: the call did not return within ") for c in report["cases"]), [c["reasons"] for c in report["cases"]]
 
 
+def terminated_when_misbehaving(command: list[str], tmp_path) -> tuple[int, str]:
+    """Run `command` until the plug-in's kernel starts misbehaving, then SIGTERM it: exit code, output."""
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "misbehaved").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    output, _ = run.communicate(timeout=300)
+    return run.returncode, output
+
+
 @pytest.mark.slow
 def test_sigterm_writes_the_finished_cases_marked_incomplete(harness, tmp_path):
     write_backend(tmp_path, C_SLEEP, condition="True")
@@ -89,14 +101,8 @@ def test_sigterm_writes_the_finished_cases_marked_incomplete(harness, tmp_path):
     command = [sys.executable, "-m", "operators.run", "--device", harness.device.value, "--backend",
                "misbehaving_backend", "--operators", "rms_norm,swiglu", "--dtypes", "f32", "--examples", "3",
                "--output", str(report)]
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
-    deadline = time.monotonic() + 300
-    while not (tmp_path / "misbehaved").exists() and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    run.send_signal(signal.SIGTERM)
-    _, err = run.communicate(timeout=300)
-    assert run.returncode == 128 + signal.SIGTERM, err[-2000:]
+    returncode, output = terminated_when_misbehaving(command, tmp_path)
+    assert returncode == 128 + signal.SIGTERM, output[-2000:]
     document = json.loads(report.read_text())
     assert document["verdict"] == "incomplete" and document["incomplete"]["reason"] == "interrupted by SIGTERM"
     assert document["incomplete"]["steps_not_run"] > 0
@@ -308,16 +314,9 @@ def test_an_address_sanitizer_report_is_attached_to_the_case_it_ended(harness, t
 def test_sigterm_under_pytest_writes_the_report_of_the_finished_cases_marked_incomplete(harness, tmp_path):
     write_backend(tmp_path, C_SLEEP, condition="gate.shape[-1] % 2 == 1")
     report = tmp_path / "report.json"
-    run = subprocess.Popen(pytest_command(harness, "-k", "test_operator and (rms_norm or swiglu)", "--report",
-                                          str(report)),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
-    deadline = time.monotonic() + 300
-    while not (tmp_path / "misbehaved").exists() and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    run.send_signal(signal.SIGTERM)
-    out, _ = run.communicate(timeout=300)
-    assert run.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    returncode, output = terminated_when_misbehaving(
+        pytest_command(harness, "-k", "test_operator and (rms_norm or swiglu)", "--report", str(report)), tmp_path)
+    assert returncode == pytest.ExitCode.INTERRUPTED, output[-3000:]
     document = json.loads(report.read_text())
     assert document["verdict"] == "incomplete" and document["incomplete"]["reason"].startswith("interrupted")
     assert document["cases"] and all(c["verdict"] == "pass" for c in document["cases"])

@@ -5,19 +5,34 @@ operators/core/exits.py); the pytest plugin turns it into pytest's own."""
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from operators.backends import Backend, BackendError, backend_module, load_backend
 from operators.core.device import Device
 from operators.core.exits import UsageError
 from operators.core.kernel_errors import NativeBuildError
 from operators.core.registry import OPERATOR_NAMES
+from operators.core.supervision import DEFAULT_KERNEL_TIMEOUT
 
 BACKEND_HELP = "'native' (the C/CUDA kernels), 'torch' (control) or an importable module defining backend(device)"
 
 
 def device_help(default: Device) -> str:
     return f"one of {', '.join(d.value for d in Device)} (default {default.value})"
+
+
+def add_guard_options(add: Callable[..., Any]) -> None:
+    """The options on how kernels are called and judged that operators.run and the pytest plugin share;
+    `add` is argparse's add_argument or pytest's addoption."""
+    add("--kernel-timeout", type=float, default=DEFAULT_KERNEL_TIMEOUT, metavar="SECONDS",
+        help="a watched kernel call may take this many seconds plus as many per GiB of its tensors; one that "
+             "takes longer fails its case (default %(default).0f)")
+    add("--guard-pages", action="store_true",
+        help="CPU: place every tensor between inaccessible pages, so a kernel that reads past a buffer faults "
+             "and its case fails")
+    add("--require-support", action="store_true",
+        help="fail when a kernel refuses a case as unsupported (KernelUnsupportedError); by default such cases "
+             "are counted, neither passed nor failed")
 
 
 def add_device_option(parser: argparse.ArgumentParser, default: Device = Device.CPU) -> None:
