@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from transformers.utils import logging as transformers_logging
     transformers_logging.disable_progress_bar()
-    started = time.perf_counter()
+    began = time.perf_counter()
     try:
         backend, models, ids, taken = setup(args)
     except (UsageError, CheckpointError, TransformersVersionError, OSError) as error:
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
               "fallback": {"backend": args.fallback, "operators": taken} if taken else None,
               "baseline": f"transformers {models.dtype.short} on {models.device.value} (eager)"}
     document = build_document(result, config, collect_environment(models.device.torch_type, backend))
-    document["seconds"] = round(time.perf_counter() - started, 2)
+    document["seconds"] = round(time.perf_counter() - began, 2)
     try:
         write_json(args.output, document)
     except OSError as error:

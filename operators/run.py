@@ -25,7 +25,8 @@ from operators.rope import MAX_POSITION
 from operators.core.result import CaseResult, Verdict, ended_case, repro_command
 from operators.core.guard_pages import report_faults_to
 from operators.core.journal import Steps
-from operators.core.supervision import DEFAULT_KERNEL_TIMEOUT, Status, watched, watched_command
+from operators.core.status import DEFAULT_KERNEL_TIMEOUT, Status, watched
+from operators.core.supervision import watched_command
 from operators.core.target import (add_backend_option, add_device_option, add_guard_options,
                                    check_something_is_checked, parse_device, select_backend)
 from reports.document import ReportPathError, build_document, check_report_path, write_json

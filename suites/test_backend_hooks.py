@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from operators.backends import Workspace
 from operators.core.device import Device
 from operators.rope import MAX_POSITION

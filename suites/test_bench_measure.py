@@ -3,7 +3,6 @@ a correct kernel is timed; one that passes the accuracy check but misbehaves whe
 repeatedly is caught by the judgement after timing."""
 
 import pytest
-import torch
 
 from operators.backends import load_backend
 from operators.bench import measure as measure_module

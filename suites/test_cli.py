@@ -15,7 +15,7 @@ from operators.core.device import Device
 from operators.core.dtypes import DType
 from operators.core.exits import EXIT_INTERNAL, run_guarded
 from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
-from operators.core.supervision import STATUS_VARIABLE
+from operators.core.status import STATUS_VARIABLE
 from suites.child_process import run_child
 
 SMALL = ["--operators", "rms_norm,rope", "--dtypes", "bf16", "--examples", "3"]

@@ -106,15 +106,6 @@ def cosine_of(dot: float, norm_a: float, norm_b: float) -> float:
     return dot / (norm_a * norm_b)
 
 
-def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    na, nb = a.norm().item(), b.norm().item()
-    if na == 0 and nb == 0:
-        return 1.0
-    if na == 0 or nb == 0:
-        return 0.0
-    return (a @ b).item() / (na * nb)
-
-
 @dataclass(frozen=True)
 class BudgetCheck:
     measure: str

@@ -12,7 +12,7 @@ from operators.core.device import Device
 from operators.core.exits import UsageError
 from operators.core.kernel_errors import NativeBuildError
 from operators.core.registry import OPERATOR_NAMES
-from operators.core.supervision import DEFAULT_KERNEL_TIMEOUT
+from operators.core.status import DEFAULT_KERNEL_TIMEOUT
 
 BACKEND_HELP = "'native' (the C/CUDA kernels), 'torch' (control) or an importable module defining backend(device)"
 

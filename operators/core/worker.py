@@ -13,7 +13,8 @@ from operators.core.case import Case
 from operators.core.device import Device
 from operators.core.result import CaseResult
 from operators.core.run_context import RunContext, current_stream
-from operators.core.supervision import CALL, ENDED, RETURNED, TENSORS, describe_end, watch_kernel
+from operators.core.status import CALL, ENDED, RETURNED, TENSORS, watch_kernel
+from operators.core.supervision import describe_end
 
 START_SECONDS = 600.0  # a worker that has not answered by then (imports, library build) is broken
 RESULT = "result"
@@ -82,7 +83,7 @@ class CaseWorker:
             self.stop()
             self.start()
         self.connection.send(case)
-        deadline, in_call = time.monotonic() + START_SECONDS, False
+        deadline, in_call, limit = time.monotonic() + START_SECONDS, False, 0.0
         while True:
             if not self.connection.poll(max(0.0, deadline - time.monotonic())):
                 if in_call:

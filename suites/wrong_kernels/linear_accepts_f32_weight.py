@@ -1,7 +1,5 @@
 """linear that silently promotes: an f32 weight with f16/bf16 activations is computed, not rejected."""
 
-import torch
-
 from operators.backends import load_backend
 
 WRONG_OPERATOR = "linear"

@@ -1,7 +1,5 @@
 """rms_norm with eps added after the square root: x / (sqrt(mean(x^2)) + eps)."""
 
-import torch
-
 from operators.backends import load_backend
 
 WRONG_OPERATOR = "rms_norm"
