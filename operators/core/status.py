@@ -84,6 +84,18 @@ def watched(status: Status | None, kernel: Kernel | None) -> Kernel | None:
     return kernel if status is None or kernel is None else status.watch(kernel)
 
 
+def parse_tensors(detail: str) -> dict[str, tuple[int, int]]:
+    """A `tensors` line's buffers: name -> (first byte, end)."""
+    return {name: (int(start), int(end)) for name, start, end in (item.split(":") for item in detail.split())}
+
+
+def fault_address(path: Path) -> int | None:
+    """The address of the last `fault` line the fault handler wrote to `path`, if any."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    faults = [line.split(" ", 1)[1] for line in lines if line.startswith(FAULT + " ")]
+    return int(faults[-1], 16) if faults else None
+
+
 @dataclass
 class StatusReader:
     """The parent's side: follows the child's status file as it grows."""
@@ -111,8 +123,7 @@ class StatusReader:
             if event == CASE:
                 self.step = detail
             if event == TENSORS:
-                self.tensors = {name: (int(start), int(end)) for name, start, end in
-                                (item.split(":") for item in detail.split())}
+                self.tensors = parse_tensors(detail)
             if event == FAULT:
                 self.fault = int(detail, 16)
             if event == CALL:

@@ -6,22 +6,27 @@ worker, exactly as in-process."""
 from __future__ import annotations
 
 import multiprocessing
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
 from operators.core.case import Case
 from operators.core.device import Device
 from operators.core.result import CaseResult
 from operators.core.run_context import RunContext, current_stream
-from operators.core.status import CALL, ENDED, RETURNED, TENSORS, watch_kernel
+from operators.core.guard_pages import describe_fault, report_faults_to
+from operators.core.status import CALL, ENDED, RETURNED, TENSORS, fault_address, parse_tensors, watch_kernel
 from operators.core.supervision import describe_end
 
 START_SECONDS = 600.0  # a worker that has not answered by then (imports, library build) is broken
 RESULT = "result"
 
 
-def serve(connection, device_value: str, backend_name: str, kernel_timeout: float, guard_pages: bool) -> None:
-    """The worker's loop: a case in, its CaseResult out; the kernel's calls announced on the way."""
+def serve(connection, device_value: str, backend_name: str, kernel_timeout: float, guard_pages: bool,
+          fault_path: str) -> None:
+    """The worker's loop: a case in, its CaseResult out; the kernel's calls announced on the way (and on
+    the CPU a memory fault's address written to `fault_path`)."""
     from operators.backends import load_backend, started
     from operators.core.checker import check_case
     from operators.core.registry import get_spec
@@ -30,6 +35,8 @@ def serve(connection, device_value: str, backend_name: str, kernel_timeout: floa
 
     device = Device(device_value)
     backend = load_backend(backend_name, device)
+    if device is Device.CPU:
+        report_faults_to(fault_path)
 
     def tell(event: str, detail: str) -> None:
         connection.send((event, detail))
@@ -56,13 +63,14 @@ class CaseWorker:
         self.process = None
         self.connection = None
         self.ended: dict[str, str] = {}  # case JSON -> why its call ended (a retried case is not rerun)
+        self.fault_path = Path(tempfile.mkdtemp(prefix="qwen3-harness-worker-")) / "faults"
 
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")
         self.connection, theirs = context.Pipe()
         self.process = context.Process(target=serve, daemon=True, name="qwen3-harness-case-worker",
                                        args=(theirs, self.device.value, self.backend_name, self.kernel_timeout,
-                                             self.guard_pages))
+                                             self.guard_pages, str(self.fault_path)))
         self.process.start()
         theirs.close()  # the worker's end: only the worker holds it, so its death reads as EOF here
 
@@ -83,7 +91,7 @@ class CaseWorker:
             self.stop()
             self.start()
         self.connection.send(case)
-        deadline, in_call, limit = time.monotonic() + START_SECONDS, False, 0.0
+        deadline, in_call, limit, tensors = time.monotonic() + START_SECONDS, False, 0.0, {}
         while True:
             if not self.connection.poll(max(0.0, deadline - time.monotonic())):
                 if in_call:
@@ -100,6 +108,10 @@ class CaseWorker:
                     self.stop()
                     raise WorkerError(f"the case worker ended ({describe_end(code)}) outside any kernel call") from None
                 reason = f"crashed: the process ended ({describe_end(self.process.exitcode)}) inside the kernel call"
+                address = fault_address(self.fault_path)
+                if address is not None:
+                    reason += f", which {describe_fault(address, tensors)}"
+                    self.fault_path.unlink()
                 break
             if event == RESULT:
                 return detail
@@ -108,7 +120,9 @@ class CaseWorker:
                 break
             if event not in (CALL, RETURNED, TENSORS):
                 raise WorkerError(f"the case worker sent an unknown message {event!r}")
-            if event != TENSORS:
+            if event == TENSORS:
+                tensors = parse_tensors(detail)
+            else:
                 in_call = event == CALL
                 limit = float(detail) if in_call else 0.0
                 deadline = time.monotonic() + (limit if in_call else START_SECONDS)
