@@ -185,3 +185,14 @@ def test_compiled_member_falls_back_to_ordinary_dynamic_shapes_when_inductor_can
         assert result.verdict is Verdict.PASS, result.reasons
     notices = [line for line in capsys.readouterr().err.splitlines() if "size-obliviously" in line]
     assert len(notices) == 1 and "CantSplit: planted" in notices[0] and "rms_norm" in notices[0]
+
+
+def test_a_module_members_replay_line_loads_it_as_a_backend(harness, capsys):
+    """blocked / compiled / liger are backend modules: their failures' replay lines name a loadable
+    --backend (sdpa-* and torch are members of the panel only)."""
+    from operators.panel.members import CORRECT_MEMBERS
+    from operators.run import main as run_main
+    blocked = next(m for m in CORRECT_MEMBERS if m.name == "blocked").build(harness.device)
+    assert blocked.loaded_as == "operators.panel.blocked"
+    assert run_main(["--device", harness.device.value, "--backend", blocked.loaded_as, "--operators", "softmax",
+                     "--dtypes", "f32", "--examples", "2", "--no-contract"]) == EXIT_PASS, capsys.readouterr().err

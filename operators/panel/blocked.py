@@ -57,3 +57,8 @@ def blocked_backend(device: Device) -> Backend:
     kernels = {op: Kernel(op, f, {"kind": "torch", "function": f"blocked {f.__name__}"}) for op, f in functions.items()}
     return Backend(name="blocked", device=device, kernels=kernels,
                    description="float32 blocked/online formulations (online softmax, flash attention, split-K)")
+
+
+def backend(device: Device) -> Backend:
+    """This panel member as a backend module: `--backend operators.panel.blocked` (its replay lines load it)."""
+    return blocked_backend(device)

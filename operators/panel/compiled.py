@@ -138,3 +138,8 @@ def compiled_backend(device: Device) -> Backend:
     return Backend(name="compiled", device=device, kernels=kernels,
                    description=f"torch.compile (Inductor) of the Hugging Face formulas, PyTorch {torch.__version__}, "
                                f"{'size-oblivious ' if size_oblivious else ''}dynamic shapes")
+
+
+def backend(device: Device) -> Backend:
+    """This panel member as a backend module: `--backend operators.panel.compiled` (its replay lines load it)."""
+    return compiled_backend(device)

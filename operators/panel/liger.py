@@ -81,3 +81,8 @@ def liger_backend(device: Device) -> Backend:
                for op, f in functions.items()}
     return Backend(name="liger", device=device, kernels=kernels,
                    description=f"Liger-Kernel {version or ''} Triton kernels".replace("  ", " "))
+
+
+def backend(device: Device) -> Backend:
+    """This panel member as a backend module: `--backend operators.panel.liger` (its replay lines load it)."""
+    return liger_backend(device)

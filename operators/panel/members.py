@@ -35,19 +35,9 @@ def _sdpa(name: str) -> Callable[[Device], Backend]:
     return build
 
 
-def _compiled(device: Device) -> Backend:
-    from operators.panel.compiled import compiled_backend
-    return compiled_backend(device)
-
-
-def _blocked(device: Device) -> Backend:
-    from operators.panel.blocked import blocked_backend
-    return blocked_backend(device)
-
-
-def _liger(device: Device) -> Backend:
-    from operators.panel.liger import liger_backend
-    return liger_backend(device)
+def _module(name: str) -> Callable[[Device], Backend]:
+    """A member that is a backend module of its own, so its replay lines load it with --backend."""
+    return lambda device: load_backend(f"operators.panel.{name}", device)
 
 
 CORRECT_MEMBERS = (
@@ -56,9 +46,9 @@ CORRECT_MEMBERS = (
     Member("sdpa-efficient", Role.CORRECT, _sdpa("efficient")),
     Member("sdpa-flash", Role.CORRECT, _sdpa("flash")),
     Member("sdpa-cudnn", Role.CORRECT, _sdpa("cudnn")),
-    Member("compiled", Role.CORRECT, _compiled),
-    Member("blocked", Role.CORRECT, _blocked),
-    Member("liger", Role.CORRECT, _liger),
+    Member("compiled", Role.CORRECT, _module("compiled")),
+    Member("blocked", Role.CORRECT, _module("blocked")),
+    Member("liger", Role.CORRECT, _module("liger")),
 )
 WRONG_KERNELS_PACKAGE = "suites.wrong_kernels"
 
