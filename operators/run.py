@@ -32,6 +32,8 @@ from operators.core.target import (add_backend_option, add_device_option, add_gu
 from reports.document import ReportPathError, build_document, check_report_path, write_json
 from reports.environment import collect_environment
 from reports.coverage import coverage_table
+from reports.drift import RELATIVE_MARGIN, add_drift_options, compare, load_baseline
+from reports.schemas import DocumentKindError
 from reports.tables import contract_table, summary_table, support_table
 
 FAILURES_SHOWN = 5
@@ -53,11 +55,15 @@ class RunConfig:
     require_support: bool = False  # a case the kernel refuses as unsupported fails the run
     kernel_timeout: float = DEFAULT_KERNEL_TIMEOUT
     guard_pages: bool = False  # CPU: inaccessible pages around every tensor's buffer
+    baseline: Path | None = None  # an earlier report of the same seed: drift against it fails the run
+    drift_margin: float = RELATIVE_MARGIN
+    fail_on: str = "drift"
 
     def to_json(self) -> dict:
         data = asdict(self)
         data.update(device=self.device.value, dtypes=[d.value for d in self.dtypes],
                     output=str(self.output) if self.output else None,
+                    baseline=str(self.baseline) if self.baseline else None,
                     replay=self.replay.to_json() if self.replay else None)
         return data
 
@@ -73,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the case draws (default 0)")
     p.add_argument("--no-contract", action="store_true", help="skip the dtype-contract checks")
     add_guard_options(p.add_argument)
+    p.add_argument("--baseline", type=Path, help="an earlier report of the same seed and profile: new failures, "
+                                                "drift beyond the margin and missing pairs fail the run")
+    add_drift_options(p.add_argument)
     p.add_argument("--output", type=Path, help="write the JSON report here")
     p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
     return p
@@ -97,6 +106,11 @@ def parse_config(argv: list[str] | None) -> RunConfig:
     if args.guard_pages and device is not Device.CPU:
         raise UsageError("--guard-pages works on --device cpu (GPU memory has no guard pages; run the library "
                          "under compute-sanitizer instead)")
+    if args.baseline is not None:
+        try:
+            load_baseline(args.baseline)
+        except (OSError, ValueError, DocumentKindError) as error:
+            raise UsageError(f"--baseline: {error}") from None
     if not args.kernel_timeout > 0:
         raise UsageError(f"--kernel-timeout must be a positive number of seconds; got {args.kernel_timeout}")
     if args.output is not None:
@@ -117,7 +131,8 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                      profile=args.profile, examples=args.examples or examples(args.profile), seed=args.seed,
                      contract=not args.no_contract, output=args.output, replay=replay,
                      operators_named=args.operators is not None, require_support=args.require_support,
-                     kernel_timeout=args.kernel_timeout, guard_pages=args.guard_pages)
+                     kernel_timeout=args.kernel_timeout, guard_pages=args.guard_pages, baseline=args.baseline,
+                     drift_margin=args.drift_margin, fail_on=args.fail_on)
 
 
 def check_replay_matches_spec(case: Case) -> None:
@@ -256,6 +271,7 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
             print(f"error: cannot write the report to {config.output}: {error}", file=sys.stderr)
             return EXIT_USAGE
         progress(f"wrote {config.output}")
+    regressed = config.baseline is not None and drifted(config, document)
     verdict = document["verdict"]
     if steps.stop_reason:
         progress(f"incomplete: {steps.stop_reason}; {steps.not_run} steps (cases or contract checks) not run")
@@ -265,7 +281,18 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
              + (f" ({refused_combinations} unsupported)" if refused_combinations else "") + f", {document['seconds']}s)"
              + (f"; {len(skipped)} of {len(config.operators)} operators not tested, the backend has no kernel: "
                 f"{', '.join(skipped)}" if skipped else ""))
-    return EXIT_PASS if verdict == "pass" else EXIT_FAIL
+    return EXIT_PASS if verdict == "pass" and not regressed else EXIT_FAIL
+
+
+def drifted(config: RunConfig, document: dict) -> bool:
+    """Whether the run regressed against --baseline (the comparison printed first)."""
+    drift = compare(load_baseline(config.baseline), json.loads(json.dumps(document, default=str)),
+                    config.drift_margin)
+    print()
+    print("\n".join(drift.lines()))
+    regressed = drift.regressed(config.fail_on)
+    progress(f"drift against {config.baseline}: {'REGRESSION' if regressed else 'none beyond the margin'}")
+    return regressed
 
 
 def cli() -> int:

@@ -1,0 +1,73 @@
+"""The drift gate: a kernel that still passes but lost accuracy since the baseline fails the run;
+the unchanged kernel against its own baseline never does; new failures and vanished pairs too."""
+
+import json
+
+import pytest
+
+from operators.run import EXIT_FAIL, EXIT_PASS, main
+from reports.compare import main as compare_main
+
+ARGUMENTS = ["--operators", "swiglu,rms_norm", "--dtypes", "f32,bf16", "--examples", "8", "--no-contract"]
+
+# Correct to the last bit but for a relative bias of two float32 ulps: inside the budget, about
+# three to eight times the native kernel's error.
+DRIFTING_BACKEND = """
+from operators.backends import load_backend
+
+def backend(device):
+    native = load_backend("native", device)
+    swiglu = native.kernel("swiglu")
+
+    def biased(*, out, gate, up):
+        swiglu(out=out, gate=gate, up=up)
+        out.mul_(1 + 2.4e-7)
+    return native.with_kernels("drifting", {"swiglu": biased})
+"""
+
+
+@pytest.fixture
+def baseline(harness, tmp_path, capsys):
+    path = tmp_path / "baseline.json"
+    assert main(["--device", harness.device.value, *ARGUMENTS, "--output", str(path)]) == EXIT_PASS
+    capsys.readouterr()
+    return path
+
+
+def test_the_unchanged_kernel_never_drifts_from_its_own_baseline(harness, baseline, capsys):
+    for _ in range(5):
+        assert main(["--device", harness.device.value, *ARGUMENTS, "--baseline", str(baseline)]) == EXIT_PASS
+        assert "none beyond the margin" in capsys.readouterr().err
+
+
+def test_a_kernel_that_lost_accuracy_but_passes_fails_against_the_baseline(harness, baseline, tmp_path, capsys,
+                                                                          monkeypatch):
+    (tmp_path / "drifting_backend.py").write_text(DRIFTING_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = tmp_path / "drifting.json"
+    code = main(["--device", harness.device.value, *ARGUMENTS, "--backend", "drifting_backend", "--baseline",
+                 str(baseline), "--output", str(report)])
+    out, err = capsys.readouterr()
+    assert code == EXIT_FAIL and "drift: swiglu [gate=f32 up=f32 out=f32]" in out, err
+    assert json.loads(report.read_text())["verdict"] == "pass"  # every case inside its budget
+    assert "REGRESSION" in err and "drift: rms_norm" not in out
+    assert main(["--device", harness.device.value, *ARGUMENTS, "--backend", "drifting_backend", "--baseline",
+                 str(baseline), "--fail-on", "failures"]) == EXIT_PASS
+    capsys.readouterr()
+    assert compare_main([str(baseline), str(report)]) == 1 and compare_main([str(baseline), str(baseline)]) == 0
+
+
+def test_new_failures_and_vanished_pairs_are_regressions(harness, baseline, tmp_path, capsys):
+    code = main(["--device", harness.device.value, *ARGUMENTS, "--backend", "suites.wrong_kernels.swiglu_last_element_unwritten",
+                 "--baseline", str(baseline), "--fail-on", "failures"])
+    assert code == EXIT_FAIL and "new failure: swiglu" in capsys.readouterr().out
+    narrower = [*ARGUMENTS[:2], "--dtypes", "f32", *ARGUMENTS[4:]]
+    assert main(["--device", harness.device.value, *narrower, "--baseline", str(baseline)]) == EXIT_FAIL
+    assert "missing: swiglu bf16 is in the baseline, not in this run" in capsys.readouterr().out
+
+
+def test_compare_refuses_what_is_not_an_operators_report(tmp_path, capsys, baseline):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"kind": "benchmark", "schema_version": "1.0"}))
+    assert compare_main([str(baseline), str(other)]) == 2
+    assert "not a operators document (kind: 'benchmark')" in capsys.readouterr().err
