@@ -29,7 +29,8 @@ from operators.core.status import DEFAULT_KERNEL_TIMEOUT, Status, watched
 from operators.core.supervision import watched_command
 from operators.core.target import (add_backend_option, add_device_option, add_guard_options,
                                    check_something_is_checked, parse_device, select_backend)
-from reports.document import ReportPathError, build_document, check_report_path, write_json
+from reports.document import ReportPathError, build_document, check_report_path, json_text, write_text_atomically
+from reports.junit import junit_xml
 from reports.environment import collect_environment
 from reports.coverage import coverage_table
 from reports.drift import RELATIVE_MARGIN, add_drift_options, compare, load_baseline
@@ -56,6 +57,7 @@ class RunConfig:
     kernel_timeout: float = DEFAULT_KERNEL_TIMEOUT
     guard_pages: bool = False  # CPU: inaccessible pages around every tensor's buffer
     baseline: Path | None = None  # an earlier report of the same seed: drift against it fails the run
+    junit_xml: Path | None = None
     drift_margin: float = RELATIVE_MARGIN
     fail_on: str = "drift"
 
@@ -64,6 +66,7 @@ class RunConfig:
         data.update(device=self.device.value, dtypes=[d.value for d in self.dtypes],
                     output=str(self.output) if self.output else None,
                     baseline=str(self.baseline) if self.baseline else None,
+                    junit_xml=str(self.junit_xml) if self.junit_xml else None,
                     replay=self.replay.to_json() if self.replay else None)
         return data
 
@@ -83,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
                                                 "drift beyond the margin and missing pairs fail the run")
     add_drift_options(p.add_argument)
     p.add_argument("--output", type=Path, help="write the JSON report here")
+    p.add_argument("--junit-xml", type=Path, help="write the cases and contract checks as JUnit XML (CI dashboards)")
     p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
     return p
 
@@ -113,11 +117,12 @@ def parse_config(argv: list[str] | None) -> RunConfig:
             raise UsageError(f"--baseline: {error}") from None
     if not args.kernel_timeout > 0:
         raise UsageError(f"--kernel-timeout must be a positive number of seconds; got {args.kernel_timeout}")
-    if args.output is not None:
+    for option, path in (("--output", args.output), ("--junit-xml", args.junit_xml)):
         try:
-            check_report_path(args.output)
+            if path is not None:
+                check_report_path(path)
         except ReportPathError as error:
-            raise UsageError(f"--output: {error}") from None
+            raise UsageError(f"{option}: {error}") from None
     replay = None
     if args.replay:
         try:
@@ -132,7 +137,7 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                      contract=not args.no_contract, output=args.output, replay=replay,
                      operators_named=args.operators is not None, require_support=args.require_support,
                      kernel_timeout=args.kernel_timeout, guard_pages=args.guard_pages, baseline=args.baseline,
-                     drift_margin=args.drift_margin, fail_on=args.fail_on)
+                     drift_margin=args.drift_margin, fail_on=args.fail_on, junit_xml=args.junit_xml)
 
 
 def check_replay_matches_spec(case: Case) -> None:
@@ -264,13 +269,15 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
         progress(failure.describe_failure())
     for broken in [c for c in contract if not c.passed][:FAILURES_SHOWN]:
         progress(f"{broken.kind} contract: {broken.operator} [{broken.combination}]: {broken.detail}")
-    if config.output:
-        try:
-            write_json(config.output, document)
-        except OSError as error:
-            print(f"error: cannot write the report to {config.output}: {error}", file=sys.stderr)
-            return EXIT_USAGE
-        progress(f"wrote {config.output}")
+    for path, text in ((config.output, lambda: json_text(document)),
+                       (config.junit_xml, lambda: junit_xml(results, contract))):
+        if path:
+            try:
+                write_text_atomically(path, text())
+            except OSError as error:
+                print(f"error: cannot write the report to {path}: {error}", file=sys.stderr)
+                return EXIT_USAGE
+            progress(f"wrote {path}")
     regressed = config.baseline is not None and drifted(config, document)
     verdict = document["verdict"]
     if steps.stop_reason:

@@ -130,5 +130,9 @@ def write_text_atomically(path: Path, text: str) -> None:
         raise
 
 
+def json_text(document: Mapping[str, Any]) -> str:
+    return json.dumps(_clean(document), indent=1, allow_nan=False) + "\n"
+
+
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
-    write_text_atomically(path, json.dumps(_clean(document), indent=1, allow_nan=False) + "\n")
+    write_text_atomically(path, json_text(document))

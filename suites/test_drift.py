@@ -71,3 +71,23 @@ def test_compare_refuses_what_is_not_an_operators_report(tmp_path, capsys, basel
     other.write_text(json.dumps({"kind": "benchmark", "schema_version": "1.0"}))
     assert compare_main([str(baseline), str(other)]) == 2
     assert "not a operators document (kind: 'benchmark')" in capsys.readouterr().err
+
+
+def test_junit_xml_holds_every_case_and_contract_check_with_failures_and_replay_lines(harness, tmp_path, capsys):
+    import xml.etree.ElementTree as ET
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    code = main(["--device", harness.device.value, "--operators", "swiglu,rms_norm", "--dtypes", "f32",
+                 "--examples", "3", "--backend", "suites.wrong_kernels.swiglu_last_element_unwritten",
+                 "--output", str(report), "--junit-xml", str(junit)])
+    assert code == EXIT_FAIL, capsys.readouterr().err
+    document = json.loads(report.read_text())
+    suite = ET.parse(junit).getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == int(suite.get("tests")) == len(document["cases"]) + len(document["contract"])
+    failed = [c for c in cases if c.find("failure") is not None]
+    expected = sum(c["verdict"] == "fail" for c in document["cases"]) + sum(
+        c["verdict"] == "fail" for c in document["contract"])
+    assert failed and len(failed) == expected == int(suite.get("failures"))
+    assert all(c.get("classname").startswith("swiglu.") for c in failed)
+    assert all("reproduce: python -m operators.run" in c.find("failure").text for c in failed
+               if not c.get("classname").endswith(".contract"))
