@@ -33,7 +33,8 @@ from reports.document import ReportPathError, build_document, check_report_path,
 from reports.junit import junit_xml
 from reports.environment import collect_environment
 from reports.coverage import coverage_table
-from reports.drift import RELATIVE_MARGIN, add_drift_options, compare, load_baseline
+from reports.drift import RELATIVE_MARGIN, Drift, add_drift_options, compare, load_baseline
+from reports.markdown import run_markdown
 from reports.schemas import DocumentKindError
 from reports.tables import contract_table, summary_table, support_table
 
@@ -58,6 +59,7 @@ class RunConfig:
     guard_pages: bool = False  # CPU: inaccessible pages around every tensor's buffer
     baseline: Path | None = None  # an earlier report of the same seed: drift against it fails the run
     junit_xml: Path | None = None
+    markdown: Path | None = None
     drift_margin: float = RELATIVE_MARGIN
     fail_on: str = "drift"
 
@@ -67,6 +69,7 @@ class RunConfig:
                     output=str(self.output) if self.output else None,
                     baseline=str(self.baseline) if self.baseline else None,
                     junit_xml=str(self.junit_xml) if self.junit_xml else None,
+                    markdown=str(self.markdown) if self.markdown else None,
                     replay=self.replay.to_json() if self.replay else None)
         return data
 
@@ -87,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
     add_drift_options(p.add_argument)
     p.add_argument("--output", type=Path, help="write the JSON report here")
     p.add_argument("--junit-xml", type=Path, help="write the cases and contract checks as JUnit XML (CI dashboards)")
+    p.add_argument("--markdown", type=Path, help="write a markdown summary (tables, top failures, drift) for a CI "
+                                                "job page")
     p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
     return p
 
@@ -117,7 +122,7 @@ def parse_config(argv: list[str] | None) -> RunConfig:
             raise UsageError(f"--baseline: {error}") from None
     if not args.kernel_timeout > 0:
         raise UsageError(f"--kernel-timeout must be a positive number of seconds; got {args.kernel_timeout}")
-    for option, path in (("--output", args.output), ("--junit-xml", args.junit_xml)):
+    for option, path in (("--output", args.output), ("--junit-xml", args.junit_xml), ("--markdown", args.markdown)):
         try:
             if path is not None:
                 check_report_path(path)
@@ -137,7 +142,8 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                      contract=not args.no_contract, output=args.output, replay=replay,
                      operators_named=args.operators is not None, require_support=args.require_support,
                      kernel_timeout=args.kernel_timeout, guard_pages=args.guard_pages, baseline=args.baseline,
-                     drift_margin=args.drift_margin, fail_on=args.fail_on, junit_xml=args.junit_xml)
+                     drift_margin=args.drift_margin, fail_on=args.fail_on, junit_xml=args.junit_xml,
+                     markdown=args.markdown)
 
 
 def check_replay_matches_spec(case: Case) -> None:
@@ -269,8 +275,15 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
         progress(failure.describe_failure())
     for broken in [c for c in contract if not c.passed][:FAILURES_SHOWN]:
         progress(f"{broken.kind} contract: {broken.operator} [{broken.combination}]: {broken.detail}")
+    drift = drift_against_baseline(config, document)
+    regressed = drift is not None and drift.regressed(config.fail_on)
+    if drift is not None:
+        document["drift"] = {"baseline": str(config.baseline), "regressed": regressed, "cases_matched": drift.matched,
+                             "new_failures": len(drift.new_failures), "drifted": len(drift.drifted),
+                             "missing_pairs": drift.missing_pairs, "environment_changes": drift.environment}
     for path, text in ((config.output, lambda: json_text(document)),
-                       (config.junit_xml, lambda: junit_xml(results, contract))):
+                       (config.junit_xml, lambda: junit_xml(results, contract)),
+                       (config.markdown, lambda: run_markdown(document, results, contract, drift))):
         if path:
             try:
                 write_text_atomically(path, text())
@@ -278,7 +291,6 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
                 print(f"error: cannot write the report to {path}: {error}", file=sys.stderr)
                 return EXIT_USAGE
             progress(f"wrote {path}")
-    regressed = config.baseline is not None and drifted(config, document)
     verdict = document["verdict"]
     if steps.stop_reason:
         progress(f"incomplete: {steps.stop_reason}; {steps.not_run} steps (cases or contract checks) not run")
@@ -291,15 +303,17 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
     return EXIT_PASS if verdict == "pass" and not regressed else EXIT_FAIL
 
 
-def drifted(config: RunConfig, document: dict) -> bool:
-    """Whether the run regressed against --baseline (the comparison printed first)."""
+def drift_against_baseline(config: RunConfig, document: dict) -> Drift | None:
+    """The run against --baseline, printed (None without one)."""
+    if config.baseline is None:
+        return None
     drift = compare(load_baseline(config.baseline), json.loads(json.dumps(document, default=str)),
                     config.drift_margin)
     print()
     print("\n".join(drift.lines()))
     regressed = drift.regressed(config.fail_on)
     progress(f"drift against {config.baseline}: {'REGRESSION' if regressed else 'none beyond the margin'}")
-    return regressed
+    return drift
 
 
 def cli() -> int:

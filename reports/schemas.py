@@ -12,7 +12,8 @@ from typing import Any, Mapping
 #   check ("dtype", or "value": an input value outside the contract), "coverage" (boundary classes and
 #   regimes per operator); 1.4: the document's own "kind"; 1.5: "incomplete" {reason, steps_not_run} and
 #   the verdict "incomplete" for a run stopped early (SIGTERM, Ctrl-C, too many kernel calls that did
-#   not return), config.kernel_timeout.
+#   not return), config.kernel_timeout; with --baseline, "drift" {baseline, regressed, cases_matched,
+#   new_failures, drifted, missing_pairs, environment_changes}.
 # qwen3-integration 1.0, benchmark 1.0, panel 1.0: as first written.
 VERSIONS = {"operators": "1.5", "qwen3-integration": "1.0", "benchmark": "1.0", "panel": "1.0"}
 

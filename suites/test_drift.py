@@ -91,3 +91,15 @@ def test_junit_xml_holds_every_case_and_contract_check_with_failures_and_replay_
     assert all(c.get("classname").startswith("swiglu.") for c in failed)
     assert all("reproduce: python -m operators.run" in c.find("failure").text for c in failed
                if not c.get("classname").endswith(".contract"))
+
+
+def test_the_markdown_summary_holds_the_tables_failures_and_drift(harness, baseline, tmp_path, capsys):
+    markdown = tmp_path / "summary.md"
+    code = main(["--device", harness.device.value, *ARGUMENTS, "--backend",
+                 "suites.wrong_kernels.swiglu_last_element_unwritten", "--baseline", str(baseline),
+                 "--markdown", str(markdown)])
+    assert code == EXIT_FAIL, capsys.readouterr().err
+    text = markdown.read_text()
+    assert text.startswith("# Qwen3 operators: FAIL (drift: REGRESSION)")
+    assert "| operator " in text and "## Failures (" in text and "reproduce: python -m operators.run" in text
+    assert "## Drift against" in text and "new failure: swiglu" in text
