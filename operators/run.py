@@ -168,6 +168,7 @@ def progress(message: str) -> None:
 def run_cases(config: RunConfig, backend: Backend, steps: Steps) -> tuple[list[CaseResult], list[str]]:
     results, skipped = [], []
     groups = [(op, dtype) for op in config.operators for dtype in config.dtypes]
+    live, began = sys.stderr.isatty(), time.perf_counter()  # a live case counter on a terminal only
     for number, (operator, dtype) in enumerate(groups, 1):
         spec, kernel = get_spec(operator), watched(steps.status, backend.kernel(operator))
         if kernel is None:
@@ -186,10 +187,15 @@ def run_cases(config: RunConfig, backend: Backend, steps: Steps) -> tuple[list[C
                                                       reason))
             if row is not None:
                 rows.append(row)
+            if live:
+                print(f"\r[{number}/{len(groups)}] {operator} {dtype.short}: {index + 1}/{len(cases)} cases",
+                      end="", file=sys.stderr, flush=True)
         results += rows
         passed = sum(r.passed for r in rows)
-        progress(f"[{number}/{len(groups)}] {operator} {dtype.short}: {len(rows)} cases, {passed} passed "
-                 f"({time.perf_counter() - started:.1f}s)")
+        elapsed = time.perf_counter() - began
+        progress(("\r" if live else "") + f"[{number}/{len(groups)}] {operator} {dtype.short}: {len(rows)} cases, "
+                 f"{passed} passed ({time.perf_counter() - started:.1f}s; {elapsed:.0f}s in, about "
+                 f"{elapsed / number * (len(groups) - number):.0f}s left)")
     return results, sorted(set(skipped))
 
 
