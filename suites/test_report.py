@@ -59,3 +59,23 @@ def test_every_document_names_its_kind_and_readers_refuse_another(harness, tmp_p
     assert "not a benchmark document (kind: 'operators')" in capsys.readouterr().err
     with pytest.raises(DocumentKindError, match="operators schema '9.0'"):
         require_kind({**doc, "schema_version": "9.0"}, "operators", path)
+
+
+def test_the_same_seed_and_code_write_the_same_report_but_for_timings(harness, tmp_path, capsys):
+    from operators.run import EXIT_PASS, main
+
+    def without_timings(value):
+        if isinstance(value, dict):
+            return {k: without_timings(v) for k, v in value.items() if k != "seconds"}
+        if isinstance(value, list):
+            return [without_timings(v) for v in value]
+        return value
+
+    documents = []
+    for name in ("first.json", "second.json"):
+        assert main(["--device", harness.device.value, "--operators", "rms_norm,argmax,moe_router", "--examples", "3",
+                     "--output", str(tmp_path / name)]) == EXIT_PASS, capsys.readouterr().err
+        documents.append(without_timings(json.loads((tmp_path / name).read_text())))
+    first, second = documents
+    assert first["config"].pop("output") != second["config"].pop("output")
+    assert first == second
