@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,4 +70,7 @@ def collect_environment(torch_type: str, backend: Backend | None) -> dict[str, A
         "device": device_description(torch_type),
         "native_library": dict(backend.environment) if backend else {},
         "backend": {"module": backend.source or None, "version": backend.version} if backend else None,
+        "host": platform.node(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

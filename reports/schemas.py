@@ -13,7 +13,8 @@ from typing import Any, Mapping
 #   regimes per operator); 1.4: the document's own "kind"; 1.5: "incomplete" {reason, steps_not_run} and
 #   the verdict "incomplete" for a run stopped early (SIGTERM, Ctrl-C, too many kernel calls that did
 #   not return), config.kernel_timeout; with --baseline, "drift" {baseline, regressed, cases_matched,
-#   new_failures, drifted, missing_pairs, environment_changes}.
+#   new_failures, drifted, missing_pairs, environment_changes}; environment.host, .command, .written (every
+#   document kind: added fields, versions unchanged for the others).
 # qwen3-integration 1.0, benchmark 1.0, panel 1.0: as first written.
 VERSIONS = {"operators": "1.5", "qwen3-integration": "1.0", "benchmark": "1.0", "panel": "1.0"}
 
