@@ -74,10 +74,26 @@ class RunConfig:
         return data
 
 
+class ListAction(argparse.Action):
+    """--list: the operators (with what they compute), the working dtypes and the profiles, then exit."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print("operators:")
+        for name in OPERATOR_NAMES:
+            print(f"  {name:24} {get_spec(name).summary}")
+        print(f"working dtypes: {', '.join(d.short for d in FLOAT_DTYPES)}")
+        print("profiles: " + ", ".join(f"{name} ({examples(name)} cases per operator and dtype)" for name in PROFILES))
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m operators.run", description=__doc__)
     add_device_option(p)
     add_backend_option(p)
+    p.add_argument("--list", action=ListAction, help="print the operators, working dtypes and profiles, and exit")
     p.add_argument("--operators", help="comma-separated operator names (default: every operator the backend has)")
     p.add_argument("--dtypes", default="f32,f16,bf16", help="comma-separated working dtypes")
     p.add_argument("--profile", default="dev", choices=sorted(PROFILES), help="case-set size (default dev)")

@@ -402,3 +402,14 @@ def test_out_of_device_memory_is_an_environment_error(capsys, monkeypatch, tmp_p
     assert command.cli() == EXIT_USAGE
     assert capsys.readouterr().err.strip() == ("error: operators.run: out of device memory: CUDA out of memory. "
                                                "Tried to allocate 12.00 GiB.")
+
+
+def test_list_names_every_operator_dtype_and_profile(capsys):
+    from operators.core.profiles import PROFILES
+    from operators.core.registry import OPERATOR_NAMES
+    with pytest.raises(SystemExit) as stop:
+        main(["--list"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0
+    assert all(f"  {name} " in out for name in OPERATOR_NAMES) and "working dtypes: f32, f16, bf16" in out
+    assert all(f"{profile} (" in out for profile in PROFILES)

@@ -6,6 +6,7 @@ of the harness: its traceback is saved to a file named in one line, for a bug re
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -13,6 +14,7 @@ import traceback
 from typing import Callable
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE's: the output's reader closed it
 
 
 class UsageError(Exception):
@@ -46,6 +48,9 @@ def run_guarded(program: str, main: Callable[[], int]) -> int:
         return main()
     except KeyboardInterrupt:
         raise
+    except BrokenPipeError:  # the reader went away (`| head`): end as a shell would, without a verdict
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except MemoryError as error:
         print(f"error: {program}: out of host memory ({error}); use smaller cases or a larger machine",
               file=sys.stderr)
