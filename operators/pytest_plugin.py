@@ -4,6 +4,7 @@ State lives in config.stash (the options and the results of the session), never 
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from operators.core.profiles import PROFILES, register_profiles, seeded_profile,
 from operators.core.registry import get_spec
 from operators.core.run_context import RunContext, current_stream
 from operators.rope import MAX_POSITION
+from reports.drift import add_drift_options
 from operators.core.result import CaseResult, Verdict, ended_case
 from operators.core.worker import CaseWorker
 from operators.core.target import (BACKEND_HELP, add_guard_options, check_available, check_importable,
@@ -67,6 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="check the backend's cases in a worker process, so that a kernel that crashes or hangs "
                          "fails its own test and the run goes on (auto: on for a plug-in --backend)")
     add_guard_options(group.addoption)
+    group.addoption("--baseline", type=Path, default=None,
+                    help="an earlier --report of the same seed and profile: new failures, vanished pairs and drift "
+                         "beyond the margin fail the session")
+    add_drift_options(group.addoption)
     group.addoption("--seed", type=int, default=None,
                     help="draw other cases: the hypothesis seed, honoured by every profile (ci included: the "
                          "same seed draws the same cases)")
@@ -109,6 +115,13 @@ def pytest_configure(config: pytest.Config) -> None:
             check_report_path(report)
         except ReportPathError as error:
             raise pytest.UsageError(f"--report: {error}") from None
+    if config.getoption("--baseline") is not None:
+        from reports.drift import load_baseline
+        from reports.schemas import DocumentKindError
+        try:
+            load_baseline(config.getoption("--baseline"))
+        except (OSError, ValueError, DocumentKindError) as error:
+            raise pytest.UsageError(f"--baseline: {error}") from None
     guard_pages = config.getoption("--guard-pages")
     if guard_pages and device is not Device.CPU:
         raise pytest.UsageError("--guard-pages works on --device cpu")
@@ -237,9 +250,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
     if state is not None and state.worker is not None:
         state.worker.stop()
-    if state is None or state.report is None:
+    baseline = session.config.getoption("--baseline")
+    if state is None or (state.report is None and baseline is None):
         return
     from reports.document import build_document, write_json
+    from reports.drift import compare, load_baseline
     from reports.environment import collect_environment
 
     config = {"device": state.device.value, "backend": state.backend_name, "profile": state.profile,
@@ -252,4 +267,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # Failures outside the recorded cases (a contract check, bad input, a self-test) fail it too.
         document["verdict"] = "fail"
     document["seconds"] = round(time.perf_counter() - state.started, 2)
-    write_json(state.report, document)
+    if baseline is not None:
+        drift = compare(load_baseline(baseline), json.loads(json.dumps(document, default=str)),
+                        session.config.getoption("--drift-margin"))
+        regressed = drift.regressed(session.config.getoption("--fail-on"))
+        print("\n" + "\n".join(drift.lines()) + f"\nqwen3-harness: drift against {baseline}: "
+              + ("REGRESSION" if regressed else "none beyond the margin"))
+        if regressed:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if state.report is not None:
+        write_json(state.report, document)

@@ -103,3 +103,23 @@ def test_the_markdown_summary_holds_the_tables_failures_and_drift(harness, basel
     assert text.startswith("# Qwen3 operators: FAIL (drift: REGRESSION)")
     assert "| operator " in text and "## Failures (" in text and "reproduce: python -m operators.run" in text
     assert "## Drift against" in text and "new failure: swiglu" in text
+
+
+@pytest.mark.slow
+def test_pytest_baseline_fails_the_session_on_drift(harness, tmp_path):
+    import sys
+
+    from suites.child_process import run_child
+    (tmp_path / "drifting_backend.py").write_text(DRIFTING_BACKEND)
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "pytest", "suites/test_operators.py", "-k", "test_operator and swiglu", "-q",
+               "-p", "no:cacheprovider", "-o", "addopts=", "--device", harness.device.value, "--dtypes", "f32"]
+    first = run_child([*command, "--report", str(report)], harness.device)
+    assert first.returncode == 0, first.stdout[-2000:]
+    same = run_child([*command, "--baseline", str(report)], harness.device)
+    assert same.returncode == 0 and "drift against" in same.stdout and "none beyond the margin" in same.stdout, \
+        same.stdout[-2000:]
+    drifting = run_child([*command, "--backend", "drifting_backend", "--baseline", str(report)], harness.device,
+                         extra_path=tmp_path)
+    assert drifting.returncode == 1 and "REGRESSION" in drifting.stdout, drifting.stdout[-2000:]
+    assert " passed" in drifting.stdout and " failed" not in drifting.stdout  # every test passed
