@@ -7,6 +7,7 @@ greedily through both decode paths and checks our decode-step logits. Exit codes
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -29,8 +30,10 @@ from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
 from operators.model.transformers_version import TransformersVersionError
 from operators.core.supervision import watched_command
 from operators.core.target import add_backend_option, add_device_option, parse_device, select_backend
-from reports.document import write_json
+from reports.document import json_text, write_json
+from reports.drift import add_drift_options, compare_integration, load_baseline
 from reports.environment import collect_environment
+from reports.schemas import DocumentKindError
 
 PROMPT_TOKENS = 16  # the default prompt: this many token ids drawn with --seed (a tokenizer is not needed)
 # Errors that grow with the position (a cos/sin table too short, the float32 angle pos * inv_freq,
@@ -61,6 +64,10 @@ def parser() -> argparse.ArgumentParser:
                    help="take the operators the model needs and --backend lacks from this backend (e.g. torch); "
                         "the verdict then speaks for the others")
     p.add_argument("--output", type=Path, default=Path("integration_results.json"), help="the JSON document")
+    p.add_argument("--baseline", type=Path, help="an earlier integration document of the same model, dtype and prompt: "
+                                                "a point whose budget use rose beyond the margin, or newly failed, "
+                                                "fails the run (the first one in model order says where it started)")
+    add_drift_options(p.add_argument)
     return p
 
 
@@ -107,6 +114,11 @@ def setup(args: argparse.Namespace):
         raise UsageError(f"--dtype must be f32, f16 or bf16, got '{args.dtype}'")
     if args.steps < 0:
         raise UsageError("--steps must be 0 or more")
+    if args.baseline is not None:
+        try:
+            load_baseline(args.baseline, "qwen3-integration")
+        except (OSError, ValueError, DocumentKindError) as error:
+            raise UsageError(f"--baseline: {error}") from None
     backend = select_backend(args.backend, device)
     models = load_models(checkpoint_directory(args), dtype, device)
     backend, taken = with_fallback(backend, models, args.fallback)
@@ -188,10 +200,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nnote: positions 0-{last_position} only: errors that grow with the position (a short cos/sin "
               f"table, the float32 rope angle, softmax over thousands of keys) show past {LONG_POSITIONS}; "
               f"--prompt-tokens {LONG_POSITIONS + 64} reaches them", file=sys.stderr)
+    regressed = False
+    if args.baseline is not None:
+        drift = compare_integration(load_baseline(args.baseline, "qwen3-integration"), json.loads(json_text(document)),
+                                    args.drift_margin)
+        regressed = drift.regressed(args.fail_on)
+        print("\n" + "\n".join(drift.lines()))
+        print(f"drift against {args.baseline}: {'REGRESSION' if regressed else 'none beyond the margin'}",
+              file=sys.stderr)
     where = result.first_failure()
     verdict = "PASS" if result.passed else f"FAIL: first over budget at {where}"
     print(f"\nverdict: {verdict} ({document['seconds']}s, wrote {args.output})", file=sys.stderr)
-    return EXIT_PASS if result.passed else EXIT_FAIL
+    return EXIT_PASS if result.passed and not regressed else EXIT_FAIL
 
 
 def cli() -> int:

@@ -107,8 +107,31 @@ def add_drift_options(add) -> None:
         help="exit 1 on new failures and missing operator x dtype pairs only, or on drift as well (default)")
 
 
-def load_baseline(path) -> Mapping[str, Any]:
-    """An operators report from `path`; OSError, ValueError (not JSON) or DocumentKindError otherwise."""
+def load_baseline(path, kind: str = "operators") -> Mapping[str, Any]:
+    """A `kind` document from `path`; OSError, ValueError (not JSON) or DocumentKindError otherwise."""
     from reports.schemas import require_kind
     with open(path, encoding="utf-8") as file:
-        return require_kind(json.load(file), "operators", path)
+        return require_kind(json.load(file), kind, path)
+
+
+def compare_integration(old: Mapping[str, Any], new: Mapping[str, Any], relative: float = RELATIVE_MARGIN,
+                        absolute: float = ABSOLUTE_MARGIN) -> Drift:
+    """Two integration documents point by point, in model order: the first (layer, point) that drifted
+    or newly failed is where a model-level drift started."""
+    drift = Drift(environment=environment_changes(old.get("environment", {}), new.get("environment", {})))
+    baseline = {(p["layer"], p["point"]): p for p in old.get("points", [])}
+    for point in new.get("points", []):
+        before = baseline.get((point["layer"], point["point"]))
+        if before is None:
+            drift.unmatched += 1
+            continue
+        drift.matched += 1
+        where = f"{'model' if point['layer'] is None else 'layer ' + str(point['layer'])}, after {point['point']}"
+        if not point["passed"] and before["passed"]:
+            drift.new_failures.append(f"{where}: {'; '.join(point['reasons'])[:300]}")
+        elif (point["budget_use"] is not None and before["budget_use"] is not None
+              and point["budget_use"] > before["budget_use"] * (1 + relative) + absolute):
+            drift.drifted.append(f"{where}: budget use {before['budget_use']:.3f} -> {point['budget_use']:.3f}")
+    if old.get("verdict") == "pass" and new.get("verdict") == "fail" and not drift.new_failures:
+        drift.new_failures.append(f"the run failed: {new.get('first_failure')}")
+    return drift
