@@ -25,12 +25,14 @@ from operators.model.errors import CheckpointError, KernelCallError
 from operators.model.generate import generate
 from operators.model.integration import Models, compare_prefill, load_models
 from operators.model.runner import model_operators
-from reports.integration import IntegrationResult, attribution_table, build_document, points_table, summary_lines
+from reports.integration import (IntegrationResult, attribution_table, build_document, integration_markdown,
+                                 points_table, summary_lines)
 from operators.model.synthetic import SYNTHETIC_MODELS, synthetic_checkpoint
 from operators.model.transformers_version import TransformersVersionError
 from operators.core.supervision import watched_command
 from operators.core.target import add_backend_option, add_device_option, parse_device, select_backend
-from reports.document import json_text, write_json
+from reports.document import json_text, write_text_atomically
+from reports.junit import integration_junit_xml
 from reports.drift import add_drift_options, compare_integration, load_baseline
 from reports.environment import collect_environment
 from reports.schemas import DocumentKindError
@@ -68,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
                                                 "a point whose budget use rose beyond the margin, or newly failed, "
                                                 "fails the run (the first one in model order says where it started)")
     add_drift_options(p.add_argument)
+    p.add_argument("--junit-xml", type=Path, help="write one JUnit testcase per (layer, point) and one for the run")
+    p.add_argument("--markdown", type=Path, help="write a markdown summary (the points table, logits, generation)")
     return p
 
 
@@ -190,11 +194,15 @@ def main(argv: list[str] | None = None) -> int:
               "baseline": f"transformers {models.dtype.short} on {models.device.value} (eager)"}
     document = build_document(result, config, collect_environment(models.device.torch_type, backend))
     document["seconds"] = round(time.perf_counter() - began, 2)
-    try:
-        write_json(args.output, document)
-    except OSError as error:
-        print(f"error: cannot write the report to {args.output}: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    outputs = ((args.output, lambda: json_text(document)), (args.junit_xml, lambda: integration_junit_xml(document)),
+               (args.markdown, lambda: integration_markdown(document, result, args.all_points)))
+    for path, text in outputs:
+        try:
+            if path is not None:
+                write_text_atomically(path, text())
+        except OSError as error:
+            print(f"error: cannot write the report to {path}: {error}", file=sys.stderr)
+            return EXIT_USAGE
     last_position = ids.numel() + max(args.steps - 1, 0) - 1
     if last_position < LONG_POSITIONS:
         print(f"\nnote: positions 0-{last_position} only: errors that grow with the position (a short cos/sin "

@@ -121,3 +121,16 @@ def attribution_table(rows: list[Attribution]) -> str:
              a.first_failure or "none"] for a in rows]
     return tabulate(body, headers=["control replaces", "logits rel L2", "decode rel L2", "budget use", "first failure"],
                     tablefmt="github", disable_numparse=True) + verdict
+
+
+def integration_markdown(document: Mapping[str, Any], result: IntegrationResult, all_points: bool = False) -> str:
+    """The markdown summary of an integration run, for a CI job page."""
+    config = document["config"]
+    lines = [f"# Qwen3 integration: {document['verdict'].upper()}", "",
+             f"{config['architecture']} ({config['synthetic'] or config['model_dir']}), {config['dtype']}, backend "
+             f"`{config['backend']}` on {config['device']}, {document['seconds']} s", "",
+             points_table(result.prefill.points, all_points), "",
+             *[f"- {line}" for line in summary_lines(result)]]
+    if result.attribution is not None:
+        lines += ["", "## Attribution", "", attribution_table(result.attribution)]
+    return "\n".join(lines) + "\n"

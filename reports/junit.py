@@ -5,7 +5,7 @@ unsupported case is skipped with its reason."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from operators.core.contract import ContractResult
 from operators.core.result import CaseResult, Verdict
@@ -35,7 +35,27 @@ def contract_element(check: ContractResult) -> ET.Element:
 
 
 def junit_xml(results: Iterable[CaseResult], contract: Iterable[ContractResult], name: str = "operators.run") -> str:
-    cases = [case_element(r) for r in results] + [contract_element(c) for c in contract]
+    return suites_xml([case_element(r) for r in results] + [contract_element(c) for c in contract], name)
+
+
+def integration_junit_xml(document: Mapping[str, Any], name: str = "operators.integrate") -> str:
+    """One testcase per (layer, point) of an integration document, and one for the whole run (logits,
+    generation: its verdict)."""
+    cases = []
+    for point in document["points"]:
+        element = ET.Element("testcase", classname="model" if point["layer"] is None else f"layer{point['layer']}",
+                             name=point["point"], time="0")
+        if not point["passed"]:
+            reasons = "; ".join(point["reasons"])
+            ET.SubElement(element, "failure", message=reasons[:500], type="accuracy").text = reasons
+        cases.append(element)
+    run = ET.Element("testcase", classname="model", name="verdict (logits, generation)", time=str(document["seconds"]))
+    if document["verdict"] != "pass":
+        ET.SubElement(run, "failure", message=f"first over budget at {document.get('first_failure')}", type="accuracy")
+    return suites_xml([*cases, run], name)
+
+
+def suites_xml(cases: list[ET.Element], name: str) -> str:
     failures = sum(e.find("failure") is not None for e in cases)
     skipped = sum(e.find("skipped") is not None for e in cases)
     seconds = sum(float(e.get("time")) for e in cases)

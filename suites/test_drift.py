@@ -142,3 +142,22 @@ def test_an_integration_drift_is_flagged_where_it_starts(harness, tmp_path, caps
     assert code == EXIT_FAIL and drifts and "new failure" not in out, out[-3000:]
     assert json.loads(drifted.read_text())["verdict"] == "pass"
     assert drifts[0].startswith("drift: layer 0, after mlp: budget use "), drifts[:3]
+
+
+def test_integration_junit_and_markdown_name_the_failing_points(harness, tmp_path, capsys):
+    import xml.etree.ElementTree as ET
+
+    from operators.integrate import main as integrate_main
+    junit, markdown, output = tmp_path / "model.xml", tmp_path / "model.md", tmp_path / "model.json"
+    code = integrate_main(["--device", harness.device.value, "--backend", "suites.wrong_kernels.model_gqa_mapping",
+                           "--steps", "0", "--output", str(output), "--junit-xml", str(junit),
+                           "--markdown", str(markdown)])
+    assert code == EXIT_FAIL, capsys.readouterr().err
+    document = json.loads(output.read_text())
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert int(suite.get("tests")) == len(document["points"]) + 1
+    failed = [c for c in suite.findall("testcase") if c.find("failure") is not None]
+    assert len(failed) == sum(not p["passed"] for p in document["points"]) + 1
+    assert (failed[0].get("classname"), failed[0].get("name")) == ("layer0", "attention")
+    text = markdown.read_text()
+    assert text.startswith("# Qwen3 integration: FAIL") and "| layer" in text and "## Attribution" in text
