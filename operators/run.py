@@ -235,7 +235,7 @@ def replay(config: RunConfig, backend: Backend, status: Status | None = None) ->
     if status is not None:
         status.step("", f"{case.operator}: {repro_command(case, config.backend, config.device)}")
     try:
-        result = check_case(get_spec(case.operator), case, kernel, config.device, backend.loaded_as)
+        result = check_case(get_spec(case.operator), case, kernel, config.device, backend.loaded_as, config.guard_pages)
     except (ValueError, RuntimeError, IndexError, KeyError) as error:  # inputs cannot be drawn for this case
         raise UsageError(f"--replay: the case cannot be built for {case.operator}: {type(error).__name__}: "
                          f"{error}") from None
