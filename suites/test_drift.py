@@ -128,14 +128,15 @@ def test_pytest_baseline_fails_the_session_on_drift(harness, tmp_path):
 def test_an_integration_drift_is_flagged_where_it_starts(harness, tmp_path, capsys, monkeypatch):
     from operators.integrate import main as integrate_main
     # Five float32 ulps of bias in every swiglu: the model still passes, layer 0's MLP 2.6x further from it.
-    (tmp_path / "drifting_backend.py").write_text(DRIFTING_BACKEND.replace("2.4e-7", "6e-7"))
+    # A module name of its own: the file of another test's drifting_backend would not be imported again.
+    (tmp_path / "model_drifting_backend.py").write_text(DRIFTING_BACKEND.replace("2.4e-7", "6e-7"))
     monkeypatch.syspath_prepend(str(tmp_path))
     baseline, again, drifted = (tmp_path / f"{name}.json" for name in ("baseline", "again", "drifted"))
     common = ["--device", harness.device.value, "--dtype", "f32", "--steps", "1"]
     assert integrate_main([*common, "--output", str(baseline)]) == EXIT_PASS, capsys.readouterr().err
     assert integrate_main([*common, "--output", str(again), "--baseline", str(baseline)]) == EXIT_PASS
     assert "none beyond the margin" in capsys.readouterr().err
-    code = integrate_main([*common, "--backend", "drifting_backend", "--output", str(drifted), "--baseline",
+    code = integrate_main([*common, "--backend", "model_drifting_backend", "--output", str(drifted), "--baseline",
                            str(baseline)])
     out = capsys.readouterr().out
     drifts = [line for line in out.splitlines() if line.startswith("drift: ")]
