@@ -253,7 +253,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     baseline = session.config.getoption("--baseline")
     if state is None or (state.report is None and baseline is None):
         return
-    from reports.document import build_document, write_json
+    from reports.document import build_document, json_text, write_json
     from reports.drift import compare, load_baseline
     from reports.environment import collect_environment
 
@@ -268,7 +268,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         document["verdict"] = "fail"
     document["seconds"] = round(time.perf_counter() - state.started, 2)
     if baseline is not None:
-        drift = compare(load_baseline(baseline), json.loads(json.dumps(document, default=str)),
+        drift = compare(load_baseline(baseline), json.loads(json_text(document)),
                         session.config.getoption("--drift-margin"))
         regressed = drift.regressed(session.config.getoption("--fail-on"))
         print("\n" + "\n".join(drift.lines()) + f"\nqwen3-harness: drift against {baseline}: "

@@ -186,7 +186,7 @@ def drift_against_baseline(config: RunConfig, document: dict) -> Drift | None:
     """The run against --baseline, printed (None without one)."""
     if config.baseline is None:
         return None
-    drift = compare(load_baseline(config.baseline), json.loads(json.dumps(document, default=str)),
+    drift = compare(load_baseline(config.baseline), json.loads(json_text(document)),
                     config.drift_margin)
     print()
     print("\n".join(drift.lines()))

@@ -15,6 +15,8 @@ from operators.core.case import Case
 RELATIVE_MARGIN = 0.5  # a case drifts when its budget use exceeds old * (1 + 0.5) + 0.02
 ABSOLUTE_MARGIN = 0.02
 LISTED = 10  # cases listed per kind; the table counts them all
+DRAW_SETTINGS = ("device", "seed", "profile", "examples")  # what decides the cases a run draws
+MODEL_SETTINGS = ("device", "dtype", "synthetic", "model_dir", "layers", "seed", "prompt_ids", "steps")
 FAIL_ON = ("failures", "drift")  # --fail-on: new failures (and missing pairs) only, or drift as well
 ENVIRONMENT_KEYS = (("harness",), ("torch",), ("transformers",), ("device",), ("platform",),
                     ("native_library", "build_hash"), ("backend", "module"), ("backend", "version"))
@@ -29,13 +31,25 @@ class Drift:
     rows: list[list[Any]] = field(default_factory=list)  # per operator x dtype
     matched: int = 0
     unmatched: int = 0  # cases of the run the baseline does not have (other draws)
+    incomparable: list[str] = field(default_factory=list)  # draw settings that differ: "seed: 0 -> 1"
+
+    @property
+    def nothing_compared(self) -> bool:
+        """No case or point of the run is in the baseline (another seed, profile or model): nothing was checked."""
+        return self.matched == 0
 
     def regressed(self, fail_on: str = "drift") -> bool:
-        return bool(self.new_failures or self.missing_pairs or (fail_on == "drift" and self.drifted))
+        """Also when the baseline drew its cases otherwise: then most cases go uncompared, and a pass
+        would say nothing."""
+        return bool(self.incomparable or self.nothing_compared or self.new_failures or self.missing_pairs
+                    or (fail_on == "drift" and self.drifted))
 
     def lines(self) -> list[str]:
         out = [f"environment: {change}" for change in self.environment]
+        out += [f"not comparable: the baseline was made with another {change}" for change in self.incomparable]
         out.append(f"against the baseline: {self.matched} cases matched, {self.unmatched} new (not in the baseline)")
+        if self.nothing_compared:
+            out.append("nothing compared: no case of this run is in the baseline (another seed, profile or model?)")
         if self.rows:
             out.append(tabulate(self.rows, headers=["operator", "dtype", "cases", "baseline max use", "max use",
                                                     "drifted", "new failures"], tablefmt="github"))
@@ -69,9 +83,17 @@ def environment_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[
     return changes
 
 
+def setting_changes(old: Mapping[str, Any], new: Mapping[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """The settings among `keys` that both documents' configs state and that differ."""
+    before, after = old.get("config", {}), new.get("config", {})
+    return [f"{key}: {before[key]} -> {after[key]}" for key in keys
+            if key in before and key in after and before[key] != after[key]]
+
+
 def compare(old: Mapping[str, Any], new: Mapping[str, Any], relative: float = RELATIVE_MARGIN,
             absolute: float = ABSOLUTE_MARGIN) -> Drift:
     drift = Drift(environment=environment_changes(old.get("environment", {}), new.get("environment", {})))
+    drift.incomparable = setting_changes(old, new, DRAW_SETTINGS)
     baseline = {case_key(c): c for c in old["cases"]}
     pairs: dict[tuple[str, str], list[Any]] = {}
     for case in new["cases"]:
@@ -118,7 +140,8 @@ def compare_integration(old: Mapping[str, Any], new: Mapping[str, Any], relative
                         absolute: float = ABSOLUTE_MARGIN) -> Drift:
     """Two integration documents point by point, in model order: the first (layer, point) that drifted
     or newly failed is where a model-level drift started."""
-    drift = Drift(environment=environment_changes(old.get("environment", {}), new.get("environment", {})))
+    drift = Drift(environment=environment_changes(old.get("environment", {}), new.get("environment", {})),
+                  incomparable=setting_changes(old, new, MODEL_SETTINGS))
     baseline = {(p["layer"], p["point"]): p for p in old.get("points", [])}
     for point in new.get("points", []):
         before = baseline.get((point["layer"], point["point"]))

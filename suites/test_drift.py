@@ -162,3 +162,21 @@ def test_integration_junit_and_markdown_name_the_failing_points(harness, tmp_pat
     assert (failed[0].get("classname"), failed[0].get("name")) == ("layer0", "attention")
     text = markdown.read_text()
     assert text.startswith("# Qwen3 integration: FAIL") and "| layer" in text and "## Attribution" in text
+
+
+def test_a_baseline_of_other_draws_is_a_regression_not_a_pass(harness, baseline, capsys):
+    """Another seed draws other cases (a few boundary cases aside): next to nothing would be compared,
+    so the gate must not pass."""
+    code = main(["--device", harness.device.value, *ARGUMENTS, "--seed", "1", "--baseline", str(baseline)])
+    assert code == EXIT_FAIL and "not comparable: the baseline was made with another seed: 0 -> 1" in \
+        capsys.readouterr().out
+
+
+def test_an_integration_baseline_of_another_prompt_is_not_comparable(harness, tmp_path, capsys):
+    from operators.integrate import main as integrate_main
+    baseline = tmp_path / "baseline.json"
+    common = ["--device", harness.device.value, "--dtype", "f32", "--steps", "0"]
+    assert integrate_main([*common, "--output", str(baseline)]) == EXIT_PASS
+    assert integrate_main([*common, "--seed", "1", "--output", str(tmp_path / "other.json"), "--baseline",
+                           str(baseline)]) == EXIT_FAIL
+    assert "not comparable: the baseline was made with another seed: 0 -> 1" in capsys.readouterr().out

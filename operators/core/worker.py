@@ -30,7 +30,6 @@ def serve(connection, device_value: str, backend_name: str, kernel_timeout: floa
     from operators.backends import load_backend, started
     from operators.core.checker import check_case
     from operators.core.registry import get_spec
-
     from operators.rope import MAX_POSITION
 
     device = Device(device_value)
