@@ -11,6 +11,7 @@ import threading
 import pytest
 import torch
 
+from operators.backends import load_backend
 from operators.core.device import Device
 from operators.core.dtypes import DType
 from operators.core.exits import EXIT_INTERNAL, run_guarded
@@ -153,6 +154,15 @@ def test_the_closing_line_counts_operators_not_tested_and_the_report_names_the_p
     assert "; 16 of 17 operators not tested, the backend has no kernel: " in closing and "rms_norm" in closing
     environment = json.loads(report.read_text())["environment"]
     assert environment["backend"] == {"module": "only_swiglu_backend", "version": "1.2.3"}
+
+
+def test_a_version_the_backend_states_wins_over_its_module_s(harness, tmp_path, monkeypatch):
+    """A wrapper module (version of its own or none) states the wrapped library's version on the Backend."""
+    (tmp_path / "wrapping_backend.py").write_text(
+        "from dataclasses import replace\nfrom operators.backends import load_backend\n\n__version__ = '1.2.3'\n\n"
+        "def backend(device):\n    return replace(load_backend('native', device), version='7.0')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_backend("wrapping_backend", harness.device).version == "7.0"
 
 
 def test_unsupported_cases_pass_unless_support_is_required(harness, capsys, tmp_path, monkeypatch):

@@ -95,7 +95,7 @@ def load_backend(name: str, device: Device) -> Backend:
     if not isinstance(built, Backend):
         raise BackendError(f"backend module '{name}': backend() returned {type(built).__name__}, not a Backend")
     check_kernels(f"backend module '{name}'", built)
-    return replace(built, source=name, version=module_version(module))
+    return replace(built, source=name, version=built.version or module_version(module))
 
 
 def module_version(module: ModuleType) -> str | None:

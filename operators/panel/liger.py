@@ -5,6 +5,7 @@ float32 softmax. Layouts or sizes Liger does not take are 'unsupported' with the
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 
 import torch
 
@@ -76,11 +77,19 @@ def liger_backend(device: Device) -> Backend:
 
     functions = {"rms_norm": rms_norm, "add_rms_norm": add_rms_norm, "swiglu": swiglu, "rope": rope,
                  "softmax": softmax}
-    version = getattr(importlib.import_module("liger_kernel"), "__version__", None)
+    version = liger_version()
     kernels = {op: Kernel(op, refusing(op, f), {"kind": "liger", "function": f"liger_kernel {op}"})
                for op, f in functions.items()}
-    return Backend(name="liger", device=device, kernels=kernels,
+    return Backend(name="liger", device=device, kernels=kernels, version=version,
                    description=f"Liger-Kernel {version or ''} Triton kernels".replace("  ", " "))
+
+
+def liger_version() -> str | None:
+    """The installed Liger-Kernel's version (its package states none; its distribution does)."""
+    try:
+        return importlib.metadata.version("liger-kernel")
+    except importlib.metadata.PackageNotFoundError:
+        return getattr(importlib.import_module("liger_kernel"), "__version__", None)
 
 
 def backend(device: Device) -> Backend:
