@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fallback", metavar="BACKEND",
                    help="take the operators the model needs and --backend lacks from this backend (e.g. torch); "
                         "the verdict then speaks for the others")
-    p.add_argument("--output", type=Path, default=Path("integration_results.json"), help="the JSON document")
+    p.add_argument("--output", type=Path, help="write the JSON document here")
     p.add_argument("--baseline", type=Path, help="an earlier integration document of the same model, dtype and prompt: "
                                                 "a point whose budget use rose beyond the margin, or newly failed, "
                                                 "fails the run (the first one in model order says where it started)")
@@ -218,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     where = result.first_failure()
     verdict = "PASS" if result.passed else f"FAIL: first over budget at {where}"
-    print(f"\nverdict: {verdict} ({document['seconds']}s, wrote {args.output})", file=sys.stderr)
+    written = [str(path) for path, _ in outputs if path is not None]
+    print(f"\nverdict: {verdict} ({document['seconds']}s{', wrote ' + ', '.join(written) if written else ''})",
+          file=sys.stderr)
     return EXIT_PASS if result.passed and not regressed else EXIT_FAIL
 
 

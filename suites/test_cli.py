@@ -423,3 +423,13 @@ def test_list_names_every_operator_dtype_and_profile(capsys):
     assert stop.value.code == 0
     assert all(f"  {name} " in out for name in OPERATOR_NAMES) and "working dtypes: f32, f16, bf16" in out
     assert all(f"{profile} (" in out for profile in PROFILES)
+
+
+def test_the_run_and_the_integration_write_files_only_where_asked():
+    """Neither command leaves a report in the working directory unasked: --output, --junit-xml and
+    --markdown have no default in either."""
+    from operators.core.run_config import parser as run_parser
+    from operators.integrate import parser as integrate_parser
+    for parser in (run_parser(), integrate_parser()):
+        defaults = {option: parser.get_default(option) for option in ("output", "junit_xml", "markdown")}
+        assert defaults == {"output": None, "junit_xml": None, "markdown": None}, parser.prog
