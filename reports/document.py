@@ -61,9 +61,20 @@ def build_document(results: list[CaseResult], contract: list[ContractResult], co
         **({"incomplete": dict(incomplete)} if incomplete else {}),
         "summary": summarize(results),
         "coverage": coverage_summary(results),
+        "budgets": budgets(results),
         "contract": [c.to_json() for c in contract],
         "cases": [r.to_json() for r in results],
     }
+
+
+def budgets(results: Iterable[CaseResult]) -> dict[str, dict[str, Any]]:
+    """operator -> its error budget (one per operator spec, so stored once, not per case)."""
+    by_operator: dict[str, dict[str, Any]] = {}
+    for result in results:
+        budget = by_operator.setdefault(result.case.operator, result.budget.to_json())
+        if budget != result.budget.to_json():
+            raise ValueError(f"{result.case.operator}: cases judged against two budgets in one run")
+    return by_operator
 
 
 def _clean(value: Any) -> Any:
@@ -131,7 +142,18 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def json_text(document: Mapping[str, Any]) -> str:
-    return json.dumps(_clean(document), indent=1, allow_nan=False) + "\n"
+    """Indented, except that each row of a top-level list of objects (cases, contract checks, points)
+    takes one line: a report of thousands of cases stays small and greps by case."""
+    cleaned = _clean(document)
+    rows = {key: value for key, value in cleaned.items()
+            if isinstance(value, list) and value and all(isinstance(item, dict) for item in value)}
+    marker = "\0rows:"
+    text = json.dumps({key: marker + key if key in rows else value for key, value in cleaned.items()},
+                      indent=1, allow_nan=False)
+    for key, items in rows.items():
+        lines = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in items)
+        text = text.replace(json.dumps(marker + key), "[\n" + lines + "\n ]", 1)
+    return text + "\n"
 
 
 def write_json(path: Path, document: Mapping[str, Any]) -> None:

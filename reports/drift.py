@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from tabulate import tabulate
 
 from operators.core.case import Case
+from operators.core.result import replay_line
 
 RELATIVE_MARGIN = 0.5  # a case drifts when its budget use exceeds old * (1 + 0.5) + 0.02
 ABSOLUTE_MARGIN = 0.02
@@ -102,17 +103,18 @@ def compare(old: Mapping[str, Any], new: Mapping[str, Any], relative: float = RE
             drift.unmatched += 1
             continue
         drift.matched += 1
-        label = f"{case['operator']} [{case['dtype_combination']}] seed {case['seed']} ({case['regime']})"
+        drawn = case["case"]
+        label = f"{case['operator']} [{case['dtype_combination']}] seed {drawn['seed']} ({drawn['regime']})"
         row = pairs.setdefault((case["operator"], Case.from_json(case["case"]).dtype.short), [0, 0.0, 0.0, 0, 0])
         row[0] += 1
         old_use, new_use = budget_use(before), budget_use(case)
         row[1], row[2] = max(row[1], old_use or 0.0), max(row[2], new_use or 0.0)
         if case["verdict"] == "fail" and before["verdict"] != "fail":
             row[4] += 1
-            drift.new_failures.append(f"{label}: {'; '.join(case['reasons'])[:300]}; reproduce: {case['repro']}")
+            drift.new_failures.append(f"{label}: {'; '.join(case['reasons'])[:300]}; reproduce: {replay_line(case)}")
         elif old_use is not None and new_use is not None and new_use > old_use * (1 + relative) + absolute:
             row[3] += 1
-            drift.drifted.append(f"{label}: budget use {old_use:.3f} -> {new_use:.3f}; reproduce: {case['repro']}")
+            drift.drifted.append(f"{label}: budget use {old_use:.3f} -> {new_use:.3f}; reproduce: {replay_line(case)}")
     drift.rows = [[op, dtype, n, f"{a:.3f}", f"{b:.3f}", d, f] for (op, dtype), (n, a, b, d, f) in pairs.items()]
     present = {(op, dtype) for op, by_dtype in new.get("summary", {}).items() for dtype in by_dtype}
     drift.missing_pairs = [f"{op} {dtype}" for op, by_dtype in old.get("summary", {}).items() for dtype in by_dtype

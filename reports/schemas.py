@@ -15,8 +15,13 @@ from typing import Any, Mapping
 #   not return), config.kernel_timeout; with --baseline, "drift" {baseline, regressed, cases_matched,
 #   new_failures, drifted, missing_pairs, environment_changes}; environment.host, .command, .written (every
 #   document kind: added fields, versions unchanged for the others).
+# operators 2.0: each case stored once: a case row keeps `case` (shapes, dtypes, layouts, attributes,
+#   regime, seed) and drops its copies and `repro` (the replay line is built from case, backend and
+#   device); the budget moves to the document's `budgets` {operator: budget}; rows one per line.
+#   Readers take 1.x too (a baseline made before).
 # qwen3-integration 1.0, benchmark 1.0, panel 1.0: as first written.
-VERSIONS = {"operators": "1.5", "qwen3-integration": "1.0", "benchmark": "1.0", "panel": "1.0"}
+VERSIONS = {"operators": "2.0", "qwen3-integration": "1.0", "benchmark": "1.0", "panel": "1.0"}
+READABLE_MAJORS = {"operators": ("1", "2")}  # a kind's older majors its readers still take
 
 
 class DocumentKindError(ValueError):
@@ -34,7 +39,8 @@ def require_kind(document: Any, kind: str, source: str | Path) -> Mapping[str, A
         found = document.get("kind") if isinstance(document, dict) else type(document).__name__
         raise DocumentKindError(f"{source}: not a {kind} document (kind: {found!r})")
     major = str(document.get("schema_version", "")).split(".")[0]
-    if major != VERSIONS[kind].split(".")[0]:
+    readable = READABLE_MAJORS.get(kind, (VERSIONS[kind].split(".")[0],))
+    if major not in readable:
         raise DocumentKindError(f"{source}: {kind} schema {document.get('schema_version')!r}; this harness reads "
-                                f"{VERSIONS[kind].split('.')[0]}.x")
+                                + " and ".join(f"{m}.x" for m in readable))
     return document

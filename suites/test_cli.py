@@ -15,6 +15,7 @@ from operators.backends import load_backend
 from operators.core.device import Device
 from operators.core.dtypes import DType
 from operators.core.exits import EXIT_INTERNAL, run_guarded
+from operators.core.result import replay_line
 from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
 from operators.core.status import STATUS_VARIABLE
 from suites.child_process import run_child
@@ -62,10 +63,30 @@ def test_a_passing_run_prints_the_table_and_writes_the_report(harness, capsys, t
     assert set(document["summary"]) == {"rms_norm", "rope"}
     case = document["cases"][0]
     assert case["implementation"]["symbol"] == f"q3_{case['operator']}" and case["implementation"]["calls"] == 1
-    assert {"shapes", "strides"} <= set(case) and case["verdict"] == "pass" and case["repro"]
+    assert {"case", "strides"} <= set(case) and case["verdict"] == "pass"
+    assert set(document["budgets"]) == {"rms_norm", "rope"} and document["budgets"]["rope"]["justification"]
     assert {"cosine", "max_abs", "max_abs_index", "max_rel", "rel_l2", "ulp_max", "ulp_p99",
             "mismatch_fraction", "error_ratio"} <= set(case["outputs"]["out"]["metrics"])
     assert any(c["allowed"] is False and c["verdict"] == "pass" for c in document["contract"])
+
+
+def test_the_report_stores_each_case_once_on_a_line_of_its_own_and_replays_it(harness, capsys, tmp_path):
+    """Schema 2: no copy of the case JSON beside `case` (the replay line is built from it); the
+    replay line a row gives checks that very case again."""
+    report = tmp_path / "r.json"
+    arguments = ["--operators", "swiglu", "--dtypes", "f16", "--examples", "2", "--no-contract"]
+    assert run(capsys, *arguments, "--output", str(report))[0] == EXIT_PASS
+    text = report.read_text()
+    rows = json.loads(text)["cases"]
+    for row in rows:
+        compact = json.dumps(row["case"], separators=(",", ":"))
+        assert text.count(compact) == 1 and text.count(json.dumps(row, separators=(",", ":"))) == 1
+    line = replay_line(rows[1])
+    assert line.startswith(f"python -m operators.run --device {harness.device.value} --backend native --replay ")
+    replay = shlex.split(line)[3:]
+    code, out, err = run(capsys, *replay)
+    assert code == EXIT_PASS, err
+    assert json.loads(out)["case"] == rows[1]["case"]
 
 
 def test_the_same_seed_draws_the_same_cases(harness, capsys, tmp_path):

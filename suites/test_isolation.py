@@ -56,7 +56,7 @@ def test_a_kernel_that_ends_the_process_fails_its_case_and_the_run_goes_on(harne
     completed, report = run_command(harness, tmp_path, "--operators", "swiglu,rms_norm", "--examples", "4")
     assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
     swiglu = [c for c in report["cases"] if c["operator"] == "swiglu"]
-    odd = [c for c in swiglu if c["shapes"]["gate"][-1] % 2 == 1]
+    odd = [c for c in swiglu if c["case"]["inputs"]["gate"]["shape"][-1] % 2 == 1]
     assert odd and len(odd) < len(swiglu), "the draw needs odd and even widths"
     for case in swiglu:
         if case in odd:
@@ -169,7 +169,7 @@ def test_a_gpu_fault_fails_its_case_and_a_fresh_process_goes_on(harness, tmp_pat
     completed, report = run_command(harness, tmp_path, "--operators", "swiglu", "--examples", "4")
     assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
     swiglu = report["cases"]
-    odd = [c for c in swiglu if c["shapes"]["gate"][-1] % 2 == 1]
+    odd = [c for c in swiglu if c["case"]["inputs"]["gate"]["shape"][-1] % 2 == 1]
     assert odd and len(odd) < len(swiglu), "the draw needs odd and even widths"
     for case in swiglu:
         if case in odd:
@@ -233,7 +233,7 @@ def test_guard_pages_turn_a_read_past_an_input_into_a_failure_naming_it(harness,
     (tmp_path / "misbehaving_backend.py").write_text(OVERREADING_BACKEND)
     completed, report = run_command(harness, tmp_path, "--operators", "swiglu", "--examples", "6", "--guard-pages")
     assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
-    odd = [c for c in report["cases"] if c["shapes"]["gate"][-1] % 2 == 1]
+    odd = [c for c in report["cases"] if c["case"]["inputs"]["gate"]["shape"][-1] % 2 == 1]
     assert odd and len(odd) < len(report["cases"])
     for case in report["cases"]:
         if case in odd:
@@ -305,7 +305,7 @@ def test_an_address_sanitizer_report_is_attached_to_the_case_it_ended(harness, t
              "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
     assert completed.returncode == EXIT_FAIL, completed.stderr[-2000:]
     failed = [c for c in json.loads(report.read_text())["cases"] if c["verdict"] == "fail"]
-    assert failed and all(c["shapes"]["gate"][-1] % 2 == 1 for c in failed)
+    assert failed and all(c["case"]["inputs"]["gate"]["shape"][-1] % 2 == 1 for c in failed)
     assert all(c["reasons"][0].endswith("inside the kernel call: AddressSanitizer: heap-buffer-overflow "
                                         f"{tmp_path / 'over.c'}:7 in read_past (READ of size 4)") for c in failed), \
         [c["reasons"] for c in failed]

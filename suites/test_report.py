@@ -81,3 +81,17 @@ def test_the_same_seed_and_code_write_the_same_report_but_for_timings(harness, t
     for document in documents:  # the command line names the output; the time it was written moves on
         document["environment"].pop("command"), document["environment"].pop("written")
     assert first == second
+
+
+def test_reports_of_schema_1_stay_readable_as_baselines(harness):
+    """A baseline written before schema 2 (its rows carry `repro`) is still read and replayed."""
+    from operators.core.result import replay_line
+    from reports.schemas import DocumentKindError, require_kind
+    doc = report.build_document([one_result(harness)], [], {"seed": 0}, {"torch": "x"})
+    row = doc["cases"][0]
+    old = {**doc, "schema_version": "1.5", "cases": [{**row, "repro": "python -m operators.run --replay old"}]}
+    assert require_kind(old, "operators", "old.json") is old
+    assert replay_line(old["cases"][0]) == "python -m operators.run --replay old"
+    assert replay_line(row).startswith(f"python -m operators.run --device {harness.device.value} --backend ")
+    with pytest.raises(DocumentKindError, match="reads 1.x and 2.x"):
+        require_kind({**doc, "schema_version": "3.0"}, "operators", "new.json")

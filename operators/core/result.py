@@ -62,8 +62,17 @@ class OutputResult:
 
 
 def repro_command(case: Case, backend: str, device: Device) -> str:
+    """The command that checks this one case again (a report row's: `replay_line`)."""
     return (f"python -m operators.run --device {device.value} --backend {shlex.quote(backend)} "
             f"--replay {shlex.quote(case.compact_json())}")
+
+
+def replay_line(row: Mapping[str, Any]) -> str:
+    """The replay command of a report's case row (schema 2: built from its case, backend and device;
+    1.x stored it as `repro`)."""
+    if "repro" in row:
+        return row["repro"]
+    return repro_command(Case.from_json(row["case"]), row["backend"], Device(row["device"]))
 
 
 @dataclass(frozen=True)
@@ -112,26 +121,20 @@ class CaseResult:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
+        """The case is stored once (`case`: shapes, dtypes, layouts, attributes, regime, seed); the
+        replay line is `replay_line(row)`, the budget the document's `budgets[operator]`."""
         tensors = {**self.case.inputs, **self.case.outputs}
         return {
             "operator": self.case.operator,
             "backend": self.backend,
             "device": self.device.value,
             "implementation": dict(self.implementation),
-            "dtypes": {n: t.dtype.value for n, t in tensors.items()},
             "dtype_combination": self.case.dtype_label(),
-            "shapes": {n: list(t.shape) for n, t in tensors.items()},
-            "strides": {n: list(strides_for(t.shape, t.layout)) for n, t in tensors.items()},
-            "layouts": {n: t.layout.value for n, t in tensors.items()},
-            "attributes": dict(self.case.attributes),
-            "regime": self.case.regime.value,
             "case": self.case.to_json(),
-            "seed": self.case.seed,
+            "strides": {n: list(strides_for(t.shape, t.layout)) for n, t in tensors.items()},
             "outputs": {o.name: o.to_json() for o in self.outputs},
-            "budget": self.budget.to_json(),
             "verdict": self.verdict.value,
             "reasons": list(self.reasons),
-            "repro": self.repro,
             "seconds": round(self.seconds, 4),
         }
 
