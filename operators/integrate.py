@@ -19,6 +19,7 @@ from operators.backends import Backend, BackendError, started
 from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
 from operators.core.kernel_errors import KernelError, KernelOutOfMemoryError
+from operators.core.run_config import add_plots_option, check_plots_option
 from operators.core.run_context import RunContext, current_stream
 from operators.model.attribution import attribute
 from operators.model.errors import CheckpointError, KernelCallError
@@ -33,6 +34,8 @@ from operators.core.supervision import watched_command
 from operators.core.target import add_backend_option, add_device_option, parse_device, select_backend
 from reports.document import json_text, write_text_atomically
 from reports.junit import integration_junit_xml
+from reports.markdown import picture_lines
+from reports.pictures import draw_integration
 from reports.drift import add_drift_options, compare_integration, load_baseline
 from reports.environment import collect_environment
 from reports.schemas import DocumentKindError
@@ -72,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     add_drift_options(p.add_argument)
     p.add_argument("--junit-xml", type=Path, help="write one JUnit testcase per (layer, point) and one for the run")
     p.add_argument("--markdown", type=Path, help="write a markdown summary (the points table, logits, generation)")
+    add_plots_option(p.add_argument)
     return p
 
 
@@ -165,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers_logging.disable_progress_bar()
     began = time.perf_counter()
     try:
+        check_plots_option(args.plots)
         backend, models, ids, taken = setup(args)
     except (UsageError, CheckpointError, TransformersVersionError, OSError) as error:
         return usage_exit(error)
@@ -194,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
               "baseline": f"transformers {models.dtype.short} on {models.device.value} (eager)"}
     document = build_document(result, config, collect_environment(models.device.torch_type, backend))
     document["seconds"] = round(time.perf_counter() - began, 2)
+    pictures = [draw_integration(document, args.plots / "integration.png")] if args.plots else []
     outputs = ((args.output, lambda: json_text(document)), (args.junit_xml, lambda: integration_junit_xml(document)),
-               (args.markdown, lambda: integration_markdown(document, result, args.all_points)))
+               (args.markdown, lambda: integration_markdown(document, result, args.all_points)
+                + "\n".join(picture_lines(pictures, args.markdown))))
     for path, text in outputs:
         try:
             if path is not None:
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     where = result.first_failure()
     verdict = "PASS" if result.passed else f"FAIL: first over budget at {where}"
-    written = [str(path) for path, _ in outputs if path is not None]
+    written = [str(path) for path, _ in outputs if path is not None] + [str(p) for p in pictures]
     print(f"\nverdict: {verdict} ({document['seconds']}s{', wrote ' + ', '.join(written) if written else ''})",
           file=sys.stderr)
     return EXIT_PASS if result.passed and not regressed else EXIT_FAIL

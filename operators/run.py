@@ -29,6 +29,7 @@ from reports.drift import Drift, compare, load_baseline
 from reports.environment import collect_environment
 from reports.junit import junit_xml
 from reports.markdown import run_markdown
+from reports.pictures import case_picture_writer, run_pictures
 from reports.tables import contract_table, summary_table, support_table
 
 FAILURES_SHOWN = 5
@@ -40,6 +41,7 @@ def progress(message: str) -> None:
 
 def run_cases(config: RunConfig, backend: Backend, steps: Steps) -> tuple[list[CaseResult], list[str]]:
     results, skipped = [], []
+    on_failure = case_picture_writer(config.plots, steps.started) if config.plots else None
     groups = [(op, dtype) for op in config.operators for dtype in config.dtypes]
     live, began = sys.stderr.isatty(), time.perf_counter()  # a live case counter on a terminal only
     for number, (operator, dtype) in enumerate(groups, 1):
@@ -55,7 +57,7 @@ def run_cases(config: RunConfig, backend: Backend, steps: Steps) -> tuple[list[C
             row = steps.run(f"{operator}/{dtype.short}/{index}",
                             f"{operator} {dtype.short}: {repro_command(case, config.backend, config.device)}",
                             lambda: check_case(spec, case, kernel, config.device, backend.loaded_as,
-                                               config.guard_pages),
+                                               config.guard_pages, on_failure),
                             lambda reason: ended_case(case, kernel, backend.loaded_as, config.device, spec.budget,
                                                       reason))
             if row is not None:
@@ -160,9 +162,12 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
         document["drift"] = {"baseline": str(config.baseline), "regressed": regressed, "cases_matched": drift.matched,
                              "new_failures": len(drift.new_failures), "drifted": len(drift.drifted),
                              "missing_pairs": drift.missing_pairs, "environment_changes": drift.environment}
+    pictures = run_pictures(config.plots, results, steps.started) if config.plots else []
+    if pictures:
+        progress(f"wrote {len(pictures)} pictures to {config.plots}")
     for path, text in ((config.output, lambda: json_text(document)),
                        (config.junit_xml, lambda: junit_xml(results, contract)),
-                       (config.markdown, lambda: run_markdown(document, results, contract, drift))):
+                       (config.markdown, lambda: run_markdown(document, results, contract, drift, pictures))):
         if path:
             try:
                 write_text_atomically(path, text())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -226,9 +226,14 @@ def judge_outputs(prepared: PreparedCase, views: Mapping[str, torch.Tensor]) -> 
     return reasons, results
 
 
-def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages: bool = False) -> CaseResult:
+OnFailure = Callable[[PreparedCase, Mapping[str, torch.Tensor], CaseResult], None]
+
+
+def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages: bool = False,
+               on_failure: OnFailure | None = None) -> CaseResult:
     """One implementation on the prepared case: fresh copies of its inputs, poisoned outputs (between
-    guard pages, on the CPU, with `guard_pages`)."""
+    guard pages, on the CPU, with `guard_pages`). `on_failure` sees a failed case's outputs while
+    they exist (the run's pictures)."""
     started = time.perf_counter()
     spec, case = prepared.spec, prepared.case
     target = prepared.device.torch_device()
@@ -260,11 +265,15 @@ def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages
         return finish(Verdict.FAIL, [kernel_exception(error)])
 
     reasons = contract_reasons(inputs, snapshots, outputs, prepared.masks)
-    judged, results = judge_outputs(prepared, {n: p.view for n, p in outputs.items()})
+    views = {n: p.view for n, p in outputs.items()}
+    judged, results = judge_outputs(prepared, views)
     reasons += judged
-    return finish(Verdict.FAIL if reasons else Verdict.PASS, reasons, tuple(results))
+    result = finish(Verdict.FAIL if reasons else Verdict.PASS, reasons, tuple(results))
+    if on_failure is not None and result.verdict is Verdict.FAIL and results:
+        on_failure(prepared, views, result)
+    return result
 
 
 def check_case(spec: OperatorSpec, case: Case, kernel: Kernel, device: Device, backend: str,
-               guard_pages: bool = False) -> CaseResult:
-    return run_kernel(prepare_case(spec, case, device), kernel, backend, guard_pages)
+               guard_pages: bool = False, on_failure: OnFailure | None = None) -> CaseResult:
+    return run_kernel(prepare_case(spec, case, device), kernel, backend, guard_pages, on_failure)

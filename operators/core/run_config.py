@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class RunConfig:
     markdown: Path | None = None
     drift_margin: float = RELATIVE_MARGIN
     fail_on: str = "drift"
+    plots: Path | None = None  # a folder for the PNG pictures (matplotlib)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -53,6 +55,7 @@ class RunConfig:
                     baseline=str(self.baseline) if self.baseline else None,
                     junit_xml=str(self.junit_xml) if self.junit_xml else None,
                     markdown=str(self.markdown) if self.markdown else None,
+                    plots=str(self.plots) if self.plots else None,
                     replay=self.replay.to_json() if self.replay else None)
         return data
 
@@ -91,6 +94,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--junit-xml", type=Path, help="write the cases and contract checks as JUnit XML (CI dashboards)")
     p.add_argument("--markdown", type=Path, help="write a markdown summary (tables, top failures, drift) for a CI "
                                                 "job page")
+    add_plots_option(p.add_argument)
     p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
     return p
 
@@ -127,6 +131,7 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                 check_report_path(path)
         except ReportPathError as error:
             raise UsageError(f"{option}: {error}") from None
+    check_plots_option(args.plots)
     replay = None
     if args.replay:
         try:
@@ -142,7 +147,33 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                      operators_named=args.operators is not None, require_support=args.require_support,
                      kernel_timeout=args.kernel_timeout, guard_pages=args.guard_pages, baseline=args.baseline,
                      drift_margin=args.drift_margin, fail_on=args.fail_on, junit_xml=args.junit_xml,
-                     markdown=args.markdown)
+                     markdown=args.markdown, plots=args.plots)
+
+
+def add_plots_option(add) -> None:
+    """--plots, shared by operators.run and operators.integrate."""
+    add("--plots", type=Path, metavar="DIR",
+        help="write PNG pictures here (needs matplotlib): the run's budget use per operator and where each failing "
+             "case's error sits (operators.run), or the error per layer (operators.integrate); --markdown links them")
+
+
+def check_plots_option(directory: Path | None) -> None:
+    """Before anything runs: matplotlib is there and the folder can be written."""
+    if directory is None:
+        return
+    from reports.pictures import PicturesUnavailable, require_matplotlib
+    try:
+        require_matplotlib()
+    except PicturesUnavailable as error:
+        raise UsageError(str(error)) from None
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--plots: '{directory}' is not a folder")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--plots: cannot create the folder '{directory}' ({error.strerror})") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"--plots: no write permission in '{directory}'")
 
 
 def check_replay_matches_spec(case: Case) -> None:
