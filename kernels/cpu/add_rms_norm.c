@@ -3,6 +3,7 @@
 #include "common.h"
 #include "entry.h"
 #include "norm_row.h"
+#include "parallel.h"
 
 int q3_add_rms_norm(q3_tensor out, q3_tensor sum, q3_tensor x, q3_tensor residual,
                     q3_tensor weight, double eps, void *stream) {
@@ -10,7 +11,7 @@ int q3_add_rms_norm(q3_tensor out, q3_tensor sum, q3_tensor x, q3_tensor residua
 
     const int64_t rows = q3_rows(&x);
     const int64_t cols = x.shape[x.ndim - 1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (q3_parallel(rows * cols))
     for (int64_t row = 0; row < rows; ++row) {
         const int64_t x_offset = q3_row_offset(&x, row);
         const int64_t residual_offset = q3_row_offset(&residual, row);

@@ -2,12 +2,13 @@
  * (as torch.argmax), the first NaN wins. */
 #include "common.h"
 #include "entry.h"
+#include "parallel.h"
 
 int q3_argmax(q3_tensor out, q3_tensor logits, void *stream) {
     Q3_ENTER("argmax", q3_check_argmax_call(op, &out, &logits));
     const int64_t batch = logits.shape[0], vocab = logits.shape[1];
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (q3_parallel(batch * vocab))
     for (int64_t b = 0; b < batch; ++b) {
         const int64_t base = b * logits.strides[0];
         int64_t best = 0;

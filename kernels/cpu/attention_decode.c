@@ -6,6 +6,7 @@
 #include "common.h"
 #include "entry.h"
 #include "scratch.h"
+#include "parallel.h"
 
 /* seq_lens in [S, max_len]; *longest receives the largest. */
 static int check_seq_lens(const char *op, const q3_tensor *seq_lens, int64_t new_tokens,
@@ -34,7 +35,8 @@ static int run(const char *op, const q3_tensor *out, const q3_tensor *q, const q
     float *scratch = q3_scratch_alloc(sizeof(float) * (size_t)(2 * head_dim + longest), &stride);
     if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate score scratch");
     const int64_t group = kv_heads == 0 ? 1 : q_heads / kv_heads;
-#pragma omp parallel for collapse(3) schedule(dynamic, 4)
+#pragma omp parallel for collapse(3) schedule(dynamic, 4) \
+    if (q3_parallel(batch * new_tokens * q_heads * longest * head_dim))
     for (int64_t b = 0; b < batch; ++b) {
         for (int64_t s = 0; s < new_tokens; ++s) {
             for (int64_t h = 0; h < q_heads; ++h) {

@@ -4,6 +4,7 @@
 #include "common.h"
 #include "entry.h"
 #include "scratch.h"
+#include "parallel.h"
 
 int q3_attention_prefill(q3_tensor out, q3_tensor q, q3_tensor k, q3_tensor v, double scale,
                          void *stream) {
@@ -15,7 +16,8 @@ int q3_attention_prefill(q3_tensor out, q3_tensor q, q3_tensor k, q3_tensor v, d
     float *scratch = q3_scratch_alloc(sizeof(float) * (size_t)(2 * head_dim + tokens), &stride);
     if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate score scratch");
     const int64_t group = kv_heads == 0 ? 1 : q_heads / kv_heads;
-#pragma omp parallel for collapse(2) schedule(dynamic, 4)
+#pragma omp parallel for collapse(2) schedule(dynamic, 4) \
+    if (q3_parallel(tokens * tokens * q_heads * head_dim))
     for (int64_t t = 0; t < tokens; ++t) {
         for (int64_t h = 0; h < q_heads; ++h) {
             const int64_t kv = h / group;

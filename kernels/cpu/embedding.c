@@ -1,6 +1,7 @@
 /* Token embedding: out[..., :] = weight[ids[...], :]; every id is checked before any write. */
 #include "common.h"
 #include "entry.h"
+#include "parallel.h"
 
 int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
     Q3_ENTER("embedding", q3_check_embedding_call(op, &out, &ids, &weight));
@@ -23,7 +24,7 @@ int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
     }
     const int64_t hidden = weight.shape[1];
     const size_t element = out.dtype == Q3_F32 ? 4 : 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (q3_parallel(tokens * hidden))
     for (int64_t t = 0; t < tokens; ++t) {
         int64_t id = q3_load_index(&ids, q3_row_offset(&id_rows, t));
         const char *source = (const char *)weight.data + (size_t)(id * weight.strides[0]) * element;

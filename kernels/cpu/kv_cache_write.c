@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "entry.h"
+#include "parallel.h"
 
 static void copy_head_block(const q3_tensor *dst, int64_t dst_base, const q3_tensor *src,
                             int64_t src_base, int64_t heads, int64_t head_dim, int dst_h,
@@ -44,7 +45,8 @@ int q3_kv_cache_write(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q3_tens
     if (status != Q3_OK) return status;
 
     const int64_t heads = k.shape[2], head_dim = k.shape[3];
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) \
+    if (q3_parallel(batch * new_tokens * heads * head_dim))
     for (int64_t b = 0; b < batch; ++b) {
         for (int64_t s = 0; s < new_tokens; ++s) {
             const int64_t p =
@@ -71,7 +73,7 @@ int q3_kv_cache_write_paged(q3_tensor k_cache, q3_tensor v_cache, q3_tensor k, q
     free(values);
     if (status != Q3_OK) return status;
     const int64_t heads = k.shape[1], head_dim = k.shape[2];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (q3_parallel(count * heads * head_dim))
     for (int64_t n = 0; n < count; ++n) {
         const int64_t slot = q3_load_index(&slots, n * slots.strides[0]);
         const int64_t block = slot / block_size, offset = slot % block_size;

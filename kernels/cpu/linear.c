@@ -5,6 +5,7 @@
 #include "common.h"
 #include "entry.h"
 #include "scratch.h"
+#include "parallel.h"
 
 int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void *stream) {
     Q3_ENTER("linear", q3_check_linear_call(op, &out, &x, &weight, &bias));
@@ -19,7 +20,7 @@ int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void
         free(scratch);
         return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate float32 copies of 'weight' and 'x'");
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (q3_parallel(out_features * in_features))
     for (int64_t n = 0; n < out_features; ++n) {
         for (int64_t k = 0; k < in_features; ++k) {
             packed[n * in_features + k] =
@@ -29,7 +30,7 @@ int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void
     const int64_t rows = q3_rows(&x);
     const int64_t x_stride = x.strides[x.ndim - 1];
     const int64_t out_stride = out.strides[out.ndim - 1];
-#pragma omp parallel
+#pragma omp parallel if (q3_parallel(rows * in_features * out_features))
     {
         float *row_values = (float *)(scratch + stride * (size_t)q3_thread_id());
 #pragma omp for schedule(static)

@@ -6,6 +6,7 @@
 #include "common.h"
 #include "entry.h"
 #include "scratch.h"
+#include "parallel.h"
 
 int q3_moe_experts(q3_tensor out, q3_tensor x, q3_tensor weights, q3_tensor ids, q3_tensor gate_up,
                    q3_tensor down, void *stream) {
@@ -28,7 +29,7 @@ int q3_moe_experts(q3_tensor out, q3_tensor x, q3_tensor weights, q3_tensor ids,
     float *scratch =
         q3_scratch_alloc(sizeof(float) * (size_t)(2 * hidden + inter), &stride);
     if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate expert scratch");
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (q3_parallel(tokens * top_k * hidden * inter))
     for (int64_t t = 0; t < tokens; ++t) {
         float *row = q3_scratch_for_thread(scratch, stride);
         float *acc = row + hidden, *act = acc + hidden;

@@ -7,6 +7,7 @@
 #include "common.h"
 #include "entry.h"
 #include "scratch.h"
+#include "parallel.h"
 
 int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_weight,
                   int64_t top_k, int norm_topk_prob, void *stream) {
@@ -19,7 +20,7 @@ int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_
         sizeof(float) * (size_t)(hidden + 2 * experts + top_k), &stride);
     if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate router scratch");
     const int dtype = x.dtype;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (q3_parallel(tokens * hidden * experts))
     for (int64_t t = 0; t < tokens; ++t) {
         float *row = q3_scratch_for_thread(scratch, stride);
         float *p = row + hidden, *chosen = p + experts, *top = chosen + experts;

@@ -10,6 +10,7 @@
 #include "common.h"
 #include "entry.h"
 #include "scratch.h"
+#include "parallel.h"
 
 typedef struct {
     float p;
@@ -81,7 +82,7 @@ int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double t
     size_t stride;
     candidate *scratch = q3_scratch_alloc(sizeof(candidate) * (size_t)vocab, &stride);
     if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate sort scratch");
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (q3_parallel(batch * vocab))
     for (int64_t b = 0; b < batch; ++b) {
         const double r = ((const float *)random.data)[b * random.strides[0]];
         ((int64_t *)out.data)[b * out.strides[0]] =

@@ -3,13 +3,14 @@
  * NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1). */
 #include "common.h"
 #include "entry.h"
+#include "parallel.h"
 
 int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int layout,
             void *stream) {
     Q3_ENTER("rope", q3_check_rope_call(op, &out, &x, &positions, theta, layout));
 
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (q3_parallel(tokens * heads * head_dim))
     for (int64_t t = 0; t < tokens; ++t) {
         for (int64_t h = 0; h < heads; ++h) {
             const double position = (double)q3_load_index(&positions, t * positions.strides[0]);

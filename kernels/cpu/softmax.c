@@ -3,6 +3,7 @@
  * yields NaN, as PyTorch does. */
 #include "common.h"
 #include "entry.h"
+#include "parallel.h"
 
 /* Softmax of the first `visible` entries of a row; entries visible .. cols-1 are written as 0. */
 static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_stride,
@@ -29,7 +30,7 @@ int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (q3_parallel(rows * cols))
     for (int64_t row = 0; row < rows; ++row) {
         softmax_row(&out, q3_row_offset(&out, row), out_stride, &x, q3_row_offset(&x, row),
                     x_stride, cols, cols);
@@ -43,7 +44,7 @@ int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream) {
 
     const int64_t rows = q3_rows(&x);
     const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (q3_parallel(rows * k_len))
     for (int64_t row = 0; row < rows; ++row) {
         const int64_t i = row % q_len;
         softmax_row(&out, q3_row_offset(&out, row), out_stride, &x, q3_row_offset(&x, row),

@@ -57,6 +57,16 @@ def qwen3_bf16() -> Shapes:
                   sampling_batches=(32,), sample_top_k=50)
 
 
+def qwen3_cpu() -> Shapes:
+    """Qwen3-0.6B in float32 (the MoE operators a quarter of Qwen3-30B-A3B's experts): the C kernels'
+    pytest-benchmark, at a decode step (1 token, batches of 1 and 8 over 1024 past positions) and a
+    128-token prefill."""
+    return Shapes(DType.F32, hidden=1024, heads=16, kv_heads=8, head_dim=128, intermediate=3072, vocab=151936,
+                  moe_hidden=2048, moe_experts=32, moe_top_k=8, moe_width=768, tokens=(1, 128),
+                  prefill=(128,), decode_batches=(1, 8), decode_past=1024, block_size=16,
+                  sampling_batches=(8,), sample_top_k=50)
+
+
 def small_f32() -> Shapes:
     """A few elements per dimension in float32: every workload's baselines checked on the CPU."""
     return Shapes(DType.F32, hidden=64, heads=8, kv_heads=2, head_dim=16, intermediate=40, vocab=100,
