@@ -23,12 +23,14 @@ from operators.core.drawing import seed_alone
 from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.core.exits import UsageError
 from operators.core.profiles import PROFILES, register_profiles, seeded_profile, unshrunk_profile
-from operators.core.registry import get_spec
+from operators.core.registry import OPERATOR_NAMES, get_spec
 from operators.core.run_context import RunContext, current_stream
 from operators.rope import MAX_POSITION
 from reports.drift import add_drift_options
 from operators.core.result import CaseResult, Verdict, ended_case
 from operators.core.worker import CaseWorker
+from operators.core.xdist_workers import (is_controller, pin_worker_to_gpu, received_results, send_results,
+                                          worker_index)
 from operators.core.target import (BACKEND_HELP, add_guard_options, check_available, check_importable,
                                    check_something_is_checked, device_help, parse_device, select_backend)
 
@@ -108,6 +110,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     if not dtypes or any(d not in FLOAT_DTYPES for d in dtypes):
         raise pytest.UsageError("--dtypes must name working dtypes among f32, f16, bf16")
+    index = worker_index(config)
+    if index is not None and device is Device.NVIDIA:
+        pin_worker_to_gpu(index)
     report = config.getoption("--report")
     if report is not None:
         from reports.document import ReportPathError, check_report_path
@@ -246,10 +251,43 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                                     "--all-suites runs them)")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` on a GPU: one worker per visible GPU (xdist's own count, the CPUs, otherwise)."""
+    try:
+        on_gpu = parse_device(config.getoption("--device")) is Device.NVIDIA
+    except UsageError:
+        return None
+    if not on_gpu:
+        return None
+    import torch
+    return torch.cuda.device_count() or None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist: a worker finished; its cases join the controller's report."""
+    state = node.config.stash.get(SESSION_KEY, None)
+    if state is not None and hasattr(node, "workeroutput"):
+        results, left_out = received_results(node.workeroutput)
+        state.results += results
+        state.self_tests_left_out = max(state.self_tests_left_out, left_out)
+
+
+def in_report_order(results: list[CaseResult]) -> list[CaseResult]:
+    """Operator, dtype, case: the same order whichever process or test order checked them."""
+    operators = {name: number for number, name in enumerate(OPERATOR_NAMES)}
+    return sorted(results, key=lambda r: (operators.get(r.case.operator, len(operators)), r.case.dtype.value,
+                                          r.case.compact_json()))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
     if state is not None and state.worker is not None:
         state.worker.stop()
+    if state is not None and not is_controller(session.config):
+        send_results(session.config, state.results, state.self_tests_left_out)
+        return  # the controlling process writes the report and compares it with --baseline
     baseline = session.config.getoption("--baseline")
     if state is None or (state.report is None and baseline is None):
         return
@@ -261,8 +299,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
               "dtypes": [d.value for d in state.dtypes], "source": "pytest", "exit_status": int(exitstatus)}
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     incomplete = {"reason": "interrupted (SIGTERM or Ctrl-C)", "steps_not_run": None} if interrupted else None
-    document = build_document(state.results, [], config, collect_environment(state.device.torch_type, state.backend),
-                              incomplete=incomplete)
+    if state.backend is None and state.results:  # an xdist controller: its workers ran the backend
+        try:
+            state.backend = select_backend(state.backend_name, state.device)
+        except (UsageError, BackendError):
+            pass
+    document = build_document(in_report_order(state.results), [], config,
+                              collect_environment(state.device.torch_type, state.backend), incomplete=incomplete)
     if exitstatus != 0 and not interrupted:
         # Failures outside the recorded cases (a contract check, bad input, a self-test) fail it too.
         document["verdict"] = "fail"

@@ -1,0 +1,55 @@
+"""`pytest suites/ -n N` (pytest-xdist): each worker process on a GPU of its own, and the session's
+case results gathered by the controlling process, which alone writes the report.
+
+Nothing here imports xdist: a worker is recognised by the `workerinput` xdist gives its config."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+RESULTS_KEY = "qwen3_harness_results"  # pickled CaseResults in a worker's workeroutput
+LEFT_OUT_KEY = "qwen3_harness_self_tests_left_out"
+
+
+def worker_index(config: Any) -> int | None:
+    """0, 1, ... in a worker process (its id is gw0, gw1, ...); None in the controlling process or
+    without xdist."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    return int(str(workerinput.get("workerid", "gw0")).removeprefix("gw"))
+
+
+def is_controller(config: Any) -> bool:
+    """The process that collects the workers' results (or the only process)."""
+    return worker_index(config) is None
+
+
+def pin_worker_to_gpu(index: int) -> str | None:
+    """Worker `index` takes visible GPU index % count: the current CUDA device of this process, and
+    CUDA_VISIBLE_DEVICES for the processes its tests start. None when there is one GPU or none."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count < 2:
+        return None
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    chosen = index % count
+    physical = visible[chosen] if len(visible) == count else str(chosen)
+    torch.cuda.set_device(chosen)
+    os.environ["CUDA_VISIBLE_DEVICES"] = physical
+    return physical
+
+
+def send_results(config: Any, results: list, self_tests_left_out: int) -> None:
+    """In a worker, at its session's end: what the controller's report needs."""
+    config.workeroutput[RESULTS_KEY] = pickle.dumps(results)
+    config.workeroutput[LEFT_OUT_KEY] = self_tests_left_out
+
+
+def received_results(workeroutput: dict) -> tuple[list, int]:
+    """In the controller, when a worker finished: its results and its count of left-out self-tests."""
+    data = workeroutput.get(RESULTS_KEY)
+    return (pickle.loads(data) if data else []), int(workeroutput.get(LEFT_OUT_KEY, 0))
