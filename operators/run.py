@@ -14,6 +14,7 @@ from operators.core.device import Device
 from operators.core.drawing import draw_cases
 from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
 from operators.core.guard_pages import report_faults_to
+from operators.core.jobs import Part, hand_back, run_jobs
 from operators.core.journal import Steps
 from operators.core.registry import get_spec
 from operators.core.result import CaseResult, Verdict, ended_case, repro_command
@@ -128,12 +129,20 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
     progress(f"checking {len(config.operators)} operators x {len(config.dtypes)} dtypes on {config.device.value} "
              f"with backend '{backend.name}' ({config.examples} cases each, seed {config.seed})")
     steps = Steps.from_environment(status)
-    results, skipped = run_cases(config, backend, steps)
-    contract = run_contract(config, backend, steps) if config.contract else []
+    if config.jobs > 1:
+        checked = run_jobs(config)
+    else:
+        results, skipped = run_cases(config, backend, steps)
+        contract = run_contract(config, backend, steps) if config.contract else []
+        checked = Part(results, contract, skipped, steps.stop_reason, steps.not_run)
+        if hand_back(checked):  # a job of a run with --jobs: that run reports
+            failed = any(r.verdict is Verdict.FAIL for r in results) or any(not c.passed for c in contract)
+            return EXIT_FAIL if failed else EXIT_PASS
+    results, contract, skipped = checked.results, checked.contract, checked.skipped
     environment = collect_environment(config.device.torch_type, backend)
     document = build_document(results, contract, {**config.to_json(), "skipped_operators": skipped}, environment,
-                              incomplete=steps.stop_reason and {"reason": steps.stop_reason,
-                                                                "steps_not_run": steps.not_run})
+                              incomplete=checked.stop_reason and {"reason": checked.stop_reason,
+                                                                  "steps_not_run": checked.not_run})
     document["seconds"] = round(time.time() - steps.started, 2)
     print(summary_table(document["summary"]))
     if document["coverage"]:
@@ -176,8 +185,8 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
                 return EXIT_USAGE
             progress(f"wrote {path}")
     verdict = document["verdict"]
-    if steps.stop_reason:
-        progress(f"incomplete: {steps.stop_reason}; {steps.not_run} steps (cases or contract checks) not run")
+    if checked.stop_reason:
+        progress(f"incomplete: {checked.stop_reason}; {checked.not_run} steps (cases or contract checks) not run")
     progress(f"verdict: {verdict.upper()} ({sum(r.passed for r in results)}/{len(results)} cases passed"
              + (f", {unsupported} unsupported" if unsupported else "") + ", "
              f"{sum(c.passed and not c.unsupported for c in contract)}/{len(contract)} contract checks"

@@ -47,6 +47,7 @@ class RunConfig:
     drift_margin: float = RELATIVE_MARGIN
     fail_on: str = "drift"
     plots: Path | None = None  # a folder for the PNG pictures (matplotlib)
+    jobs: int = 1  # runs the operators are split over (one per GPU)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -95,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", type=Path, help="write a markdown summary (tables, top failures, drift) for a CI "
                                                 "job page")
     add_plots_option(p.add_argument)
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="split the operators over N runs at once, on a GPU host one per GPU (GPU j %% count); "
+                        "one report, in the order a single run gives (default 1)")
     p.add_argument("--replay", help="re-run one case given as JSON (as printed in a failure)")
     return p
 
@@ -113,6 +117,8 @@ def parse_config(argv: list[str] | None) -> RunConfig:
     if unknown or not operators:
         raise UsageError(f"unknown operator(s) {', '.join(unknown) or '(none given)'}; expected among "
                          f"{', '.join(OPERATOR_NAMES)}")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1; got {args.jobs}")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
     if args.guard_pages and device is not Device.CPU:
@@ -147,7 +153,7 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                      operators_named=args.operators is not None, require_support=args.require_support,
                      kernel_timeout=args.kernel_timeout, guard_pages=args.guard_pages, baseline=args.baseline,
                      drift_margin=args.drift_margin, fail_on=args.fail_on, junit_xml=args.junit_xml,
-                     markdown=args.markdown, plots=args.plots)
+                     markdown=args.markdown, plots=args.plots, jobs=args.jobs)
 
 
 def add_plots_option(add) -> None:
