@@ -12,9 +12,9 @@ from operators.core.checker import check_case
 from operators.core.contract import ContractResult, check_contract
 from operators.core.device import Device
 from operators.core.drawing import draw_cases
-from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
+from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded, usage_exit
 from operators.core.guard_pages import report_faults_to
-from operators.core.jobs import Part, hand_back, run_jobs
+from operators.core.jobs import Part, hand_back, jobs_requested, run_jobs
 from operators.core.journal import Steps
 from operators.core.registry import get_spec
 from operators.core.result import CaseResult, Verdict, ended_case, repro_command
@@ -193,6 +193,8 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
              + (f" ({refused_combinations} unsupported)" if refused_combinations else "") + f", {document['seconds']}s)"
              + (f"; {len(skipped)} of {len(config.operators)} operators not tested, the backend has no kernel: "
                 f"{', '.join(skipped)}" if skipped else ""))
+    if checked.signal is not None:
+        return 128 + checked.signal  # as a single run stopped by the signal exits
     return EXIT_PASS if verdict == "pass" and not regressed else EXIT_FAIL
 
 
@@ -210,7 +212,10 @@ def drift_against_baseline(config: RunConfig, document: dict) -> Drift | None:
 
 
 def cli() -> int:
-    """The command, in a watched child process (operators/core/supervision.py)."""
+    """The command, in a watched child process (operators/core/supervision.py); with --jobs, each
+    job is one such command and this process only joins their results."""
+    if jobs_requested(sys.argv[1:]) > 1:
+        return run_guarded("operators.run", main)
     return watched_command("operators.run", main, resumes=True)
 
 

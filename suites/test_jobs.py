@@ -2,6 +2,10 @@
 same as a single run writes apart from timings; a failing kernel still fails the run."""
 
 import json
+import signal
+import sys
+
+import pytest
 
 from operators.core.device import Device
 from operators.core.jobs import PART_VARIABLE, job_environment, split_operators
@@ -9,6 +13,7 @@ from operators.core.journal import JOURNAL_VARIABLE
 from operators.core.registry import OPERATOR_NAMES
 from operators.core.status import STATUS_VARIABLE
 from operators.run import EXIT_FAIL, EXIT_PASS, main
+from suites.test_isolation import C_SLEEP, terminated_when_misbehaving, write_backend
 
 ARGUMENTS = ["--operators", "rms_norm,swiglu,rope,argmax", "--dtypes", "f32,bf16", "--examples", "3"]
 
@@ -54,3 +59,21 @@ def test_a_job_is_a_fresh_watched_run_on_a_gpu_of_its_own(monkeypatch, tmp_path)
     assert STATUS_VARIABLE not in environment and JOURNAL_VARIABLE not in environment
     assert environment["CUDA_VISIBLE_DEVICES"] == "5" and environment[PART_VARIABLE] == str(tmp_path / "part3")
     assert job_environment(1, Device.CPU, 0, tmp_path / "p")["CUDA_VISIBLE_DEVICES"] == "2,5"
+
+
+@pytest.mark.slow
+def test_sigterm_writes_what_the_jobs_finished_marked_incomplete(harness, tmp_path):
+    """Each job reports what it finished, as a stopped run does; the run of jobs joins that."""
+    write_backend(tmp_path, C_SLEEP, condition="True")
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "operators.run", "--device", harness.device.value, "--backend",
+               "misbehaving_backend", "--operators", "rms_norm,swiglu", "--dtypes", "f32", "--examples", "3",
+               "--no-contract", "--jobs", "2", "--output", str(report)]
+    returncode, output = terminated_when_misbehaving(command, tmp_path)
+    assert returncode == 128 + signal.SIGTERM, output[-3000:]
+    document = json.loads(report.read_text())
+    assert document["verdict"] == "incomplete" and document["incomplete"]["reason"] == "interrupted by SIGTERM"
+    assert document["incomplete"]["steps_not_run"] > 0
+    assert {c["operator"] for c in document["cases"]} <= {"rms_norm"}
+    assert all(c["verdict"] == "pass" for c in document["cases"])
+    assert "a job did not finish" not in output

@@ -4,12 +4,15 @@ one a single run writes (apart from timings and the command line).
 
 Each job is a whole `python -m operators.run` (its own watched process, its own crash isolation)
 over a share of the operators; it hands its results back as a pickle at the path PART_VARIABLE
-names, and prints its progress lines as a single run does."""
+names, and prints its progress lines as a single run does. The run of jobs itself is not watched:
+it calls no kernel."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +25,7 @@ from operators.core.exits import EXIT_FAIL, EXIT_PASS, UsageError
 from operators.core.journal import JOURNAL_VARIABLE, STARTED_VARIABLE, STOP_VARIABLE
 from operators.core.result import CaseResult
 from operators.core.status import STATUS_VARIABLE
+from operators.core.supervision import Interrupted, raise_interrupted
 
 PART_VARIABLE = "QWEN3_HARNESS_PART"
 # Seconds per operator of a dev-profile run over f32, f16 and bf16 on an H200: only the balance of
@@ -40,6 +44,18 @@ class Part:
     skipped: list[str] = field(default_factory=list)
     stop_reason: str | None = None
     not_run: int = 0
+    signal: int | None = None  # the run of jobs was stopped by this signal (its exit: 128 + it)
+
+
+def jobs_requested(argv: list[str]) -> int:
+    """--jobs N of a command line, read before anything else (1 when absent or malformed: the full
+    parse reports a malformed one)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--jobs", type=int, default=1)
+    try:
+        return pre.parse_known_args(argv)[0].jobs
+    except SystemExit:
+        return 1
 
 
 def split_operators(operators: tuple[str, ...], jobs: int) -> list[tuple[str, ...]]:
@@ -84,7 +100,8 @@ def visible_gpus(device: Device) -> int:
 
 
 def run_jobs(config) -> Part:
-    """Every job's results, joined in the run's operator order; UsageError when a job could not run."""
+    """Every job's results, joined in the run's operator order; UsageError when a job could not run.
+    SIGTERM or Ctrl-C: each job reports what it finished (as a stopped run does), and so does this."""
     shares = split_operators(config.operators, config.jobs)
     gpus = visible_gpus(config.device)
     with tempfile.TemporaryDirectory(prefix="qwen3-jobs-") as folder:
@@ -92,27 +109,37 @@ def run_jobs(config) -> Part:
         processes = [subprocess.Popen([sys.executable, "-m", "operators.run", *job_arguments(config, share)],
                                       env=job_environment(index, config.device, gpus, parts[index]))
                      for index, share in enumerate(shares)]
+        stopped = None
+        previous = signal.signal(signal.SIGTERM, raise_interrupted)
         try:
             codes = [process.wait() for process in processes]
-        finally:
+        except (Interrupted, KeyboardInterrupt) as stop:
+            stopped = signal.Signals(stop.signum if isinstance(stop, Interrupted) else signal.SIGINT)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             for process in processes:
-                if process.poll() is None:
-                    process.terminate()
-                    process.wait()
+                if stopped is signal.SIGTERM and process.poll() is None:
+                    process.send_signal(signal.SIGTERM)  # Ctrl-C reached every job of the terminal already
+            codes = [process.wait() for process in processes]
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         broken = [(share, code) for share, code in zip(shares, codes) if code not in (EXIT_PASS, EXIT_FAIL)]
         missing = [share for share, part in zip(shares, parts) if not part.exists()]
-        if broken or missing:
+        if stopped is None and (broken or missing):
             described = ", ".join(f"{'+'.join(share)} (exit {code})" for share, code in broken) or \
                 ", ".join("+".join(share) for share in missing)
             raise UsageError(f"--jobs: a job did not finish its operators: {described}")
-        loaded = [pickle.loads(part.read_bytes()) for part in parts]
-    return joined(config.operators, loaded)
+        loaded = [pickle.loads(part.read_bytes()) for part in parts if part.exists()]
+    whole = joined(config.operators, loaded)
+    if stopped is not None:
+        whole.signal = stopped.value
+        whole.stop_reason = whole.stop_reason or f"interrupted by {stopped.name}"
+    return whole
 
 
 def joined(operators: tuple[str, ...], parts: list[Part]) -> Part:
     """The parts in the order one run checks: operator by operator (a job holds whole operators)."""
     order = {op: number for number, op in enumerate(operators)}
-    whole = Part(stop_reason="; ".join(p.stop_reason for p in parts if p.stop_reason) or None,
+    whole = Part(stop_reason="; ".join(dict.fromkeys(p.stop_reason for p in parts if p.stop_reason)) or None,
                  not_run=sum(p.not_run for p in parts))
     whole.results = sorted((r for p in parts for r in p.results), key=lambda r: order[r.case.operator])
     whole.contract = sorted((c for p in parts for c in p.contract), key=lambda c: order[c.operator])
