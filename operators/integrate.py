@@ -35,7 +35,7 @@ from operators.core.target import add_backend_option, add_device_option, parse_d
 from reports.document import json_text, write_text_atomically
 from reports.junit import integration_junit_xml
 from reports.markdown import picture_lines
-from reports.pictures import draw_integration
+from reports.pictures import integration_pictures
 from reports.drift import add_drift_options, compare_integration, load_baseline
 from reports.environment import collect_environment
 from reports.schemas import DocumentKindError
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
               "baseline": f"transformers {models.dtype.short} on {models.device.value} (eager)"}
     document = build_document(result, config, collect_environment(models.device.torch_type, backend))
     document["seconds"] = round(time.perf_counter() - began, 2)
-    pictures = [draw_integration(document, args.plots / "integration.png")] if args.plots else []
+    pictures = integration_pictures(document, args.plots) if args.plots else []
     outputs = ((args.output, lambda: json_text(document)), (args.junit_xml, lambda: integration_junit_xml(document)),
                (args.markdown, lambda: integration_markdown(document, result, args.all_points)
                 + "\n".join(picture_lines(pictures, args.markdown))))

@@ -12,7 +12,8 @@ from operators.core.checker import check_case
 from operators.core.contract import ContractResult, check_contract
 from operators.core.device import Device
 from operators.core.drawing import draw_cases
-from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded, usage_exit
+from operators.core.exits import (EXIT_FAIL, EXIT_INTERNAL, EXIT_PASS, EXIT_USAGE, UsageError, run_guarded,
+                                  usage_exit)
 from operators.core.guard_pages import report_faults_to
 from operators.core.jobs import Part, hand_back, jobs_requested, run_jobs
 from operators.core.journal import Steps
@@ -130,7 +131,9 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
              f"with backend '{backend.name}' ({config.examples} cases each, seed {config.seed})")
     steps = Steps.from_environment(status)
     if config.jobs > 1:
-        checked = run_jobs(config)
+        have = tuple(op for op in config.operators if backend.kernel(op) is not None)
+        checked = run_jobs(config, have)
+        checked.skipped = sorted(set(config.operators) - set(have))
     else:
         results, skipped = run_cases(config, backend, steps)
         contract = run_contract(config, backend, steps) if config.contract else []
@@ -195,6 +198,8 @@ def check_and_report(config: RunConfig, backend: Backend, status: Status | None)
                 f"{', '.join(skipped)}" if skipped else ""))
     if checked.signal is not None:
         return 128 + checked.signal  # as a single run stopped by the signal exits
+    if checked.broken:
+        return EXIT_INTERNAL
     return EXIT_PASS if verdict == "pass" and not regressed else EXIT_FAIL
 
 

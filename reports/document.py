@@ -144,16 +144,15 @@ def write_text_atomically(path: Path, text: str) -> None:
 def json_text(document: Mapping[str, Any]) -> str:
     """Indented, except that each row of a top-level list of objects (cases, contract checks, points)
     takes one line: a report of thousands of cases stays small and greps by case."""
-    cleaned = _clean(document)
-    rows = {key: value for key, value in cleaned.items()
-            if isinstance(value, list) and value and all(isinstance(item, dict) for item in value)}
-    marker = "\0rows:"
-    text = json.dumps({key: marker + key if key in rows else value for key, value in cleaned.items()},
-                      indent=1, allow_nan=False)
-    for key, items in rows.items():
-        lines = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in items)
-        text = text.replace(json.dumps(marker + key), "[\n" + lines + "\n ]", 1)
-    return text + "\n"
+    fields = []
+    for key, value in _clean(document).items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            rows = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in value)
+            text = "[\n" + rows + "\n ]"
+        else:  # as json.dumps(document, indent=1) lays it out (JSON strings hold no raw newline)
+            text = json.dumps(value, indent=1, allow_nan=False).replace("\n", "\n ")
+        fields.append(f" {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(fields) + "\n}\n" if fields else "{}\n"
 
 
 def write_json(path: Path, document: Mapping[str, Any]) -> None:

@@ -31,7 +31,7 @@ def fold(values: torch.Tensor) -> tuple[torch.Tensor, str, str]:
     """Two dimensions, keeping each block's largest value, with what the axes index."""
     shape = list(values.shape)
     if values.dim() == 0:
-        values = values.reshape(1, 1)
+        return values.reshape(1, 1), "-", "-"
     if values.dim() == 1:
         return values.reshape(1, -1), "-", f"dim 0 (size {shape[0]})"
     if values.dim() >= 3:

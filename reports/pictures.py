@@ -4,6 +4,7 @@ run's error per layer against the budget line."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import sys
 import textwrap
@@ -40,7 +41,9 @@ def figure(width: float, height: float):
 
 
 def case_picture_name(result: CaseResult) -> str:
-    return f"case-{result.case.operator}-{result.case.dtype.short}-seed{result.case.seed}.png"
+    """Named by the case itself (two cases of one group may share a data seed)."""
+    digest = hashlib.sha1(result.case.compact_json().encode()).hexdigest()[:10]
+    return f"case-{result.case.operator}-{result.case.dtype.short}-{digest}.png"
 
 
 def wants_case_picture(directory: Path, result: CaseResult, since: float) -> bool:
@@ -48,7 +51,7 @@ def wants_case_picture(directory: Path, result: CaseResult, since: float) -> boo
     kernel keeps counting, and pictures of an earlier run do not count)."""
     def written(pattern: str) -> int:
         return sum(path.stat().st_mtime >= since - 1 for path in directory.glob(pattern))
-    return (written(f"case-{result.case.operator}-{result.case.dtype.short}-seed*.png") < CASE_PICTURES_PER_GROUP
+    return (written(f"case-{result.case.operator}-{result.case.dtype.short}-*.png") < CASE_PICTURES_PER_GROUP
             and written("case-*.png") < CASE_PICTURES)
 
 
@@ -69,12 +72,17 @@ def case_picture_writer(directory: Path, since: float) -> OnFailure:
 
 
 def run_pictures(directory: Path, results: list[CaseResult], since: float) -> list[Path]:
-    """The run's budget-use picture, and the failing cases' pictures this run wrote."""
+    """The run's budget-use picture, and the failing cases' pictures this run wrote (a drawing that
+    fails is a warning: the reports are written all the same)."""
     budget_use = directory / "budget-use.png"
-    draw_budget_use(results, budget_use)
+    try:
+        drawn = draw_budget_use(results, budget_use)
+    except Exception as error:  # matplotlib's or the file system's
+        print(f"warning: no budget-use picture: {type(error).__name__}: {error}", file=sys.stderr)
+        drawn = False
     cases = [directory / case_picture_name(r) for r in results if r.verdict is Verdict.FAIL]
-    return ([budget_use] if budget_use.exists() else []) + [p for p in dict.fromkeys(cases)
-                                                            if p.exists() and p.stat().st_mtime >= since - 1]
+    return ([budget_use] if drawn else []) + [p for p in dict.fromkeys(cases)
+                                              if p.exists() and p.stat().st_mtime >= since - 1]
 
 
 def draw_case(result: CaseResult, maps: list[ErrorMap], path: Path) -> None:
@@ -107,14 +115,15 @@ def draw_case(result: CaseResult, maps: list[ErrorMap], path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
-def draw_budget_use(results: Iterable[CaseResult], path: Path) -> None:
-    """Per operator, the cases' budget use by dtype, and the budget (1.0)."""
+def draw_budget_use(results: Iterable[CaseResult], path: Path) -> bool:
+    """Per operator, the cases' budget use by dtype, and the budget (1.0); False when no case was
+    measured (nothing drawn)."""
     uses: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         if r.verdict is not Verdict.UNSUPPORTED and r.max_budget_use is not None:
             uses[r.case.operator][r.case.dtype.short].append(r.max_budget_use)
     if not uses:
-        return
+        return False
     columns = min(4, len(uses))
     rows = -(-len(uses) // columns)
     fig = figure(3.6 * columns, 2.6 * rows)
@@ -131,6 +140,16 @@ def draw_budget_use(results: Iterable[CaseResult], path: Path) -> None:
         axis.set_visible(False)
     fig.suptitle("How close to its budget each case runs", fontsize=11)
     fig.savefig(path, dpi=90)
+    return True
+
+
+def integration_pictures(document: Mapping[str, Any], directory: Path) -> list[Path]:
+    """The integration's picture, or none with a warning when drawing it fails."""
+    try:
+        return [draw_integration(document, directory / "integration.png")]
+    except Exception as error:  # matplotlib's or the file system's: the reports are written all the same
+        print(f"warning: no integration picture: {type(error).__name__}: {error}", file=sys.stderr)
+        return []
 
 
 def draw_integration(document: Mapping[str, Any], path: Path) -> Path:

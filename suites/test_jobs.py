@@ -2,6 +2,7 @@
 same as a single run writes apart from timings; a failing kernel still fails the run."""
 
 import json
+import os
 import signal
 import sys
 
@@ -12,7 +13,7 @@ from operators.core.jobs import PART_VARIABLE, job_environment, split_operators
 from operators.core.journal import JOURNAL_VARIABLE
 from operators.core.registry import OPERATOR_NAMES
 from operators.core.status import STATUS_VARIABLE
-from operators.run import EXIT_FAIL, EXIT_PASS, main
+from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
 from suites.test_isolation import C_SLEEP, terminated_when_misbehaving, write_backend
 
 ARGUMENTS = ["--operators", "rms_norm,swiglu,rope,argmax", "--dtypes", "f32,bf16", "--examples", "3"]
@@ -41,6 +42,35 @@ def test_a_failing_kernel_fails_the_run_of_jobs(harness, tmp_path, capsys):
     failed = {row["operator"] for row in json.loads(report.read_text())["cases"] if row["verdict"] == "fail"}
     assert failed == {"rope"}
     assert "verdict: FAIL" in capsys.readouterr().err
+
+
+PARTIAL_BACKEND = """
+from operators.backends import Backend, load_backend
+
+def backend(device):
+    native = load_backend("native", device)
+    return Backend("partial", device, {op: native.kernel(op) for op in ("swiglu", "rms_norm", "argmax")})
+"""
+
+
+def test_jobs_share_out_only_the_operators_a_backend_has(harness, tmp_path, monkeypatch, capsys):
+    (tmp_path / "partial_jobs_backend.py").write_text(PARTIAL_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    alone, split = tmp_path / "alone.json", tmp_path / "split.json"
+    common = ["--device", harness.device.value, "--backend", "partial_jobs_backend", "--dtypes", "f32",
+              "--examples", "2", "--no-contract"]
+    assert main([*common, "--output", str(alone)]) == EXIT_PASS, capsys.readouterr().err
+    assert main([*common, "--jobs", "2", "--output", str(split)]) == EXIT_PASS, capsys.readouterr().err
+    one, two = json.loads(alone.read_text()), json.loads(split.read_text())
+    assert two["config"]["skipped_operators"] == one["config"]["skipped_operators"]
+    assert len(one["config"]["skipped_operators"]) == len(OPERATOR_NAMES) - 3
+    assert without_timings(two) == without_timings(one)
+
+
+def test_replay_takes_no_jobs(capsys):
+    assert main(["--replay", "{}", "--jobs", "2"]) == EXIT_USAGE
+    assert "leave out --jobs" in capsys.readouterr().err
 
 
 def test_the_operators_are_shared_out_whole_and_in_order():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from operators.core.contract import ContractResult
 from operators.core.device import Device
-from operators.core.exits import EXIT_FAIL, EXIT_PASS, UsageError
+from operators.core.exits import EXIT_FAIL, EXIT_PASS
 from operators.core.journal import JOURNAL_VARIABLE, STARTED_VARIABLE, STOP_VARIABLE
 from operators.core.result import CaseResult
 from operators.core.status import STATUS_VARIABLE
@@ -45,6 +45,7 @@ class Part:
     stop_reason: str | None = None
     not_run: int = 0
     signal: int | None = None  # the run of jobs was stopped by this signal (its exit: 128 + it)
+    broken: bool = False  # a job ended without its report (the run of jobs then exits 3)
 
 
 def jobs_requested(argv: list[str]) -> int:
@@ -99,41 +100,63 @@ def visible_gpus(device: Device) -> int:
     return torch.cuda.device_count()
 
 
-def run_jobs(config) -> Part:
-    """Every job's results, joined in the run's operator order; UsageError when a job could not run.
-    SIGTERM or Ctrl-C: each job reports what it finished (as a stopped run does), and so does this."""
-    shares = split_operators(config.operators, config.jobs)
+def run_jobs(config, operators: tuple[str, ...]) -> Part:
+    """Every job's results over `operators` (those the backend has), joined in the run's order.
+    SIGTERM or Ctrl-C: each job reports what it finished (as a stopped run does), and so does this; a
+    job that ended otherwise (an internal error, killed for memory): what the others finished, marked
+    incomplete, and the run exits 3."""
+    shares = split_operators(operators, config.jobs)
     gpus = visible_gpus(config.device)
-    with tempfile.TemporaryDirectory(prefix="qwen3-jobs-") as folder:
-        parts = [Path(folder) / f"part{index}.pickle" for index in range(len(shares))]
-        processes = [subprocess.Popen([sys.executable, "-m", "operators.run", *job_arguments(config, share)],
-                                      env=job_environment(index, config.device, gpus, parts[index]))
-                     for index, share in enumerate(shares)]
-        stopped = None
-        previous = signal.signal(signal.SIGTERM, raise_interrupted)
-        try:
-            codes = [process.wait() for process in processes]
-        except (Interrupted, KeyboardInterrupt) as stop:
-            stopped = signal.Signals(stop.signum if isinstance(stop, Interrupted) else signal.SIGINT)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            for process in processes:
-                if stopped is signal.SIGTERM and process.poll() is None:
-                    process.send_signal(signal.SIGTERM)  # Ctrl-C reached every job of the terminal already
-            codes = [process.wait() for process in processes]
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        broken = [(share, code) for share, code in zip(shares, codes) if code not in (EXIT_PASS, EXIT_FAIL)]
-        missing = [share for share, part in zip(shares, parts) if not part.exists()]
-        if stopped is None and (broken or missing):
-            described = ", ".join(f"{'+'.join(share)} (exit {code})" for share, code in broken) or \
-                ", ".join("+".join(share) for share in missing)
-            raise UsageError(f"--jobs: a job did not finish its operators: {described}")
-        loaded = [pickle.loads(part.read_bytes()) for part in parts if part.exists()]
-    whole = joined(config.operators, loaded)
+    stopped = None
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        with tempfile.TemporaryDirectory(prefix="qwen3-jobs-") as folder:
+            parts = [Path(folder) / f"part{index}.pickle" for index in range(len(shares))]
+            processes = []
+            try:
+                for index, share in enumerate(shares):
+                    processes.append(subprocess.Popen(  # a session of its own: a signal reaches it once, from here
+                        [sys.executable, "-m", "operators.run", *job_arguments(config, share)],
+                        env=job_environment(index, config.device, gpus, parts[index]), start_new_session=True))
+                codes = [process.wait() for process in processes]
+            except (Interrupted, KeyboardInterrupt) as stop:
+                stopped = signal.Signals(stop.signum if isinstance(stop, Interrupted) else signal.SIGINT)
+                codes = stop_jobs(processes, stopped)
+            loaded = [load_part(part) for part in parts]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    whole = joined(operators, [part for part in loaded if part is not None])
+    broken = [f"{'+'.join(share)} (exit {code})" for share, code, part in zip(shares, codes, loaded)
+              if part is None or code not in (EXIT_PASS, EXIT_FAIL) and stopped is None]
     if stopped is not None:
         whole.signal = stopped.value
         whole.stop_reason = whole.stop_reason or f"interrupted by {stopped.name}"
+    elif broken:
+        whole.broken = True
+        whole.stop_reason = "; ".join(filter(None, [whole.stop_reason, f"a job ended before its report: "
+                                                    f"{', '.join(broken)}"]))
     return whole
+
+
+def stop_jobs(processes: list[subprocess.Popen], stopped: signal.Signals) -> list[int]:
+    """Pass the signal on to every job (each in a session of its own, so only from here) and wait
+    for each one's report; a further signal waits too."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(stopped)
+        return [process.wait() for process in processes]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def load_part(path: Path) -> Part | None:
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError):
+        return None
 
 
 def joined(operators: tuple[str, ...], parts: list[Part]) -> Part:
@@ -148,9 +171,12 @@ def joined(operators: tuple[str, ...], parts: list[Part]) -> Part:
 
 
 def hand_back(part: Part) -> bool:
-    """In a job: the results go to the path the running --jobs names (True), else nothing (False)."""
+    """In a job: the results go to the path the running --jobs names (True), else nothing (False);
+    written whole or not at all."""
     path = os.environ.get(PART_VARIABLE)
     if not path:
         return False
-    Path(path).write_bytes(pickle.dumps(part))
+    temporary = Path(f"{path}.writing")
+    temporary.write_bytes(pickle.dumps(part))
+    os.replace(temporary, path)
     return True

@@ -119,6 +119,8 @@ def parse_config(argv: list[str] | None) -> RunConfig:
                          f"{', '.join(OPERATOR_NAMES)}")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1; got {args.jobs}")
+    if args.jobs > 1 and args.replay:
+        raise UsageError("--replay checks one case in one process; leave out --jobs")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
     if args.guard_pages and device is not Device.CPU:
