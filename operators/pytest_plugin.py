@@ -30,7 +30,7 @@ from reports.drift import add_drift_options
 from operators.core.result import CaseResult, Verdict, ended_case
 from operators.core.worker import CaseWorker
 from operators.core.xdist_workers import (is_controller, pin_worker_to_gpu, received_results, send_results,
-                                          worker_index)
+                                          share_the_cpus, worker_index)
 from operators.core.target import (BACKEND_HELP, add_guard_options, check_available, check_importable,
                                    check_something_is_checked, device_help, parse_device, select_backend)
 
@@ -113,6 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
     index = worker_index(config)
     if index is not None and device is Device.NVIDIA:
         pin_worker_to_gpu(index)
+    share_the_cpus(config)
     report = config.getoption("--report")
     if report is not None:
         from reports.document import ReportPathError, check_report_path

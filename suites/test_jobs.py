@@ -14,6 +14,7 @@ from operators.core.journal import JOURNAL_VARIABLE
 from operators.core.registry import OPERATOR_NAMES
 from operators.core.status import STATUS_VARIABLE
 from operators.run import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, main
+from reports.schema_check import schema_for, validate
 from suites.test_isolation import C_SLEEP, terminated_when_misbehaving, write_backend
 
 ARGUMENTS = ["--operators", "rms_norm,swiglu,rope,argmax", "--dtypes", "f32,bf16", "--examples", "3"]
@@ -32,6 +33,7 @@ def test_two_jobs_write_the_report_one_run_writes(harness, tmp_path, capsys):
     one, two = json.loads(alone.read_text()), json.loads(split.read_text())
     assert two["config"]["jobs"] == 2 and one["cases"]
     assert without_timings(two) == without_timings(one)
+    assert validate(two, schema_for("operators")) == []
 
 
 def test_a_failing_kernel_fails_the_run_of_jobs(harness, tmp_path, capsys):
@@ -106,4 +108,4 @@ def test_sigterm_writes_what_the_jobs_finished_marked_incomplete(harness, tmp_pa
     assert document["incomplete"]["steps_not_run"] > 0
     assert {c["operator"] for c in document["cases"]} <= {"rms_norm"}
     assert all(c["verdict"] == "pass" for c in document["cases"])
-    assert "a job did not finish" not in output
+    assert validate(document, schema_for("operators")) == []

@@ -70,3 +70,17 @@ def test_auto_means_one_worker_per_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert pytest_xdist_auto_num_workers(Config("nvidia")) == 4
     assert pytest_xdist_auto_num_workers(Config("cpu")) is None
+
+
+def test_workers_share_the_cores(monkeypatch):
+    import torch
+    from operators.core.xdist_workers import share_the_cpus
+    set_to = []
+    monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+
+    class Worker:
+        workerinput = {"workerid": "gw1", "workercount": 4}
+
+    assert share_the_cpus(Worker()) == 4 and set_to == [4]
+    assert share_the_cpus(object()) is None and set_to == [4]

@@ -43,6 +43,20 @@ def pin_worker_to_gpu(index: int) -> str | None:
     return physical
 
 
+def share_the_cpus(config: Any) -> int | None:
+    """A worker's share of the host's cores for its intra-op threads (PyTorch's and the C kernels'
+    OpenMP, one runtime): N workers of all the cores each would oversubscribe them, and spinning
+    OpenMP threads then wait on descheduled ones. None outside a worker."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // max(1, int(workerinput.get("workercount", 1))))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def send_results(config: Any, results: list, self_tests_left_out: int) -> None:
     """In a worker, at its session's end: what the controller's report needs."""
     config.workeroutput[RESULTS_KEY] = pickle.dumps(results)
