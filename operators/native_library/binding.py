@@ -79,9 +79,16 @@ def describe(operator: str, name: str, tensor: torch.Tensor | None) -> CTensor:
         raise errors.KernelDTypeError(operator, f"tensor '{name}' has dtype {tensor.dtype}, which the ABI cannot carry")
     if tensor.dim() > MAX_DIMS:
         raise errors.KernelShapeError(operator, f"tensor '{name}' has {tensor.dim()} dims; at most {MAX_DIMS}")
-    shape = (ctypes.c_int64 * MAX_DIMS)(*tensor.shape)
-    strides = (ctypes.c_int64 * MAX_DIMS)(*tensor.stride())
-    return CTensor(tensor.data_ptr() or None, code, tensor.dim(), shape, strides)
+    return c_tensor(tensor.data_ptr(), code, tuple(tensor.shape), tensor.stride())
+
+
+@lru_cache(maxsize=4096)
+def c_tensor(address: int, code: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> CTensor:
+    """The q3_tensor of these fields: made once for the buffers a decode loop passes again and again
+    (building the ctypes arrays is most of a small call's cost); its content is its key, so a reused
+    entry is exact."""
+    return CTensor(address or None, code, len(shape), (ctypes.c_int64 * MAX_DIMS)(*shape),
+                   (ctypes.c_int64 * MAX_DIMS)(*strides))
 
 
 @dataclass
