@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from operators.core.exits import EXIT_PASS, EXIT_USAGE
+
 TEST = re.compile(r"test_(native|pytorch|harness_cost_per_case)\[(.*)\]")
 
 
@@ -70,12 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         document = json.loads(args.results.read_text())
         text = markdown(document, str(args.results))
-    except (OSError, ValueError, KeyError) as error:
+    except OSError as error:
+        print(f"error: cannot read {args.results}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, KeyError, TypeError) as error:
         print(f"error: {args.results}: not a pytest-benchmark result ({type(error).__name__}: {error})",
               file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(text, end="")
-    return 0
+    return EXIT_PASS
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The C kernels against PyTorch's CPU operators at decode and prefill sizes (Qwen3-0.6B, float32),
 and the harness's own cost per case: drawing it, its reference and baselines, the verdict.
 
-A plain `pytest suites/` runs each benchmark once, untimed (`--benchmark-disable` in the pytest
+The native side passes the workload before it is timed; the PyTorch and harness-cost benchmarks
+check nothing but that they run. A plain `pytest suites/` runs each benchmark once, untimed (`--benchmark-disable` in the pytest
 options), at a few elements per dimension: the code paths work and the native kernel passes. Timed
 at the Qwen3 sizes, grouped by workload so each native kernel sits beside its PyTorch candidates:
 

@@ -24,6 +24,7 @@ from operators.core.device import Device
 from operators.core.exits import EXIT_FAIL, EXIT_PASS
 from operators.core.journal import JOURNAL_VARIABLE, STARTED_VARIABLE, STOP_VARIABLE
 from operators.core.result import CaseResult
+from operators.core.run_config import RunConfig
 from operators.core.status import STATUS_VARIABLE
 from operators.core.supervision import Interrupted, raise_interrupted
 
@@ -70,7 +71,7 @@ def split_operators(operators: tuple[str, ...], jobs: int) -> list[tuple[str, ..
     return [tuple(op for op in operators if op in share) for share in shares]
 
 
-def job_arguments(config, operators: tuple[str, ...]) -> list[str]:
+def job_arguments(config: RunConfig, operators: tuple[str, ...]) -> list[str]:
     """The options of one job: the run's own, over its share of the operators, writing no file."""
     arguments = ["--device", config.device.value, "--backend", config.backend, "--operators", ",".join(operators),
                  "--dtypes", ",".join(d.short for d in config.dtypes), "--profile", config.profile,
@@ -100,7 +101,7 @@ def visible_gpus(device: Device) -> int:
     return torch.cuda.device_count()
 
 
-def run_jobs(config, operators: tuple[str, ...]) -> Part:
+def run_jobs(config: RunConfig, operators: tuple[str, ...]) -> Part:
     """Every job's results over `operators` (those the backend has), joined in the run's order.
     SIGTERM or Ctrl-C: each job reports what it finished (as a stopped run does), and so does this; a
     job that ended otherwise (an internal error, killed for memory): what the others finished, marked
