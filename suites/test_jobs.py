@@ -91,6 +91,10 @@ def test_a_job_is_a_fresh_watched_run_on_a_gpu_of_its_own(monkeypatch, tmp_path)
     assert STATUS_VARIABLE not in environment and JOURNAL_VARIABLE not in environment
     assert environment["CUDA_VISIBLE_DEVICES"] == "5" and environment[PART_VARIABLE] == str(tmp_path / "part3")
     assert job_environment(1, Device.CPU, 0, tmp_path / "p")["CUDA_VISIBLE_DEVICES"] == "2,5"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5,7")  # not the 2 GPUs torch sees: left as it is
+    assert job_environment(1, Device.NVIDIA, 2, tmp_path / "p")["CUDA_VISIBLE_DEVICES"] == "2,5,7"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert job_environment(3, Device.NVIDIA, 2, tmp_path / "p")["CUDA_VISIBLE_DEVICES"] == "1"
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from enum import Enum
 
@@ -118,3 +119,14 @@ PROBES = {
     Device.KUNLUN: lambda: _probe_lookalike(Device.KUNLUN),
     Device.HYGON: lambda: _probe_lookalike(Device.HYGON),
 }
+
+
+def visible_gpu(index: int, count: int) -> str | None:
+    """What CUDA_VISIBLE_DEVICES names the GPU of index `index % count` to a child process; None when
+    the variable lists other than `count` entries (which entry is which GPU is then unknown, so the
+    child keeps the variable as it is rather than reach a GPU the user left out)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return str(index % count)
+    entries = [entry.strip() for entry in listed.split(",") if entry.strip()]
+    return entries[index % count] if len(entries) == count else None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from operators.core.contract import ContractResult
-from operators.core.device import Device
+from operators.core.device import Device, visible_gpu
 from operators.core.exits import EXIT_FAIL, EXIT_PASS
 from operators.core.journal import JOURNAL_VARIABLE, STARTED_VARIABLE, STOP_VARIABLE
 from operators.core.result import CaseResult
@@ -88,9 +88,9 @@ def job_environment(index: int, device: Device, gpus: int, part: Path) -> dict[s
     environment = {k: v for k, v in os.environ.items()
                    if k not in (STATUS_VARIABLE, JOURNAL_VARIABLE, STOP_VARIABLE, STARTED_VARIABLE)}
     environment[PART_VARIABLE] = str(part)
-    if device is Device.NVIDIA and gpus > 1:
-        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-        environment["CUDA_VISIBLE_DEVICES"] = visible[index % gpus] if len(visible) == gpus else str(index % gpus)
+    gpu = visible_gpu(index, gpus) if device is Device.NVIDIA and gpus > 1 else None
+    if gpu is not None:
+        environment["CUDA_VISIBLE_DEVICES"] = gpu
     return environment
 
 

@@ -9,6 +9,8 @@ import os
 import pickle
 from typing import Any
 
+from operators.core.device import visible_gpu
+
 RESULTS_KEY = "qwen3_harness_results"  # pickled CaseResults in a worker's workeroutput
 LEFT_OUT_KEY = "qwen3_harness_self_tests_left_out"
 
@@ -29,17 +31,18 @@ def is_controller(config: Any) -> bool:
 
 def pin_worker_to_gpu(index: int) -> str | None:
     """Worker `index` takes visible GPU index % count: the current CUDA device of this process, and
-    CUDA_VISIBLE_DEVICES for the processes its tests start. None when there is one GPU or none."""
+    CUDA_VISIBLE_DEVICES for the processes its tests start (where it can name it). None when there
+    is one GPU or none, or the variable cannot name it."""
     import torch
 
     count = torch.cuda.device_count()
     if count < 2:
         return None
-    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
     chosen = index % count
-    physical = visible[chosen] if len(visible) == count else str(chosen)
+    physical = visible_gpu(chosen, count)
     torch.cuda.set_device(chosen)
-    os.environ["CUDA_VISIBLE_DEVICES"] = physical
+    if physical is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = physical
     return physical
 
 
