@@ -162,10 +162,11 @@ def test_the_command_exits_0_when_valid_1_when_broken_2_when_unreadable(operator
     assert len(lines) == ERRORS_SHOWN + 2
     assert lines[-1] == f"  ... and {len(document['contract']) - ERRORS_SHOWN} more errors"
 
-    other = tmp_path / "benchmark.json"
-    other.write_text(json.dumps({"schema_version": "1.0", "kind": "benchmark"}))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"schema_version": "1.0", "kind": "nonesuch"}))
     assert check_main([str(other)]) == 2
-    assert "no schema for kind 'benchmark' (schemas exist for operators, qwen3-integration)" in capsys.readouterr().err
+    assert ("no schema for kind 'nonesuch' (schemas exist for benchmark, operators, panel, qwen3-integration)"
+            in capsys.readouterr().err)
     assert check_main([str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
 
