@@ -20,7 +20,7 @@ from operators.model.config import ARCHITECTURES
 from operators.model.synthetic import SYNTHETIC_MODELS
 from operators.run import EXIT_PASS, main
 from reports.drift import FAIL_ON
-from reports.schema_check import ERRORS_SHOWN, main as check_main, schema_for, validate
+from reports.schema_check import ERRORS_SHOWN, main as check_main, schema_for, schema_kinds, validate
 from suites.child_process import run_child
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,11 +93,12 @@ def test_an_integration_document_validates(harness, tmp_path):
     assert errors_of(path) == []
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ("benchmark", "operators", "panel", "qwen3-integration"))
 def test_every_field_is_described_in_the_subset_the_checker_knows(kind):
+    assert kind in schema_kinds()
     schema = schema_for(kind)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema" and "$id" not in schema
-    assert schema["title"] and schema["description"]
+    assert schema["title"].strip() and schema["description"].strip()
     for where, inner in subschemas(schema):
         assert set(inner) <= KEYWORDS, f"{where}: {sorted(set(inner) - KEYWORDS)}"
         assert set(inner.get("required", ())) <= set(inner.get("properties", {})), where
