@@ -10,6 +10,14 @@ from operators.bench.measure import Measurement
 from operators.bench.timing import Ceilings
 from reports.schemas import header
 
+def native_cell(m: Measurement) -> str:
+    """The native time and the run's noise on it, e.g. "25.1 ±0.4%"."""
+    if not m.native_ms:
+        return "-"
+    timing = m.timings.get("native")
+    return f"{m.native_ms * 1e3:.1f}" + (f" ±{timing.spread / 2:.1%}" if timing else "")
+
+
 def table_rows(results: list[Measurement], ceilings: Ceilings) -> list[list]:
     rows = []
     for m in results:
@@ -17,7 +25,7 @@ def table_rows(results: list[Measurement], ceilings: Ceilings) -> list[list]:
         best = m.best_pytorch()
         target, verdict = m.target_verdict(ceilings)
         rows.append([m.workload.name, m.status if m.status != "timed" else "",
-                     f"{m.native_ms * 1e3:.1f}" if m.native_ms else "-",
+                     native_cell(m),
                      f"{best[1] * 1e3:.1f} ({best[0]})" if best else "-",
                      f"{m.speedup():.2f}x" if m.speedup() else "-",
                      f"{f['gb_per_s']:.0f}" if f else "-", f"{f['of_copy_bandwidth']:.0%}" if f else "-",
@@ -45,5 +53,6 @@ def benchmark_markdown(results: list[Measurement], ceilings: Ceilings, environme
     return (f"# Benchmark: native kernels vs PyTorch\n\ncard: {card_name(environment['device'])}  \ndate: {date}  \n"
             f"command: `{command}`  \ntorch {environment['torch']}, harness {environment['harness']['git_sha']}  \n"
             f"measured in the same run: copy {ceilings.copy_gb_per_s:.0f} GB/s, bf16 matmul "
-            f"{ceilings.matmul_tflop_per_s:.0f} TFLOP/s (triton.testing.do_bench medians)\n\n"
+            f"{ceilings.matmul_tflop_per_s:.0f} TFLOP/s; every time the median per call over batches of calls, "
+            f"launched on the stream or replayed as a CUDA graph, whichever is faster; ± half the interquartile range\n\n"
             + tabulate(table_rows(results, ceilings), headers=HEADERS, tablefmt="github") + "\n")

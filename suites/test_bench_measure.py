@@ -6,16 +6,17 @@ import pytest
 
 from operators.backends import load_backend
 from operators.bench import measure as measure_module
+from operators.bench.timing import CUDA_GRAPH, Timing
 from operators.bench.workload import Workload
 from operators.core.device import Device
 from operators.core.dtypes import DType
 from operators import swiglu
 
 
-def run_three_times(function) -> float:
+def run_three_times(function) -> Timing:
     for _ in range(3):
         function()
-    return 1.0
+    return Timing(median_ms=1.0, spread=0.01, method=CUDA_GRAPH, calls=3, repetitions=1)
 
 
 @pytest.fixture
@@ -25,14 +26,14 @@ def workload():
 
 
 def test_a_correct_kernel_is_timed(monkeypatch, workload):
-    monkeypatch.setattr(measure_module, "median_ms", run_three_times)
+    monkeypatch.setattr(measure_module, "timed", run_three_times)
     monkeypatch.setattr(measure_module, "baselines", lambda *a: {})
     result = measure_module.measure(workload, load_backend("native", Device.CPU), Device.CPU, compile_baselines=False)
     assert result.status == "timed" and result.reasons == [] and result.native_ms == 1.0
 
 
 def test_a_kernel_that_degrades_under_repetition_fails_the_recheck(monkeypatch, workload):
-    monkeypatch.setattr(measure_module, "median_ms", run_three_times)
+    monkeypatch.setattr(measure_module, "timed", run_three_times)
     native = load_backend("native", Device.CPU)
     calls = []
 

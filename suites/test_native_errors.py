@@ -25,7 +25,7 @@ def on(harness):
 def assert_rejected(native, operator, error_type, words, out, **arguments):
     before = out.clone()
     with pytest.raises(error_type) as caught:
-        native.kernel(operator)(out=out, **arguments)
+        native.kernel(operator).settled_call(out=out, **arguments)
     message = str(caught.value)
     assert message.startswith(f"{operator}:"), message
     for word in words:
@@ -96,7 +96,7 @@ def assert_caches_untouched(native, operator, words, k_cache, v_cache, **argumen
     """A cache write rejected for its indices: typed error, neither cache written."""
     before = k_cache.clone(), v_cache.clone()
     with pytest.raises(KernelValueError) as caught:
-        native.kernel(operator)(k_cache=k_cache, v_cache=v_cache, **arguments)
+        native.kernel(operator).settled_call(k_cache=k_cache, v_cache=v_cache, **arguments)
     message = str(caught.value)
     assert message.startswith(f"{operator}:") and all(word in message for word in words), message
     assert torch.equal(k_cache, before[0]) and torch.equal(v_cache, before[1]), "a rejected call wrote a cache"
@@ -146,3 +146,36 @@ def test_a_tensor_on_another_device_is_refused_not_dereferenced(native, harness)
     with pytest.raises(KernelUnsupportedError, match="rms_norm: tensor 'out' is on meta"):
         native.kernel("rms_norm")(out=torch.empty(2, 8, device=other), x=x, weight=torch.empty(8, device=other),
                                   eps=1e-6)
+
+
+def test_a_bad_index_on_a_gpu_is_reported_when_settled_and_blocks_checked_writes_until_then(native, on, harness):
+    """The CUDA library checks index values on the device without waiting for it: the call returns at
+    once and writes nothing; later checked calls write nothing either; settling raises the first
+    call's error, worded as at the call; after it, calls write again."""
+    if native.settle is None:
+        pytest.skip("this library reports every error at the call")
+    device = harness.device.torch_device()
+    embedding, weight = native.kernel("embedding"), on(11, 4)
+    out, later = on(3, 4), on(2, 4)
+    before, later_before = out.clone(), later.clone()
+    embedding(out=out, ids=torch.tensor([0, 3, 11], device=device), weight=weight)
+    embedding(out=later, ids=torch.tensor([1, 2], device=device), weight=weight)
+    with pytest.raises(KernelValueError, match=r"^embedding: tensor 'ids' holds 11 at flat position 2, outside the "
+                                               r"vocabulary \[0, 11\)$"):
+        embedding.settle()
+    assert torch.equal(out, before) and torch.equal(later, later_before), "a checked call wrote behind a bad index"
+    embedding.settled_call(out=later, ids=torch.tensor([1, 2], device=device), weight=weight)
+    assert torch.equal(later, weight[[1, 2]])
+
+
+@pytest.mark.parametrize("slots, words", [
+    ([5, 9, 9, 5], "holds 5 twice"),  # every occurrence of a repeated value counts: 5 comes first
+    ([3, 7, 40, 7], "holds 7 twice"),  # 7 (at [1]) before 40 (at [2])
+    ([3, 40, 7, 7], "holds 40 at [1], outside [0, 32)"),
+])
+def test_a_gpu_names_the_first_index_out_of_range_or_repeated(native, on, harness, slots, words):
+    if native.settle is None:
+        pytest.skip("this library reports every error at the call")
+    device = harness.device.torch_device()
+    assert_caches_untouched(native, "kv_cache_write_paged", [words], on(2, 16, 2, 4), on(2, 16, 2, 4),
+                            k=on(4, 2, 4), v=on(4, 2, 4), slots=torch.tensor(slots, device=device))

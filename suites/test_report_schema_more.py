@@ -14,7 +14,7 @@ from operators import swiglu
 from operators.backends import load_backend
 from operators.bench import measure as measure_module
 from operators.bench.measure import Measurement
-from operators.bench.timing import Ceilings
+from operators.bench.timing import STREAM, Ceilings, Timing
 from operators.bench.workload import Workload
 from operators.core.case import Regime
 from operators.core.device import Device
@@ -56,7 +56,7 @@ def benchmark_path(tmp_path_factory) -> Path:
     workload = Workload("swiglu 33x250", swiglu.make_case({"gate": DType.BF16, "up": DType.BF16, "out": DType.BF16},
                                                           (33, 250)))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(measure_module, "median_ms", lambda function: (function(), 0.05)[1])
+        patch.setattr(measure_module, "timed", lambda function: (function(), Timing(0.05, 0.02, STREAM, 1, 20))[1])
         timed = measure_module.measure(workload, native, Device.CPU, compile_baselines=False)
     assert timed.status == "timed" and timed.pytorch_ms, timed.reasons
     large = Workload("swiglu T=4096", swiglu.make_case({"gate": DType.BF16, "up": DType.BF16, "out": DType.BF16},
@@ -140,7 +140,7 @@ def test_the_command_finds_both_new_schemas(panels, benchmark_path, capsys):
     assert set(KINDS) <= set(schema_kinds())
     assert check_main([str(benchmark_path)]) == 0
     assert check_main([str(panels["merged"])]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"{benchmark_path}: valid benchmark 1.0 document",
+    assert capsys.readouterr().out.splitlines() == [f"{benchmark_path}: valid benchmark 1.1 document",
                                                     f"{panels['merged']}: valid panel 1.0 document"]
     for path in (benchmark_path, panels["seed3"]):
         command = subprocess.run([sys.executable, "-m", "reports.schema_check", str(path)], cwd=ROOT,

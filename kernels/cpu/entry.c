@@ -15,3 +15,8 @@ int q3_check_memory(const char *op, const q3_named_tensor *tensors, int count) {
     (void)count;
     return Q3_OK;
 }
+
+int q3_take_deferred_error(void *stream) {
+    (void)stream;
+    return Q3_OK;  // the C kernels report every error at the call
+}

@@ -7,6 +7,12 @@
  * writes nothing. q3_last_error() returns a message naming the operator, the tensor and the
  * problem for the last failing call on this thread. The stream is a cudaStream_t on NVIDIA
  * and must be NULL on the CPU.
+ *
+ * Index values that live on a device (token ids, cache positions and slots) are checked there
+ * without waiting for the device: a bad one makes its call write nothing, and the error is
+ * reported later by q3_take_deferred_error (which waits for the stream), worded as an immediate
+ * one would be. Until it is taken, every such checked call writes nothing. The CPU library
+ * reports every error at the call.
  */
 #ifndef QWEN3_KERNELS_H
 #define QWEN3_KERNELS_H
@@ -17,7 +23,7 @@
 extern "C" {
 #endif
 
-#define Q3_ABI_VERSION 1
+#define Q3_ABI_VERSION 2
 #define Q3_MAX_DIMS 8
 
 typedef enum {
@@ -58,6 +64,9 @@ typedef enum {
 int q3_abi_version(void);
 const char *q3_status_string(int status);
 const char *q3_last_error(void);
+/* Waits for `stream`, then returns (and clears) the first deferred index error since the last take:
+ * Q3_OK when there is none, else its status with q3_last_error() naming operator, tensor and index. */
+int q3_take_deferred_error(void *stream);
 
 /* out[t, :] = weight[ids[t], :]; ids int32/int64 of any rank, out = ids.shape + [hidden]. */
 int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream);

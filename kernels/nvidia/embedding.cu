@@ -1,55 +1,50 @@
 // Token embedding: out[..., :] = weight[ids[...], :]. Every id is checked against the vocabulary on
-// the device before any write (index_check.cuh; ids are read back to the host only to name a bad
-// one); then a gather of whole rows, one 16-byte pack per thread on the fast path (one element
-// otherwise), bits copied unchanged.
+// the device before any write, without a host synchronisation (deferred_check.cuh: a bad id makes
+// the call write nothing and is reported by q3_take_deferred_error); then a gather of whole rows,
+// block row y taking tokens y, y + gridDim.y, ..., one 16-byte pack per thread on the fast path (one
+// element otherwise), bits copied unchanged.
 #include <stdlib.h>
 
+#include "deferred_check.cuh"
 #include "entry.h"
-#include "index_check.cuh"
 #include "rows.cuh"
 
 namespace {
 
 using namespace q3r;
 
-template <typename T, int N, typename I>
-__global__ void __launch_bounds__(256) embedding_kernel(q3_tensor out, q3_tensor id_rows, q3_tensor weight, I total,
-                                                        I items_per_row) {
+template <typename T, int N>
+__global__ void __launch_bounds__(256) embedding_kernel(q3_tensor out, q3_tensor id_rows, q3_tensor weight,
+                                                        int64_t tokens, int64_t items_per_row, IndexGuard guard) {
+    if (write_blocked(guard)) return;
     const int64_t os = out.strides[out.ndim - 1], ws = weight.strides[1];
-    const I step = (I)gridDim.x * (I)blockDim.x;
-    for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < total; i += step) {
-        const I row = i / items_per_row, item = i - row * items_per_row;
-        const int64_t id = q3::load_index(id_rows, row_offset(id_rows, (int64_t)row));
+    const int64_t item = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (item >= items_per_row) return;
+    for (int64_t row = blockIdx.y; row < tokens; row += gridDim.y) {
+        const int64_t id = q3::load_index(id_rows, row_offset(id_rows, row));
         const T *source = static_cast<const T *>(weight.data) + id * weight.strides[0];
-        T *target = static_cast<T *>(out.data) + row_offset(out, (int64_t)row);
-        store_item<T, N>(target, os, (int64_t)item, load_item<T, N>(source, ws, (int64_t)item));
+        T *target = static_cast<T *>(out.data) + row_offset(out, row);
+        store_item<T, N>(target, os, item, load_item<T, N>(source, ws, item));
     }
 }
 
 template <typename T, int N>
 void launch_n(const q3_tensor &out, const q3_tensor &id_rows, const q3_tensor &weight, int64_t tokens,
-              int64_t hidden, cudaStream_t stream) {
-    const int64_t items_per_row = hidden / N, total = tokens * items_per_row;
-    int64_t blocks = ceil_div(total, 256);
-    if (blocks > ((int64_t)1 << 22)) blocks = (int64_t)1 << 22;  // grid-stride step <= 2^30
-    if (total <= ((int64_t)1 << 31)) {
-        embedding_kernel<T, N, uint32_t><<<(unsigned)blocks, 256, 0, stream>>>(out, id_rows, weight, (uint32_t)total,
-                                                                              (uint32_t)items_per_row);
-    } else {
-        embedding_kernel<T, N, uint64_t><<<(unsigned)blocks, 256, 0, stream>>>(out, id_rows, weight, (uint64_t)total,
-                                                                              (uint64_t)items_per_row);
-    }
+              int64_t hidden, const IndexGuard &guard, cudaStream_t stream) {
+    const int64_t items_per_row = hidden / N;
+    const dim3 grid((unsigned)ceil_div(items_per_row, 256), (unsigned)(tokens < 65535 ? tokens : 65535));
+    embedding_kernel<T, N><<<grid, 256, 0, stream>>>(out, id_rows, weight, tokens, items_per_row, guard);
 }
 
 // T: an unsigned integer of the element's size (the gather copies bits).
 template <typename T>
 void launch(const q3_tensor &out, const q3_tensor &id_rows, const q3_tensor &weight, int64_t tokens, int64_t hidden,
-            cudaStream_t stream) {
+            const IndexGuard &guard, cudaStream_t stream) {
     constexpr int V = Vec<T>::N;
     if (hidden % V == 0 && rows_vectorizable(out, V) && rows_vectorizable(weight, V)) {
-        launch_n<T, V>(out, id_rows, weight, tokens, hidden, stream);
+        launch_n<T, V>(out, id_rows, weight, tokens, hidden, guard, stream);
     } else {
-        launch_n<T, 1>(out, id_rows, weight, tokens, hidden, stream);
+        launch_n<T, 1>(out, id_rows, weight, tokens, hidden, guard, stream);
     }
 }
 
@@ -80,13 +75,14 @@ int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
 
     cudaStream_t s = (cudaStream_t)stream;
     const int64_t tokens = q3_numel(&ids);
-    const int64_t vocab = weight.shape[0];
-    bool valid;
-    if ((status = check_indices_on_device(op, "ids", ids, vocab, 0, s, &valid)) != Q3_OK) return status;
-    if (!valid && (status = check_ids_on_host(op, ids, vocab, s)) != Q3_OK) return status;
-
-    const int64_t hidden = weight.shape[1];
-    if (tokens == 0 || hidden == 0) return Q3_OK;
+    const int64_t vocab = weight.shape[0], hidden = weight.shape[1];
+    if (tokens == 0) return Q3_OK;
+    if (hidden == 0) return check_ids_on_host(op, ids, vocab, s);  // nothing to gather: checked at once
+    IndexGuard guard;
+    bool on_host;
+    if ((status = check_indices_deferred(op, "ids", DEFERRED_IDS, ids, vocab, 0, s, &guard, &on_host)) != Q3_OK) {
+        return status;
+    }
     /* ids viewed as rows of a [numel, 1] matrix so that row_offset walks its strides. */
     q3_tensor id_rows = ids;
     id_rows.ndim = ids.ndim + 1;
@@ -95,9 +91,9 @@ int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
     q3_tensor *const tensors[] = {&out, &id_rows};
     collapse(tensors, 2, true);
     if (out.dtype == Q3_F32) {
-        launch<uint32_t>(out, id_rows, weight, tokens, hidden, s);
+        launch<uint32_t>(out, id_rows, weight, tokens, hidden, guard, s);
     } else {
-        launch<uint16_t>(out, id_rows, weight, tokens, hidden, s);
+        launch<uint16_t>(out, id_rows, weight, tokens, hidden, guard, s);
     }
     return q3_cuda_launch_status(op);
 }

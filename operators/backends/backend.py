@@ -35,6 +35,7 @@ class Backend:
     version: str | None = None  # the version its module or distribution states
     setup: Callable[[RunContext], None] | None = None  # called once per process before the first kernel call
     teardown: Callable[[], None] | None = None  # called once after the last one
+    settle: Callable[[], None] | None = None  # raises errors its library reports after a call (Kernel.settle)
 
     @property
     def loaded_as(self) -> str:
@@ -46,8 +47,11 @@ class Backend:
 
     def with_kernels(self, name: str, replacements: Mapping[str, Callable[..., None]],
                      implementation: str = "python") -> "Backend":
-        """This backend with some operators replaced by plain callables (how self-tests plant bugs)."""
-        replaced = {op: Kernel(op, function, {"kind": implementation, "function": getattr(function, "__qualname__", repr(function))})
+        """This backend with some operators replaced by plain callables (how self-tests plant bugs); they
+        settle as the backend's own kernels do, since they may call them."""
+        replaced = {op: Kernel(op, function, {"kind": implementation,
+                                              "function": getattr(function, "__qualname__", repr(function))},
+                               settle=self.settle)
                     for op, function in replacements.items()}
         return replace(self, name=name, kernels={**self.kernels, **replaced}, source="", version=None)
 

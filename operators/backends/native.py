@@ -96,11 +96,13 @@ def backend(device: Device) -> Backend:
         raise BackendError(f"the native backend has no kernels for device '{device.value}' "
                            f"(native libraries exist for {', '.join(d.value for d in LIBRARIES)})")
     library = LIBRARIES[device]()
+    stream = current_stream(device)
+    settle = (lambda: library.take_deferred_error(stream())) if device is Device.NVIDIA else None
     kernels = {}
-    for op, (symbol, adapter) in entry_points(library, current_stream(device), device.torch_type).items():
+    for op, (symbol, adapter) in entry_points(library, stream, device.torch_type).items():
         implementation = {"kind": "native", "symbol": symbol, "library": str(library.path),
                           "build_hash": library.build_hash}
-        kernels[op] = Kernel(op, adapter, implementation, functools.partial(library.calls.__getitem__, symbol))
+        kernels[op] = Kernel(op, adapter, implementation, functools.partial(library.calls.__getitem__, symbol), settle)
     return Backend(name="native", device=device, kernels=kernels,
                    description=f"{LANGUAGES[device]} kernels from {library.path.name}",
-                   environment={"library": str(library.path), "build_hash": library.build_hash})
+                   environment={"library": str(library.path), "build_hash": library.build_hash}, settle=settle)

@@ -11,7 +11,8 @@ import torch
 
 from operators.backends.backend import Backend
 from operators.bench.table import baselines, bench_entry
-from operators.bench.timing import Ceilings, median_ms
+from operators.bench.timing import Ceilings, Timing
+from operators.bench.timing import measure as timed
 from operators.bench.workload import Workload, full_bytes
 from operators.core.checker import build_inputs, check_case, judge_outputs, prepare_inputs
 from operators.core.device import Device
@@ -26,6 +27,12 @@ class Measurement:
     native_ms: float | None = None
     pytorch_ms: dict[str, float] = field(default_factory=dict)
     bytes: float = 0.0
+    timings: dict[str, Timing] = field(default_factory=dict)  # "native" and each candidate: how, how noisy
+
+    def time(self, name: str, function) -> float:
+        """Times `function` as candidate `name` ("native" or a PyTorch one); its median in ms."""
+        self.timings[name] = timed(function)
+        return self.timings[name].median_ms
 
     def best_pytorch(self) -> tuple[str, float] | None:
         return min(self.pytorch_ms.items(), key=lambda item: item[1]) if self.pytorch_ms else None
@@ -67,7 +74,8 @@ class Measurement:
                 "pytorch_us": {k: _us(v) for k, v in self.pytorch_ms.items()},
                 "best_pytorch": best[0] if best else None, "speedup_vs_best_pytorch": self.speedup(),
                 "bytes": self.bytes, "flops": self.workload.flops, **self.figures(ceilings),
-                "target": target, "target_verdict": verdict}
+                "target": target, "target_verdict": verdict,
+                "timings": {name: t.to_json() for name, t in self.timings.items()}}
 
 
 def bits(tensor: torch.Tensor) -> torch.Tensor:
@@ -95,7 +103,9 @@ def measure(workload: Workload, native: Backend, device: Device, compile_baselin
     snapshots = {name: bits(tensor) for name, tensor in inputs.items()}
     attributes = {name: case.attributes[name] for name in spec.attributes}
     result = Measurement(workload, "timed", bytes=(workload.bytes_of or full_bytes)(inputs, outputs))
-    result.native_ms = median_ms(lambda: kernel(**outputs, **inputs, **attributes))
+    result.native_ms = result.time("native", lambda: kernel(**outputs, **inputs, **attributes))
+    if kernel.settle is not None:
+        kernel.settle()  # an error the timed calls reported on the device
     reasons = [f"input '{name}' was modified by the timed calls" for name, tensor in inputs.items()
                if not torch.equal(bits(tensor), snapshots[name])]
     judged, _ = judge_outputs(prepare_inputs(spec, case, device, inputs), outputs)
@@ -105,7 +115,7 @@ def measure(workload: Workload, native: Backend, device: Device, compile_baselin
         return result
     compiled = compile_baselines and bench_entry(workload.operator).compiled and workload.large
     for name, function in baselines(workload.operator, {**inputs, **outputs}, case.attributes).items():
-        result.pytorch_ms[name] = median_ms(function)
+        result.pytorch_ms[name] = result.time(name, function)
         if compiled:
-            result.pytorch_ms[f"{name}+compile"] = median_ms(torch.compile(function, dynamic=False))
+            result.pytorch_ms[f"{name}+compile"] = result.time(f"{name}+compile", torch.compile(function, dynamic=False))
     return result

@@ -253,7 +253,7 @@ def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages
     arguments = {**{n: p.view for n, p in outputs.items()}, **{n: p.view for n, p in inputs.items()},
                  **{name: case.attributes[name] for name in spec.attributes}}
     try:
-        kernel(**arguments)
+        kernel.settled_call(**arguments)
         synchronize(target)
     except KernelUnsupportedError as error:
         return finish(Verdict.UNSUPPORTED, [f"unsupported: {error}"])

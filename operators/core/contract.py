@@ -53,8 +53,8 @@ def refusal(spec: OperatorSpec, case: Case, inputs: dict[str, Placed], kernel: K
     snapshots = {name: placed.buffer.clone() for name, placed in inputs.items()}
     outputs = {name: place_poisoned_output(case.outputs[name], target) for name in spec.outputs}
     try:
-        kernel(**{n: p.view for n, p in outputs.items()}, **{n: p.view for n, p in inputs.items()},
-               **{name: case.attributes[name] for name in spec.attributes})
+        kernel.settled_call(**{n: p.view for n, p in outputs.items()}, **{n: p.view for n, p in inputs.items()},
+                            **{name: case.attributes[name] for name in spec.attributes})
         synchronize(target)
         rejected, passed, detail = False, False, f"accepted {outside} outside the contract"
     except expected as error:

@@ -13,15 +13,25 @@ class Kernel:
     """`function(**outputs, **inputs, **attributes)` writes the outputs.
 
     `implementation` says what runs (e.g. the native symbol and library); `call_count`, when
-    given, counts calls that reached the implementation, so the report proves it ran."""
+    given, counts calls that reached the implementation, so the report proves it ran; `settle`,
+    when given, waits for the device work of the calls so far and raises an error the
+    implementation found after a call returned (the CUDA library checks index values on the
+    device without waiting for it)."""
 
     operator: str
     function: Callable[..., None]
     implementation: Mapping[str, Any] = field(default_factory=dict)
     call_count: Callable[[], int] | None = None
+    settle: Callable[[], None] | None = None
 
     def __call__(self, **arguments: Any) -> None:
         self.function(**arguments)
+
+    def settled_call(self, **arguments: Any) -> None:
+        """The call, then its settling: every error it causes is raised here."""
+        self.function(**arguments)
+        if self.settle is not None:
+            self.settle()
 
 
 def kernel_exception(error: BaseException) -> str:

@@ -42,6 +42,7 @@ class Qwen3Runner:
         shape = (1, max_tokens, self.config.num_key_value_heads, self.config.head_dim)
         self.caches = [(self.empty(shape), self.empty(shape)) for _ in weights.layers]
         self.length = 0
+        self.unsettled: set[Callable[[], None]] = set()  # kernels' settle since the last forward's end
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype | None = None) -> torch.Tensor:
         dtype = dtype or self.weights.dtype
@@ -58,6 +59,8 @@ class Qwen3Runner:
             raise BackendError(f"backend '{self.backend.name}' has no kernel for '{name}'")
         try:
             kernel(**tensors)
+            if kernel.settle is not None:
+                self.unsettled.add(kernel.settle)
         except (Exception, SystemExit) as error:  # the code under test failed, as in operators.run
             if is_out_of_memory(error) or isinstance(error, KernelError):
                 raise
@@ -90,7 +93,13 @@ class Qwen3Runner:
         logits = self.linear(normed, w.lm_head)
         tap(None, "logits", logits)
         self.length += ids.shape[0]
+        self.settle()
         return logits
+
+    def settle(self) -> None:
+        """Raise an error a kernel of this forward reported after its call returned."""
+        while self.unsettled:
+            self.unsettled.pop()()
 
     def add_norm(self, residual: torch.Tensor, delta: torch.Tensor | None, weight: torch.Tensor,
                  finished: int | None, tap: Tap = no_tap) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ from operators.core import kernel_errors as errors
 from operators.core.registry import get_spec
 
 MAX_DIMS = 8
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 DTYPE_CODES = {
     torch.float32: 0,
@@ -110,6 +110,8 @@ class NativeLibrary:
         handle.q3_status_string.restype = ctypes.c_char_p
         handle.q3_status_string.argtypes = [ctypes.c_int]
         handle.q3_last_error.restype = ctypes.c_char_p
+        handle.q3_take_deferred_error.restype = ctypes.c_int
+        handle.q3_take_deferred_error.argtypes = [ctypes.c_void_p]
         version = handle.q3_abi_version()
         if version != ABI_VERSION:
             raise errors.NativeBuildError(f"{path} speaks ABI {version}; this binding speaks {ABI_VERSION}")
@@ -123,8 +125,19 @@ class NativeLibrary:
             function.restype = ctypes.c_int
         status = function(*arguments)
         self.calls[symbol] += 1
-        if status != 0:
-            message = self.handle.q3_last_error().decode(errors="replace")
-            if not message:
-                message = self.handle.q3_status_string(status).decode()
-            raise STATUS_ERRORS.get(status, errors.KernelError)(operator, message)
+        self.raise_status(status, operator)
+
+    def take_deferred_error(self, stream) -> None:
+        """Wait for `stream`; raise the typed error of a call whose index check failed on the device
+        since the last take (the message names that call's operator)."""
+        self.raise_status(self.handle.q3_take_deferred_error(stream), None)
+
+    def raise_status(self, status: int, operator: str | None) -> None:
+        if status == 0:
+            return
+        message = self.handle.q3_last_error().decode(errors="replace")
+        if not message:
+            message = self.handle.q3_status_string(status).decode()
+        if operator is None:
+            operator = message.split(":", 1)[0]
+        raise STATUS_ERRORS.get(status, errors.KernelError)(operator, message)
