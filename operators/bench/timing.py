@@ -109,13 +109,18 @@ class Ceilings:
                 "copy_bytes": COPY_BYTES, "matmul_size": MATMUL_SIZE}
 
 
-def measure_ceilings(device: torch.device) -> Ceilings:
+def copy_ms(device: torch.device) -> float:
     source = torch.randn(COPY_BYTES // 2, device=device, dtype=torch.bfloat16)
     target = torch.empty_like(source)
-    copy_ms = measure(lambda: target.copy_(source)).median_ms
-    del source, target
+    return measure(lambda: target.copy_(source)).median_ms
+
+
+def matmul_ms(device: torch.device) -> float:
     x = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=torch.bfloat16)
     w = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=torch.bfloat16)
-    matmul_ms = measure(lambda: F.linear(x, w)).median_ms
-    return Ceilings(copy_gb_per_s=2 * COPY_BYTES / copy_ms / 1e6,
-                    matmul_tflop_per_s=2 * MATMUL_SIZE ** 3 / matmul_ms / 1e9)
+    return measure(lambda: F.linear(x, w)).median_ms
+
+
+def measure_ceilings(device: torch.device) -> Ceilings:
+    copy, matmul = copy_ms(device), matmul_ms(device)
+    return Ceilings(copy_gb_per_s=2 * COPY_BYTES / copy / 1e6, matmul_tflop_per_s=2 * MATMUL_SIZE ** 3 / matmul / 1e9)
