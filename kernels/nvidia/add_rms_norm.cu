@@ -42,9 +42,8 @@ __global__ void __launch_bounds__(MAX_ROW_THREADS) add_rms_rows(q3_tensor out, q
 #pragma unroll
                 for (int e = 0; e < N; ++e) {
                     cache[k].v[e] = q3::from_float<T>(q3::to_float(a.v[e]) + q3::to_float(b.v[e]));
-                    const double v = q3::to_float(cache[k].v[e]);
-                    squares += v * v;
                 }
+                squares += pack_squares<T, N>(cache[k]);
                 store_item<T, N>(sr, ss, item, cache[k]);
             }
         }

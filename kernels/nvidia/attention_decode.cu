@@ -7,8 +7,10 @@
 // split of the keys) and serves every query head of the kv head, so each K/V row is loaded once
 // for the whole GQA group; tensor cores and 16-byte cp.async copies when the cache rows are
 // unit-stride and 16-byte aligned (f16/bf16, D in {64, 128}), CUDA cores otherwise; a combine
-// kernel merges the splits by log-sum-exp. seq_lens (and the block table) are read back to the
-// host and validated before anything is launched.
+// kernel merges the splits by log-sum-exp. seq_lens (and the used entries of the block table) are
+// checked on the device without a host synchronisation (deferred_check.cuh): a bad one makes the
+// call write nothing and is reported by q3_take_deferred_error. The splits are sized for the
+// cache's capacity, since the lengths stay on the device: splits past a request's length do nothing.
 #include <limits.h>
 #include <stdlib.h>
 
@@ -18,25 +20,26 @@
 
 namespace {
 
-// seq_lens (read back to the host) in [S, max_len]; *longest receives the largest.
-int check_seq_lens(const char *op, const int64_t *lens, int64_t batch, int64_t new_tokens, int64_t max_len,
-                   int64_t *longest) {
-    *longest = 0;
-    for (int64_t b = 0; b < batch; ++b) {
-        const int64_t len = lens[b];
-        if (len < new_tokens || len > max_len) {
-            return q3_fail(Q3_BAD_VALUE, op, "tensor 'seq_lens' holds %lld for request %lld, outside [%lld, %lld]",
-                           (long long)len, (long long)b, (long long)new_tokens, (long long)max_len);
+// seq_lens read back to the host, in [S, max_len]: for calls with nothing to compute, checked at once.
+int check_seq_lens_on_host(const char *op, const q3_tensor &seq_lens, int64_t new_tokens, int64_t max_len,
+                           cudaStream_t stream) {
+    int status;
+    int64_t *lens = q3_cuda_indices_to_host(op, "seq_lens", &seq_lens, stream, &status);
+    if (lens == NULL) return status;
+    for (int64_t b = 0; b < q3_numel(&seq_lens) && status == Q3_OK; ++b) {
+        if (lens[b] < new_tokens || lens[b] > max_len) {
+            status = q3_fail(Q3_BAD_VALUE, op, "tensor 'seq_lens' holds %lld for request %lld, outside [%lld, %lld]",
+                             (long long)lens[b], (long long)b, (long long)new_tokens, (long long)max_len);
         }
-        if (len > *longest) *longest = len;
     }
-    return Q3_OK;
+    free(lens);
+    return status;
 }
 
 // The launch shared by both variants; table == NULL for the contiguous cache.
 int run(const char *op, const q3_tensor &out, const q3_tensor &q, const q3_tensor &k_cache,
-        const q3_tensor &v_cache, const q3_tensor *table, const q3_tensor &seq_lens, int64_t longest, double scale,
-        cudaStream_t stream) {
+        const q3_tensor &v_cache, const q3_tensor *table, const q3_tensor &seq_lens, int64_t capacity, double scale,
+        const q3r::IndexGuard *guards, int guard_count, cudaStream_t stream) {
     const int64_t batch = q.shape[0], new_tokens = q.shape[1], q_heads = q.shape[2];
     const int64_t head_dim = q.shape[3], kv_heads = k_cache.shape[2];
     if (batch > INT_MAX || q_heads > INT_MAX || head_dim > INT_MAX / 4) {
@@ -68,9 +71,11 @@ int run(const char *op, const q3_tensor &out, const q3_tensor &q, const q3_tenso
     p.head_dim = static_cast<int>(head_dim);
     p.scale_log2 = static_cast<float>(scale) * attn::kLog2e;
     p.scale = static_cast<float>(scale);
+    for (int i = 0; i < guard_count; ++i) p.guards[i] = guards[i];
+    p.guard_count = guard_count;
     const int size = attn::elem_size(q.dtype);
     const bool vec = attn::vector_layout(k_cache, size) && attn::vector_layout(v_cache, size);
-    const int status = attn::launch_split_dtype(op, q.dtype, p, vec, longest, stream);
+    const int status = attn::launch_split_dtype(op, q.dtype, p, vec, capacity, stream);
     if (status != Q3_OK) return status;
     return q3_cuda_launch_status(op);
 }
@@ -81,14 +86,15 @@ int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor
                         double scale, void *stream) {
     Q3_ENTER("attention_decode", q3_check_attention_decode_call(op, &out, &q, &k_cache, &v_cache, &seq_lens, scale));
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
-    int64_t *lens = q3_cuda_indices_to_host(op, "seq_lens", &seq_lens, cuda_stream, &status);
-    if (lens == NULL) return status;
-    int64_t longest;
-    status = check_seq_lens(op, lens, q.shape[0], q.shape[1], k_cache.shape[1], &longest);
-    free(lens);
-    if (status != Q3_OK) return status;
-    if (q3_numel(&out) == 0) return Q3_OK;
-    return run(op, out, q, k_cache, v_cache, NULL, seq_lens, longest, scale, cuda_stream);
+    const int64_t new_tokens = q.shape[1], capacity = k_cache.shape[1];
+    if (q3_numel(&out) == 0) return check_seq_lens_on_host(op, seq_lens, new_tokens, capacity, cuda_stream);
+    q3r::IndexGuard guard;
+    bool on_host;
+    const q3r::CheckSpec spec = {"seq_lens", q3r::DEFERRED_LENGTHS, new_tokens, capacity + 1, 1, false, nullptr, 0};
+    if ((status = q3r::check_deferred(op, spec, seq_lens, cuda_stream, &guard, &on_host)) != Q3_OK) return status;
+    status = run(op, out, q, k_cache, v_cache, NULL, seq_lens, capacity, scale, &guard, 1, cuda_stream);
+    q3r::release_guard(&guard, cuda_stream);
+    return status;
 }
 
 int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
@@ -96,35 +102,23 @@ int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_
     Q3_ENTER("attention_decode_paged",
              q3_check_attention_decode_paged_call(op, &out, &q, &k_cache, &v_cache, &block_table, &seq_lens, scale));
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
-    const int64_t max_blocks = block_table.shape[1];
+    const int64_t capacity = block_table.shape[1] * block_size, new_tokens = q.shape[1];
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
-    int64_t *lens = q3_cuda_indices_to_host(op, "seq_lens", &seq_lens, cuda_stream, &status);
-    if (lens == NULL) return status;
-    int64_t longest;
-    if ((status = check_seq_lens(op, lens, q.shape[0], q.shape[1], max_blocks * block_size, &longest)) != Q3_OK) {
-        free(lens);
+    if (q3_numel(&out) == 0) return check_seq_lens_on_host(op, seq_lens, new_tokens, capacity, cuda_stream);
+    q3r::IndexGuard guards[2];
+    bool on_host;
+    const q3r::CheckSpec lengths = {"seq_lens", q3r::DEFERRED_LENGTHS, new_tokens, capacity + 1, 1, false, nullptr, 0};
+    const q3r::CheckSpec table = {"block_table", q3r::DEFERRED_GROUPED, 0, num_blocks, q.shape[0], false, &seq_lens,
+                                  block_size};
+    if ((status = q3r::check_deferred(op, lengths, seq_lens, cuda_stream, &guards[0], &on_host)) != Q3_OK) {
         return status;
     }
-    int64_t *table = q3_cuda_indices_to_host(op, "block_table", &block_table, cuda_stream, &status);
-    if (table == NULL) {
-        free(lens);
+    if ((status = q3r::check_deferred(op, table, block_table, cuda_stream, &guards[1], &on_host)) != Q3_OK) {
+        q3r::release_guard(&guards[0], cuda_stream);
         return status;
     }
-    for (int64_t b = 0; b < q.shape[0] && status == Q3_OK; ++b) {
-        const int64_t used = (lens[b] + block_size - 1) / block_size;
-        for (int64_t i = 0; i < used; ++i) {
-            const int64_t block = table[b * max_blocks + i];
-            if (block < 0 || block >= num_blocks) {
-                status = q3_fail(Q3_BAD_VALUE, op,
-                                 "tensor 'block_table' holds %lld at [%lld, %lld], outside [0, %lld)",
-                                 (long long)block, (long long)b, (long long)i, (long long)num_blocks);
-                break;
-            }
-        }
-    }
-    free(table);
-    free(lens);
-    if (status != Q3_OK) return status;
-    if (q3_numel(&out) == 0) return Q3_OK;
-    return run(op, out, q, k_cache, v_cache, &block_table, seq_lens, longest, scale, cuda_stream);
+    status = run(op, out, q, k_cache, v_cache, &block_table, seq_lens, capacity, scale, guards, 2, cuda_stream);
+    q3r::release_guard(&guards[0], cuda_stream);
+    q3r::release_guard(&guards[1], cuda_stream);
+    return status;
 }

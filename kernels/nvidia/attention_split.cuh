@@ -115,6 +115,7 @@ template <typename T> inline size_t split_smem_bytes(int rows_per_cta, int dr) {
 // RB: query rows per thread in the score phase; a CTA holds RB * (kThreads / KT) rows.
 template <typename T, bool VEC, int RB>
 __global__ void __launch_bounds__(kThreads) split_kernel(const SplitParams p) {
+    if (checks_failed(p)) return;
     constexpr int VECN = TileShape<T>::kVec, KT = TileShape<T>::kKeys;
     constexpr int NG = kThreads / KT;  // row groups of the score phase
     constexpr int RPC = RB * NG;       // rows per CTA
@@ -319,6 +320,7 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const SplitParams p) {
 
 // One CTA per output row (b, s, h): merges the splits that hold any key the row sees.
 template <typename T> __global__ void __launch_bounds__(kThreads) combine_kernel(const SplitParams p) {
+    if (checks_failed(p)) return;
     const int64_t q_heads = static_cast<int64_t>(p.group) * p.kv_heads;
     const int64_t row = blockIdx.x;
     const int64_t h = row % q_heads, bs = row / q_heads;

@@ -17,6 +17,7 @@ template <int D> constexpr size_t decode_mma_smem_bytes() {
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kMmaWarps * 32, 2) decode_mma_kernel(const SplitParams p) {
+    if (checks_failed(p)) return;
     constexpr int CH = D / 8, ROW_BYTES = D * 2;
     constexpr int TILE = kMmaKeys * D;  // elements of one K (or V) tile
     static_assert(kMmaWarps * kMmaStages * 2 * TILE * 2 >= kMmaWarps * kMmaRows * (D + 2) * 4,

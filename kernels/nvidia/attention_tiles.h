@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "deferred_check.cuh"
 #include "qwen3_kernels.h"
 
 namespace attn {
@@ -35,7 +36,20 @@ struct SplitParams {
     float scale;       // (CUDA-core kernel: natural-log domain, as the CPU reference)
     int natural;       // partials' m in the natural-log domain (else log2)
     float *part;       // splits > 1: [B * S * Hq][splits][head_dim + 2] (o..., m, l)
+    q3r::IndexGuard guards[2];  // the checks of seq_lens and the block table (deferred_check.cuh)
+    int guard_count;
 };
+
+// Opens every kernel of the attention, called by all its threads: true when a check failed and the
+// kernel must write nothing.
+__device__ __forceinline__ bool checks_failed(const SplitParams &p) {
+    bool failed = false;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {  // constant indices: the guards stay in the parameter bank
+        if (i < p.guard_count) failed |= q3r::write_blocked(p.guards[i]);
+    }
+    return failed;
+}
 
 // True when a cache tensor [*, *, Hkv, D] can be copied in 16-byte chunks.
 inline bool vector_layout(const q3_tensor &t, int elem_size) {
@@ -54,7 +68,7 @@ inline int elem_size(int dtype) { return dtype == Q3_F32 ? 4 : 2; }
 
 // Fills the tiling fields of p (everything but the tensor fields and scale must be set) and launches
 // the split kernel of the dtype and, with several splits, the combine kernel on a temporary buffer.
-// longest: the largest seq_len. Q3_OK, or a status naming op.
+// longest: the largest seq_len there can be (the cache's capacity: the lengths stay on the device). Q3_OK, or a status naming op.
 int launch_split_dtype(const char *op, int dtype, const SplitParams &p, bool vec, int64_t longest,
                        cudaStream_t stream);
 

@@ -19,7 +19,7 @@ struct CheckNote {
     const char *op;
     const char *name;
     DeferredStyle style;
-    int64_t limit, per_group;
+    int64_t low, limit, per_group;
 };
 
 struct DeviceState {
@@ -78,10 +78,11 @@ __global__ void __launch_bounds__(256) check_kernel(IndexGuard g, unsigned long 
     const int64_t step = (int64_t)gridDim.x * blockDim.x;
     bool bad = false;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < g.count; e += step) {
-        const int64_t v = q3::load_index(g.index, element_offset(g.index, e));
-        if (v < 0 || v >= g.limit) {
+        int64_t v;
+        bool counts;
+        if (out_of_range(g, e, &v, &counts)) {
             bad = true;
-        } else if constexpr (GROUPED) {
+        } else if (GROUPED && counts) {
             const int64_t word = (e / g.per_group) * g.words + (v >> 6);
             const unsigned long long bit = 1ull << (v & 63);
             if (atomicOr(seen + word, bit) & bit) {
@@ -98,25 +99,34 @@ __global__ void __launch_bounds__(256) check_kernel(IndexGuard g, unsigned long 
 
 }  // namespace
 
-int check_indices_deferred(const char *op, const char *name, DeferredStyle style, const q3_tensor &t, int64_t limit,
-                           int64_t groups, cudaStream_t stream, IndexGuard *guard, bool *on_host) {
+int check_deferred(const char *op, const CheckSpec &spec, const q3_tensor &t, cudaStream_t stream, IndexGuard *guard,
+                   bool *on_host) {
+    const char *name = spec.name;
+    const int64_t limit = spec.limit, groups = spec.groups > 0 ? spec.groups : 1;
     memset(guard, 0, sizeof *guard);
     *on_host = false;
     int device = 0, status = Q3_OK;
     DeferredRecord *record = current_record(op, &device, &status);
     if (record == nullptr) return status;
     guard->record = record;
+    guard->low = spec.low;
     guard->limit = limit;
     guard->count = q3_numel(&t);
-    guard->per_group = groups > 0 ? guard->count / groups : guard->count;
+    guard->per_group = guard->count / groups;
     guard->index = t;
+    if (spec.lengths != nullptr) {
+        guard->lengths = *spec.lengths;
+        guard->block_size = spec.block_size;
+    }
     if (guard->count == 0) return Q3_OK;  // ticket 0: never the failing call
-    q3_tensor *const views[] = {&guard->index};
-    collapse(views, 1, false);  // row-major element order and offsets are unchanged
+    if (spec.lengths == nullptr) {  // a block table keeps its [B, max_blocks] shape: per_group is its row
+        q3_tensor *const views[] = {&guard->index};
+        collapse(views, 1, false);  // row-major element order and offsets are unchanged
+    }
 
-    const int64_t words = groups > 0 ? limit / 64 + 1 : 0;  // limit >= 0 (a tensor size)
+    const int64_t words = spec.distinct ? limit / 64 + 1 : 0;  // limit >= 0 (a tensor size)
     const int64_t max_words = MAX_INDEX_BITMAP_BYTES / 16;  // two bitmaps
-    if (groups > 0 && (words > max_words || groups > max_words / words)) {
+    if (spec.distinct && (words > max_words || groups > max_words / words)) {
         *on_host = true;
         return Q3_OK;
     }
@@ -125,11 +135,12 @@ int check_indices_deferred(const char *op, const char *name, DeferredStyle style
         DeviceState *state = device_state(device);
         guard->ticket = state->next_ticket++;
         if (state->next_ticket == 0) state->next_ticket = 1;
-        state->notes[guard->ticket % NOTES] = CheckNote{guard->ticket, op, name, style, limit, guard->per_group};
+        state->notes[guard->ticket % NOTES] =
+            CheckNote{guard->ticket, op, name, spec.style, spec.low, limit, guard->per_group};
     }
     unsigned long long *seen = nullptr;
     cudaError_t error = cudaSuccess;
-    if (groups > 0) {
+    if (spec.distinct) {
         guard->words = words;
         const size_t bytes = (size_t)(2 * groups * words) * sizeof(unsigned long long);
         void *scratch = nullptr;
@@ -148,7 +159,7 @@ int check_indices_deferred(const char *op, const char *name, DeferredStyle style
     int64_t blocks = ceil_div(guard->count, 256);
     if (blocks > 4096) blocks = 4096;
     if (error == cudaSuccess) {
-        if (groups > 0) {
+        if (spec.distinct) {
             check_kernel<true><<<(unsigned)blocks, 256, 0, stream>>>(
                 *guard, seen, const_cast<unsigned long long *>(guard->repeated));
         } else {
@@ -179,7 +190,7 @@ namespace {
 
 // The message of a named failure, as the host checks word it.
 int deferred_failure(const CheckNote &note, const DeferredRecord &r) {
-    const long long value = r.value, limit = note.limit;
+    const long long value = r.value, low = note.low, limit = note.limit;
     const long long position = (long long)r.position;
     const long long group = note.per_group > 0 ? position / note.per_group : 0;
     const long long within = note.per_group > 0 ? position % note.per_group : position;
@@ -195,6 +206,15 @@ int deferred_failure(const CheckNote &note, const DeferredRecord &r) {
         case DEFERRED_FLAT:
             return q3_fail(Q3_BAD_VALUE, note.op, "tensor '%s' holds %lld at [%lld], outside [0, %lld)", note.name,
                            value, position, limit);
+        case DEFERRED_LENGTHS:
+            return q3_fail(Q3_BAD_VALUE, note.op, "tensor '%s' holds %lld for request %lld, outside [%lld, %lld]",
+                           note.name, value, position, low, limit - 1);
+        case DEFERRED_UNIFORMS: {
+            double real;
+            memcpy(&real, &r.value, sizeof real);
+            return q3_fail(Q3_BAD_VALUE, note.op, "tensor '%s' holds %g for row %lld, outside [0, 1)", note.name, real,
+                           position);
+        }
         }
     }
     if (note.style == DEFERRED_GROUPED) {
@@ -237,8 +257,8 @@ extern "C" int q3_take_deferred_error(void *stream) {
                                          "checked calls since the last take)", NOTES);
     }
     if (!r.named) {
-        return q3_fail(Q3_BAD_VALUE, note.op, "tensor '%s' holds an index outside [0, %lld) or repeated", note.name,
-                       (long long)note.limit);
+        return q3_fail(Q3_BAD_VALUE, note.op, "tensor '%s' holds a value outside [%lld, %lld) or repeated",
+                       note.name, (long long)note.low, (long long)note.limit);
     }
     return deferred_failure(note, r);
 }

@@ -1,10 +1,10 @@
-// Index tensors (token ids, cache positions, slots) checked on the device without a host
-// synchronisation. A call launches the check (every index in [0, limit), and for grouped indices
-// each value at most once per group), then its writing kernel, which opens with write_blocked():
-// when a check has failed, the kernel writes nothing, and the kernel of the call whose check failed
-// first names the offending element instead. The host reads the outcome only when asked,
-// q3_take_deferred_error (deferred_check.cu), which waits for the stream and turns it into the
-// message the host checks give (operator, tensor, index, allowed range).
+// Index and value tensors (token ids, cache positions, slots, sequence lengths, block tables, the
+// uniforms of sampling) checked on the device without a host synchronisation. A call launches the
+// check (every value in its range, and for grouped indices each value at most once per group), then
+// its kernels, which open with write_blocked(): when a check has failed, they write nothing, and the
+// kernels of the call whose check failed first name the offending element instead. The host reads
+// the outcome only when asked, q3_take_deferred_error (deferred_check.cu), which waits for the
+// stream and turns it into the message the host checks give (operator, tensor, index, range).
 //
 // The element named is the first, in row-major order, that is out of range or whose value occurs
 // again in its group. A failure is sticky: until it is taken, every checked call writes nothing.
@@ -29,20 +29,24 @@ struct DeferredRecord {
 
 constexpr int DEFERRED_OUT_OF_RANGE = 1, DEFERRED_REPEATED = 2;
 
-// How the message names an index: "at flat position i ... outside the vocabulary" (ids), "at [g, i]"
-// and "for request g" (grouped positions), "at [i]" (one group of slots).
-enum DeferredStyle { DEFERRED_IDS, DEFERRED_GROUPED, DEFERRED_FLAT };
+// How the message names a bad element: "at flat position i ... outside the vocabulary" (ids), "at
+// [g, i]" and "for request g" (grouped positions, block tables), "at [i]" (one group of slots),
+// "for request i, outside [low, limit - 1]" (sequence lengths), "for row i, outside [0, 1)"
+// (float32 uniforms: the value travels as the bits of a double).
+enum DeferredStyle { DEFERRED_IDS, DEFERRED_GROUPED, DEFERRED_FLAT, DEFERRED_LENGTHS, DEFERRED_UNIFORMS };
 
-// What a writing kernel needs to know about its call's check (passed by value).
+// What a call's kernels need to know about its check (passed by value).
 struct IndexGuard {
     DeferredRecord *record;
     unsigned int ticket;
     q3_tensor index;   // the checked tensor, collapsed (row-major element order unchanged)
     int64_t count;     // its elements
-    int64_t limit;
+    int64_t low, limit;  // integers in [low, limit); float32 tensors in [0, 1)
     int64_t per_group;  // elements per group (count when ungrouped)
     int64_t words;      // 64-bit words of one group's bitmap (0: ungrouped)
     const unsigned long long *repeated;  // per group, the values seen more than once (or NULL)
+    q3_tensor lengths;  // block tables: entry [b, i] counts only when i < ceil(lengths[b] / block_size)
+    int64_t block_size;  // 0: every element counts
     void *scratch;  // the bitmaps' allocation (host bookkeeping)
 };
 
@@ -58,18 +62,39 @@ __device__ __forceinline__ int64_t element_offset(const q3_tensor &t, int64_t e)
     return offset;
 }
 
-__device__ __forceinline__ bool index_is_bad(const IndexGuard &g, int64_t e, int64_t *value) {
-    const int64_t v = q3::load_index(g.index, element_offset(g.index, e));
+// Whether element e counts at all, and whether it lies outside its range; *value: the element (a
+// float's double bits).
+__device__ __forceinline__ bool out_of_range(const IndexGuard &g, int64_t e, int64_t *value, bool *counts) {
+    *counts = true;
+    const int64_t offset = element_offset(g.index, e);
+    if (g.index.dtype == Q3_F32) {
+        const float r = static_cast<const float *>(g.index.data)[offset];
+        *value = __double_as_longlong((double)r);
+        return !(r >= 0.0f && r < 1.0f);
+    }
+    const int64_t v = q3::load_index(g.index, offset);
     *value = v;
-    if (v < 0 || v >= g.limit) return true;
-    if (g.repeated == nullptr) return false;
+    if (g.block_size > 0) {
+        const int64_t length = q3::load_index(g.lengths, (e / g.per_group) * g.lengths.strides[0]);
+        *counts = e % g.per_group < (length + g.block_size - 1) / g.block_size;
+        if (!*counts) return false;
+    }
+    return v < g.low || v >= g.limit;
+}
+
+__device__ __forceinline__ bool index_is_bad(const IndexGuard &g, int64_t e, int64_t *value) {
+    bool counts;
+    if (out_of_range(g, e, value, &counts)) return true;
+    if (!counts || g.repeated == nullptr) return false;
+    const int64_t v = *value;
     const unsigned long long word = g.repeated[(e / g.per_group) * g.words + (v >> 6)];
     return (word >> (v & 63)) & 1ull;
 }
 
 // Every thread of the grid: the smallest bad flat element into the record; the last block to finish
-// reads it back and stores its value and kind.
-static __device__ __noinline__ void name_first_bad(const IndexGuard &g) {
+// reads it back and stores its value and kind. Inlined: a call would copy the guard, a kernel
+// parameter, to every thread's stack before the kernel could even test the flag.
+__device__ __forceinline__ void name_first_bad(const IndexGuard &g) {
     const unsigned long long none = ~0ull;
     unsigned long long first = none;
     const int64_t threads = (int64_t)blockDim.x * blockDim.y * blockDim.z;
@@ -103,9 +128,10 @@ static __device__ __noinline__ void name_first_bad(const IndexGuard &g) {
         const unsigned long long position = atomicAdd(&g.record->position, 0ull);
         if (position != none) {
             int64_t value;
-            index_is_bad(g, (int64_t)position, &value);
+            bool counts;
+            const bool outside = out_of_range(g, (int64_t)position, &value, &counts);
             g.record->value = value;
-            g.record->kind = (value < 0 || value >= g.limit) ? DEFERRED_OUT_OF_RANGE : DEFERRED_REPEATED;
+            g.record->kind = outside ? DEFERRED_OUT_OF_RANGE : DEFERRED_REPEATED;
         }
         g.record->blocks_done = 0;
         __threadfence();
@@ -113,8 +139,8 @@ static __device__ __noinline__ void name_first_bad(const IndexGuard &g) {
     }
 }
 
-// Opens every writing kernel of a checked call, called by all its threads: true when the kernel must
-// write nothing (a check failed); the kernel of the call that failed first names the element.
+// Opens every kernel of a checked call, called by all its threads: true when the kernel must write
+// nothing (a check failed); the kernels of the call that failed first name the element.
 __device__ __forceinline__ bool write_blocked(const IndexGuard &g) {
     if (*static_cast<volatile unsigned int *>(&g.record->flag) == 0) return false;
     if (*static_cast<volatile unsigned int *>(&g.record->ticket) == g.ticket) name_first_bad(g);
@@ -126,14 +152,25 @@ __device__ __forceinline__ bool write_blocked(const IndexGuard &g) {
 // Largest bitmap scratch a grouped check allocates; beyond it the call checks on the host at once.
 constexpr int64_t MAX_INDEX_BITMAP_BYTES = (int64_t)256 << 20;
 
-// Launches the check of int32/int64 tensor `t` (any strides) on `stream`: every element in
-// [0, limit) and, when groups > 0, the elements of each of `groups` equal runs of the row-major order
-// distinct. Fills *guard for the writing kernel; a grouped check too large for its bitmap is done on
-// the host instead (*on_host set: the caller checks there, then launches with the guard as is).
-// Q3_OK, or Q3_OUT_OF_MEMORY / Q3_LAUNCH_FAILED naming op and tensor. release_guard after the
-// writing kernel's launch.
-int check_indices_deferred(const char *op, const char *name, DeferredStyle style, const q3_tensor &t,
-                           int64_t limit, int64_t groups, cudaStream_t stream, IndexGuard *guard, bool *on_host);
+// What a check tests: name and message style of the tensor, the range of its values, its `groups`
+// (equal runs of its row-major order: requests, rows of a block table) and whether the values of a
+// group must be distinct, and for a block table the lengths that say which entries count.
+struct CheckSpec {
+    const char *name;
+    DeferredStyle style;
+    int64_t low, limit;
+    int64_t groups;  // >= 1
+    bool distinct;
+    const q3_tensor *lengths;  // or NULL
+    int64_t block_size;
+};
+
+// Launches the check of int32/int64 (or float32 uniforms) tensor `t`, any strides, on `stream` and
+// fills *guard for the call's kernels; a grouped check too large for its bitmaps is left to the host
+// (*on_host set: the caller checks there, then launches with the guard as is). Q3_OK, or
+// Q3_OUT_OF_MEMORY / Q3_LAUNCH_FAILED naming op and tensor. release_guard after the launches.
+int check_deferred(const char *op, const CheckSpec &spec, const q3_tensor &t, cudaStream_t stream, IndexGuard *guard,
+                   bool *on_host);
 
 // Frees the guard's scratch (stream-ordered, after the writing kernel).
 void release_guard(IndexGuard *guard, cudaStream_t stream);

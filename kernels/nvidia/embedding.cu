@@ -80,9 +80,8 @@ int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
     if (hidden == 0) return check_ids_on_host(op, ids, vocab, s);  // nothing to gather: checked at once
     IndexGuard guard;
     bool on_host;
-    if ((status = check_indices_deferred(op, "ids", DEFERRED_IDS, ids, vocab, 0, s, &guard, &on_host)) != Q3_OK) {
-        return status;
-    }
+    const CheckSpec spec = {"ids", DEFERRED_IDS, 0, vocab, 1, false, nullptr, 0};
+    if ((status = check_deferred(op, spec, ids, s, &guard, &on_host)) != Q3_OK) return status;
     /* ids viewed as rows of a [numel, 1] matrix so that row_offset walks its strides. */
     q3_tensor id_rows = ids;
     id_rows.ndim = ids.ndim + 1;

@@ -124,8 +124,8 @@ int run(const char *op, bool paged, const q3_tensor &kc, const q3_tensor &vc, co
     bool on_host = total == 0;
     int status = Q3_OK;
     if (!on_host) {
-        status = check_indices_deferred(op, name, paged ? DEFERRED_FLAT : DEFERRED_GROUPED, index, limit, groups,
-                                        stream, &guard, &on_host);
+        const CheckSpec spec = {name, paged ? DEFERRED_FLAT : DEFERRED_GROUPED, 0, limit, groups, true, nullptr, 0};
+        status = check_deferred(op, spec, index, stream, &guard, &on_host);
         if (status != Q3_OK) return status;
     }
     if (on_host) {

@@ -20,6 +20,7 @@
 #include <limits.h>
 
 #include "common.cuh"
+#include "deferred_check.cuh"
 #include "entry.h"
 
 namespace {
@@ -274,7 +275,8 @@ __device__ __noinline__ uint32_t nth_index(Shared &sh, const uint32_t *keys, int
 template <typename T>
 __global__ void __launch_bounds__(kThreads) sample_kernel(q3_tensor out, q3_tensor logits, q3_tensor random,
                                                           float temperature, int64_t kept_k, double top_p,
-                                                          uint32_t *key_scratch, u64 *sum_scratch) {
+                                                          uint32_t *key_scratch, u64 *sum_scratch, q3r::IndexGuard guard) {
+    if (q3r::write_blocked(guard)) return;
     __shared__ Shared sh;
     const int tid = threadIdx.x;
     const int64_t row = blockIdx.x, vocab = logits.shape[1];
@@ -395,24 +397,17 @@ int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double t
     const int64_t batch = logits.shape[0], vocab = logits.shape[1];
     const float temperature_f = (float)temperature;
     cudaStream_t s = (cudaStream_t)stream;
-    if (batch > 0) {
-        float *values = q3_cuda_floats_to_host(op, "random", &random, s, &status);
-        if (values == NULL) return status;
-        for (int64_t b = 0; b < batch; ++b) {
-            const float r = values[b];
-            if (!(r >= 0.0f && r < 1.0f)) {
-                free(values);
-                return q3_fail(Q3_BAD_VALUE, op, "tensor 'random' holds %g for row %lld, outside [0, 1)",
-                               (double)r, (long long)b);
-            }
-        }
-        free(values);
-    }
     if (batch == 0) return Q3_OK;
     if (vocab > INT32_MAX || batch > INT32_MAX) {
         return q3_fail(Q3_UNSUPPORTED, op, "a vocabulary of %lld: at most %d is supported", (long long)vocab,
                        INT32_MAX);
     }
+    // The uniforms are checked on the device (deferred_check.cuh): a bad one makes the call write
+    // nothing and is reported by q3_take_deferred_error.
+    q3r::IndexGuard guard;
+    bool on_host;
+    const q3r::CheckSpec spec = {"random", q3r::DEFERRED_UNIFORMS, 0, 1, 1, false, nullptr, 0};
+    if ((status = q3r::check_deferred(op, spec, random, s, &guard, &on_host)) != Q3_OK) return status;
     const int64_t kept_k = (top_k <= 0 || top_k >= vocab) ? vocab : top_k;
     // Keys [B, V] (u32), then per row the fixed-point bucket sums of the first level and of the
     // later ones ([B, 2048 + 1024] u64, 8-byte aligned).
@@ -421,6 +416,7 @@ int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double t
     void *scratch = NULL;
     if (cudaMallocAsync(&scratch, key_bytes + sum_bytes, s) != cudaSuccess) {
         cudaGetLastError();
+        q3r::release_guard(&guard, s);
         return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate the [%lld, %lld] key scratch", (long long)batch,
                        (long long)vocab);
     }
@@ -428,7 +424,8 @@ int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double t
     u64 *sums = reinterpret_cast<u64 *>(static_cast<char *>(scratch) + key_bytes);
     Q3_DISPATCH_FLOAT(logits.dtype, T,
                       sample_kernel<T><<<(unsigned)batch, kThreads, 0, s>>>(out, logits, random, temperature_f, kept_k,
-                                                                           top_p, keys, sums));
+                                                                           top_p, keys, sums, guard));
     cudaFreeAsync(scratch, s);
+    q3r::release_guard(&guard, s);
     return q3_cuda_launch_status(op);
 }

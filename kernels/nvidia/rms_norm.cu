@@ -49,13 +49,7 @@ __global__ void __launch_bounds__(MAX_ROW_THREADS) rms_rows(q3_tensor out, q3_te
 #pragma unroll
         for (int k = 0; k < K; ++k) {
             const int64_t item = lane + (int64_t)k * lanes;
-            if (valid && item < items) {
-#pragma unroll
-                for (int e = 0; e < N; ++e) {
-                    const double v = q3::to_float(cache[k].v[e]);
-                    squares += v * v;
-                }
-            }
+            if (valid && item < items) squares += pack_squares<T, N>(cache[k]);
         }
         const float inv = inverse_rms<G>(squares, cols, eps);
         T *orow = od + (valid ? row_offset(out, row) : 0);

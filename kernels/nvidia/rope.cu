@@ -3,8 +3,8 @@
 // for i < 256), angle = position * inv_freq[i] formed and reduced modulo 2*pi in double, cos/sin of
 // the reduced angle in float; NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1).
 //
-// Block (token, head group): each thread loads its first item of x, then the token's cos/sin table
-// is built in shared memory, then the block rotates its heads, one 16-byte pack of each half (NeoX)
+// Block (group of tokens, head group): each thread loads its first items of x, then the tokens'
+// cos/sin table is built in shared memory, then the block rotates its heads, one 16-byte pack of each half (NeoX)
 // or of interleaved pairs (GPT-J) per thread on the fast path, one pair per thread otherwise.
 #include <math.h>
 
@@ -95,15 +95,19 @@ template <typename T, int N, bool NEOX> struct Item {
     }
 };
 
-template <typename T, int N, bool NEOX>
+// Items a thread loads before the block's cos/sin table is built (its first PREFETCH items).
+constexpr int PREFETCH = 4;
+
+// TABLE: the cos/sin of the block's tokens in shared memory (else each pair computes its own).
+template <typename T, int N, bool NEOX, bool TABLE>
 __global__ void __launch_bounds__(256) rope_kernel(q3_tensor out, q3_tensor x, q3_tensor positions, InvFreq inv,
-                                                   float theta, int64_t heads_per_block, bool use_table) {
-    extern __shared__ float2 table[];  // [half] when use_table
+                                                   float theta, int64_t heads_per_block, int64_t tokens_per_block) {
+    extern __shared__ float2 table[];  // [tokens_per_block][half] when TABLE
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
     const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
     const int64_t h0 = (int64_t)blockIdx.y * heads_per_block;
     const int64_t h_end = h0 + heads_per_block < heads ? h0 + heads_per_block : heads;
-    const int64_t work = (h_end - h0) * items_per_head;
+    const int64_t work = (h_end - h0) * items_per_head;  // items of one token
     const T *xd = static_cast<const T *>(x.data);
     T *od = static_cast<T *>(out.data);
     const int64_t xs2 = x.strides[2], os2 = out.strides[2];
@@ -112,44 +116,62 @@ __global__ void __launch_bounds__(256) rope_kernel(q3_tensor out, q3_tensor x, q
     constexpr int PAIRS = N == 1 ? 1 : (NEOX ? N : N / 2);
     const int64_t per_pair = half / PAIRS;  // the fast paths guarantee PAIRS divides half
     auto slot = [&](int64_t i) { return PAIRS == 1 ? i : (i % PAIRS) * per_pair + i / PAIRS; };
-    // Work item j -> (head, item within the head).
-    auto split = [&](int64_t j, int64_t &h, int64_t &item) {
-        int64_t hl;
-        if (work <= (int64_t)UINT32_MAX) {
-            const uint32_t jj = (uint32_t)j, per = (uint32_t)items_per_head;
-            hl = jj / per;
-            item = jj - (uint32_t)hl * per;
+    // Work item j of a group of tokens -> (token within the group, head, item within the head).
+    auto split = [&](int64_t j, int64_t &tt, int64_t &h, int64_t &item) {
+        int64_t rest;
+        if (tokens_per_block * work <= (int64_t)UINT32_MAX) {
+            const uint32_t jj = (uint32_t)j, w = (uint32_t)work, per = (uint32_t)items_per_head;
+            tt = jj / w;
+            const uint32_t r = jj - (uint32_t)tt * w;
+            rest = r / per;
+            item = r - (uint32_t)rest * per;
         } else {
-            hl = j / items_per_head;
-            item = j - hl * items_per_head;
+            tt = j / work;
+            rest = (j - tt * work) / items_per_head;
+            item = j - tt * work - rest * items_per_head;
         }
-        h = h0 + hl;
+        h = h0 + rest;
     };
-    for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
-        const double position = (double)q3::load_index(positions, t * positions.strides[0]);
-        const int64_t first = threadIdx.x;
-        Item<T, N, NEOX> prefetched;
-        if (first < work) {
-            int64_t h, item;
-            split(first, h, item);
-            prefetched.load(xd + t * x.strides[0] + h * x.strides[1], xs2, item, half);
+    for (int64_t t0 = (int64_t)blockIdx.x * tokens_per_block; t0 < tokens; t0 += (int64_t)gridDim.x * tokens_per_block) {
+        const int64_t group = t0 + tokens_per_block < tokens ? tokens_per_block : tokens - t0;
+        const int64_t total = group * work;
+        Item<T, N, NEOX> prefetched[PREFETCH];
+#pragma unroll
+        for (int k = 0; k < PREFETCH; ++k) {
+            const int64_t j = threadIdx.x + (int64_t)k * blockDim.x;
+            if (j < total) {
+                int64_t tt, h, item;
+                split(j, tt, h, item);
+                prefetched[k].load(xd + (t0 + tt) * x.strides[0] + h * x.strides[1], xs2, item, half);
+            }
         }
-        if (use_table) {
-            __syncthreads();  // the previous token's readers are done with the table
-            for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-                table[slot(i)] = cos_sin(position, inv, theta, i, head_dim);
+        if constexpr (TABLE) {
+            __syncthreads();  // the previous group's readers are done with the table
+            for (int64_t i = threadIdx.x; i < group * half; i += blockDim.x) {
+                const int64_t tt = i / half, pair = i - tt * half;
+                const double position = (double)q3::load_index(positions, (t0 + tt) * positions.strides[0]);
+                table[tt * half + slot(pair)] = cos_sin(position, inv, theta, pair, head_dim);
             }
             __syncthreads();
         }
-        auto cos_sin_of = [&](int64_t i) {
-            return use_table ? table[slot(i)] : cos_sin(position, inv, theta, i, head_dim);
-        };
-        for (int64_t j = first; j < work; j += blockDim.x) {
-            int64_t h, item;
-            split(j, h, item);
+        for (int64_t j = threadIdx.x, k = 0; j < total; j += blockDim.x, ++k) {
+            int64_t tt, h, item;
+            split(j, tt, h, item);
+            const int64_t t = t0 + tt;
+            auto cos_sin_of = [&](int64_t i) {
+                if constexpr (TABLE) {
+                    return table[tt * half + slot(i)];
+                } else {
+                    return cos_sin((double)q3::load_index(positions, t * positions.strides[0]), inv, theta, i,
+                                   head_dim);
+                }
+            };
             Item<T, N, NEOX> it;
-            if (j == first) {
-                it = prefetched;
+            if (k < PREFETCH) {
+#pragma unroll
+                for (int p = 0; p < PREFETCH; ++p) {
+                    if (p == k) it = prefetched[p];  // constant indices: the items stay in registers
+                }
             } else {
                 it.load(xd + t * x.strides[0] + h * x.strides[1], xs2, item, half);
             }
@@ -175,16 +197,24 @@ int launch_n(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_
     groups = ceil_div(heads, heads_per_block);
     const int64_t work = heads_per_block * items_per_head;
     const int threads = work >= 256 ? 256 : (int)((work + 31) / 32 * 32);
-    // The cos/sin table of a token in shared memory (up to the opt-in maximum; beyond it, which
-    // no real head_dim reaches, each pair computes its own).
-    size_t table_bytes = (size_t)half * sizeof(float2);
+    // Many tokens: a block takes a few at a time (its loads all issued before the table is built),
+    // as long as every multiprocessor still gets several blocks and the table stays small.
+    int64_t tokens_per_block = 1;
+    while (tokens_per_block < 8 && 2 * tokens_per_block * work <= (int64_t)PREFETCH * threads &&
+           tokens / (2 * tokens_per_block) >= 4 * (int64_t)sms && 2 * tokens_per_block * half <= 2048) {
+        tokens_per_block *= 2;
+    }
+    // The cos/sin table of a block's tokens in shared memory (up to the opt-in maximum; beyond it,
+    // which no real head_dim reaches, each pair computes its own).
+    size_t table_bytes = (size_t)(tokens_per_block * half) * sizeof(float2);
     bool use_table = true;
     if (table_bytes > 48 * 1024) {
         int device = 0, limit = 0;
         cudaGetDevice(&device);
         cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
         const bool raised = table_bytes <= (size_t)limit &&
-                            cudaFuncSetAttribute(rope_kernel<T, N, NEOX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            cudaFuncSetAttribute(rope_kernel<T, N, NEOX, true>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  (int)table_bytes) == cudaSuccess;
         if (!raised) {
             cudaGetLastError();
@@ -192,10 +222,16 @@ int launch_n(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_
             table_bytes = 0;
         }
     }
-    const int64_t token_blocks = tokens < ((int64_t)1 << 30) ? tokens : ((int64_t)1 << 30);
+    int64_t token_blocks = ceil_div(tokens, tokens_per_block);
+    if (token_blocks > ((int64_t)1 << 30)) token_blocks = (int64_t)1 << 30;
     const dim3 grid((unsigned)token_blocks, (unsigned)groups);
-    rope_kernel<T, N, NEOX><<<grid, threads, table_bytes, stream>>>(out, x, positions, inv, theta, heads_per_block,
-                                                                    use_table);
+    if (use_table) {
+        rope_kernel<T, N, NEOX, true><<<grid, threads, table_bytes, stream>>>(out, x, positions, inv, theta,
+                                                                              heads_per_block, tokens_per_block);
+    } else {
+        rope_kernel<T, N, NEOX, false><<<grid, threads, 0, stream>>>(out, x, positions, inv, theta, heads_per_block,
+                                                                     tokens_per_block);
+    }
     return q3_cuda_launch_status(op);
 }
 

@@ -48,7 +48,13 @@ int q3_cuda_check_device(const char *op, const char *name, const q3_tensor *t) {
     return Q3_OK;
 }
 
-int q3_check_stream(const char *, const void *) { return Q3_OK; }
+// Opens every entry point: a launch error the runtime still holds from someone else's call (a failed
+// graph capture of PyTorch, say) is dropped, so that q3_cuda_launch_status reports this call's own.
+// An error that breaks the context stays and comes back at the next call.
+int q3_check_stream(const char *, const void *) {
+    cudaGetLastError();
+    return Q3_OK;
+}
 
 int q3_check_memory(const char *op, const q3_named_tensor *tensors, int count) {
     for (int i = 0; i < count; ++i) {

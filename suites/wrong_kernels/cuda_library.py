@@ -15,7 +15,8 @@ def wrong_cuda_recipe():
     return dataclasses.replace(
         real, name="wrong-nvidia", source_dir=SOURCES,
         include_dirs=(*real.include_dirs, KERNELS_DIR / "nvidia"),
-        extra_inputs=(*real.extra_inputs, KERNELS_DIR / "nvidia" / "runtime.cu"),
+        extra_inputs=(*real.extra_inputs, *(KERNELS_DIR / "nvidia" / name for name in ("runtime.cu", "deferred_check.cu",
+                                                                                       "deferred_check.cuh"))),
     )
 
 
