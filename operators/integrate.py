@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from dataclasses import replace
@@ -16,6 +17,7 @@ from pathlib import Path
 import torch
 
 from operators.backends import Backend, BackendError, started
+from operators.core.device import Device
 from operators.core.dtypes import DType, FLOAT_DTYPES
 from operators.core.exits import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, UsageError, usage_exit
 from operators.core.kernel_errors import KernelError, KernelOutOfMemoryError
@@ -54,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--model-dir", type=Path, help="a Qwen3 / Qwen3-MoE checkpoint directory")
     source.add_argument("--synthetic", choices=list(SYNTHETIC_MODELS), help="a synthetic checkpoint (default tiny)")
     p.add_argument("--layers", type=int, help="keep the first N layers of the synthetic model")
+    p.add_argument("--stream", action="store_true",
+                   help="read the checkpoint straight onto the device and run both transformers models there a "
+                        "decoder layer at a time (float64 reference included): memory for our model and one layer, "
+                        "whatever the depth (8B and larger)")
     p.add_argument("--dtype", default="bf16", help="working dtype: f32, f16 or bf16 (default bf16)")
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help="prompt text (needs the checkpoint's tokenizer)")
@@ -128,7 +134,7 @@ def setup(args: argparse.Namespace):
         except (OSError, ValueError, DocumentKindError) as error:
             raise UsageError(f"--baseline: {error}") from None
     backend = select_backend(args.backend, device)
-    models = load_models(checkpoint_directory(args), dtype, device)
+    models = load_models(checkpoint_directory(args), dtype, device, streamed=args.stream)
     backend, taken = with_fallback(backend, models, args.fallback)
     return backend, models, prompt_ids(args, models), taken
 
@@ -191,14 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     if result.attribution is not None:
         print()
         print(attribution_table(result.attribution))
+    streamed = ", streamed a decoder layer at a time" if models.streamed else ""
     config = {"device": models.device.value, "backend": backend.name, "model_dir": str(models.checkpoint.directory),
               "synthetic": None if args.model_dir else (args.synthetic or "tiny"), "layers": args.layers,
               "architecture": models.config.architecture, "dtype": models.dtype.value, "prompt_ids": ids.tolist(),
-              "steps": args.steps, "seed": args.seed, "reference": "transformers float64 on cpu (eager)",
+              "steps": args.steps, "seed": args.seed,
+              "reference": f"transformers float64 on {models.reference_device} (eager{streamed})",
               "fallback": {"backend": args.fallback, "operators": taken} if taken else None,
-              "baseline": f"transformers {models.dtype.short} on {models.device.value} (eager)"}
+              "baseline": f"transformers {models.dtype.short} on {models.device.value} (eager{streamed})"}
     document = build_document(result, config, collect_environment(models.device.torch_type, backend))
     document["seconds"] = round(time.perf_counter() - began, 2)
+    document["peak_memory"] = peak_memory(models.device)
     pictures = integration_pictures(document, args.plots) if args.plots else []
     outputs = ((args.output, lambda: json_text(document)), (args.junit_xml, lambda: integration_junit_xml(document)),
                (args.markdown, lambda: integration_markdown(document, result, args.all_points)
@@ -226,9 +235,19 @@ def main(argv: list[str] | None = None) -> int:
     where = result.first_failure()
     verdict = "PASS" if result.passed else f"FAIL: first over budget at {where}"
     written = [str(path) for path, _ in outputs if path is not None] + [str(p) for p in pictures]
-    print(f"\nverdict: {verdict} ({document['seconds']}s{', wrote ' + ', '.join(written) if written else ''})",
+    peak = document["peak_memory"]
+    memory = f"peak host {peak['host_gib']} GiB" + ("" if peak["device_gib"] is None else f", GPU {peak['device_gib']} GiB")
+    print(f"\nverdict: {verdict} ({document['seconds']}s, {memory}{', wrote ' + ', '.join(written) if written else ''})",
           file=sys.stderr)
     return EXIT_PASS if result.passed and not regressed else EXIT_FAIL
+
+
+def peak_memory(device: Device) -> dict[str, float | None]:
+    """The run's high-water marks in GiB: the process's resident host memory, and what PyTorch allocated on
+    the GPU (None on the CPU)."""
+    host_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    gpu = torch.cuda.max_memory_allocated() / 2 ** 30 if device.torch_type == "cuda" else None
+    return {"host_gib": round(host_kib / 2 ** 20, 2), "device_gib": None if gpu is None else round(gpu, 2)}
 
 
 def cli() -> int:

@@ -123,12 +123,20 @@ def attribution_table(rows: list[Attribution]) -> str:
                     tablefmt="github", disable_numparse=True) + verdict
 
 
+def peak_text(document: Mapping[str, Any]) -> str:
+    peak = document.get("peak_memory")
+    if not peak:
+        return ""
+    device = "" if peak["device_gib"] is None else f", GPU {peak['device_gib']} GiB"
+    return f" (peak host {peak['host_gib']} GiB{device})"
+
+
 def integration_markdown(document: Mapping[str, Any], result: IntegrationResult, all_points: bool = False) -> str:
     """The markdown summary of an integration run, for a CI job page."""
     config = document["config"]
     lines = [f"# Qwen3 integration: {document['verdict'].upper()}", "",
              f"{config['architecture']} ({config['synthetic'] or config['model_dir']}), {config['dtype']}, backend "
-             f"`{config['backend']}` on {config['device']}, {document['seconds']} s", "",
+             f"`{config['backend']}` on {config['device']}, {document['seconds']} s{peak_text(document)}", "",
              points_table(result.prefill.points, all_points), "",
              *[f"- {line}" for line in summary_lines(result)]]
     if result.attribution is not None:

@@ -20,8 +20,8 @@ from typing import Any, Mapping
 #   device); the budget moves to the document's `budgets` {operator: budget}; rows one per line.
 #   Readers take 1.x too (a baseline made before).
 # qwen3-integration 1.0, benchmark 1.0, panel 1.0: as first written. benchmark 1.1: each row's timings
-# (method, spread, calls, repetitions per candidate).
-VERSIONS = {"operators": "2.0", "qwen3-integration": "1.0", "benchmark": "1.1", "panel": "1.0"}
+# (method, spread, calls, repetitions per candidate). qwen3-integration 1.1: peak_memory (host, device).
+VERSIONS = {"operators": "2.0", "qwen3-integration": "1.1", "benchmark": "1.1", "panel": "1.0"}
 READABLE_MAJORS = {"operators": ("1", "2")}  # a kind's older majors its readers still take
 
 

@@ -1,6 +1,7 @@
 """One integration comparison: load a checkpoint three ways (our runner in the working dtype, transformers in
-the working dtype on the device, transformers in float64 on the CPU on the same rounded weights), prefill the
-prompt through each with every point captured, and judge ours point by point."""
+the working dtype on the device, transformers in float64 on the CPU on the same rounded weights; or, streamed,
+both transformers models on the device with one decoder layer's weights at a time), prefill the prompt through
+each with every point captured, and judge ours point by point."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import torch
 from operators.backends.backend import Backend
 from operators.core.device import Device
 from operators.core.dtypes import DType
-from operators.model.checkpoint import Checkpoint, load_checkpoint
+from operators.model.checkpoint import Checkpoint, CheckpointReader, load_checkpoint
 from operators.model.compare import PointResult, compare_points, first_failure
 from operators.model.config import ModelConfig
 from operators.model.next_token import SAMPLING, NextTokenSummary, summarize_logits, uniforms
 from operators.model.runner import Qwen3Runner
+from operators.model.streamed import streamed_model
 from operators.model.transformers_side import Points, Routing, capture, load_model
 from operators.model.transformers_version import check_transformers_version
 from operators.model.weights import ModelWeights, arrange_weights
@@ -30,7 +32,9 @@ class Models:
     device: Device
     weights: ModelWeights
     baseline: torch.nn.Module  # transformers in the working dtype, on the device
-    reference: torch.nn.Module  # transformers in float64 on the CPU, weights rounded to the working dtype first
+    reference: torch.nn.Module  # transformers in float64, weights rounded to the working dtype first
+    reference_device: str  # where the reference runs: "cpu", or the device when streamed
+    streamed: bool = False  # both transformers models hold one decoder layer's weights at a time
     cache: dict[tuple, tuple[Points, Points]] = field(default_factory=dict)
 
     @property
@@ -49,14 +53,27 @@ class Models:
         return self.cache[key]
 
 
-def load_models(directory: Path, dtype: DType, device: Device) -> Models:
+def load_models(directory: Path, dtype: DType, device: Device, streamed: bool = False) -> Models:
+    """The three models; `streamed`: the checkpoint is read straight onto the device for our runner and both
+    transformers models run there a decoder layer at a time (streamed.py), so neither host memory nor the
+    device holds more than our model and one layer in float64, whatever the depth."""
     check_transformers_version()
-    checkpoint = load_checkpoint(directory)
-    moe = checkpoint.config.is_moe
-    weights = arrange_weights(checkpoint.tensors, checkpoint.config, dtype.torch, device.torch_device())
-    baseline = load_model(directory, dtype.torch, device.torch_device(), moe)
-    reference = load_model(directory, dtype.torch, "cpu", moe).to(torch.float64)
-    return Models(checkpoint, dtype, device, weights, baseline, reference)
+    target = device.torch_device()
+    if not streamed:
+        checkpoint = load_checkpoint(directory)
+        moe = checkpoint.config.is_moe
+        weights = arrange_weights(checkpoint.tensors, checkpoint.config, dtype.torch, target)
+        baseline = load_model(directory, dtype.torch, target, moe)
+        reference = load_model(directory, dtype.torch, "cpu", moe).to(torch.float64)
+        return Models(checkpoint, dtype, device, weights, baseline, reference, "cpu")
+    checkpoint = load_checkpoint(directory, device=target)
+    weights = arrange_weights(checkpoint.tensors, checkpoint.config, dtype.torch, target)
+    checkpoint.tensors.clear()  # the runner's weights are all that is kept
+    reader = CheckpointReader(directory)  # the files stay mapped for the layers' weights
+    moe = reader.config.is_moe
+    baseline = streamed_model(reader, dtype.torch, dtype.torch, target, moe)
+    reference = streamed_model(reader, dtype.torch, torch.float64, target, moe)
+    return Models(checkpoint, dtype, device, weights, baseline, reference, device.value, streamed=True)
 
 
 class Recorder:
