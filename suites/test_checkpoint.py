@@ -172,12 +172,14 @@ def test_the_written_config_reads_back_as_the_spec(tiny, tiny_moe):
 
 
 def test_the_published_sizes_are_qwen3s():
-    big = {n: SYNTHETIC_MODELS[n].config for n in ("0.6b", "8b", "30b-a3b")}
+    big = {n: SYNTHETIC_MODELS[n].config for n in ("0.6b", "8b", "30b-a3b", "32b", "235b-a22b")}
     assert [(s.hidden_size, s.num_hidden_layers, s.num_attention_heads, s.num_key_value_heads) for s in big.values()] \
-        == [(1024, 28, 16, 8), (4096, 36, 32, 8), (2048, 48, 32, 4)]
+        == [(1024, 28, 16, 8), (4096, 36, 32, 8), (2048, 48, 32, 4), (5120, 64, 64, 8), (4096, 94, 64, 4)]
     assert big["0.6b"].tie_word_embeddings and not big["8b"].tie_word_embeddings
     assert (big["30b-a3b"].num_experts, big["30b-a3b"].num_experts_per_tok, big["30b-a3b"].moe_intermediate_size) \
         == (128, 8, 768)
+    assert (big["235b-a22b"].num_experts, big["235b-a22b"].num_experts_per_tok,
+            big["235b-a22b"].moe_intermediate_size) == (128, 8, 1536)
 
 
 def test_the_cli_prints_the_directory(tmp_path, capsys):

@@ -130,6 +130,14 @@ SYNTHETIC_MODELS = {spec.name: spec for spec in (
           num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4, head_dim=128,
           tie_word_embeddings=False, num_experts=128, num_experts_per_tok=8, moe_intermediate_size=768,
           norm_topk_prob=True),
+    qwen3("32b", moe=False, vocab_size=151936, hidden_size=5120, intermediate_size=25600,
+          num_hidden_layers=64, num_attention_heads=64, num_key_value_heads=8, head_dim=128,
+          tie_word_embeddings=False),
+    # 94 layers of 128 experts: 470 GB in bf16; run with --layers (4 layers: about 23 GB).
+    qwen3("235b-a22b", moe=True, vocab_size=151936, hidden_size=4096, intermediate_size=12288,
+          num_hidden_layers=94, num_attention_heads=64, num_key_value_heads=4, head_dim=128,
+          tie_word_embeddings=False, num_experts=128, num_experts_per_tok=8, moe_intermediate_size=1536,
+          norm_topk_prob=True),
 )}
 
 
