@@ -29,6 +29,10 @@ int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
         int64_t id = q3_load_index(&ids, q3_row_offset(&id_rows, t));
         const char *source = (const char *)weight.data + (size_t)(id * weight.strides[0]) * element;
         char *target = (char *)out.data + (size_t)q3_row_offset(&out, t) * element;
+        if (out.strides[out.ndim - 1] == 1 && weight.strides[1] == 1) {
+            memcpy(target, source, (size_t)hidden * element);
+            continue;
+        }
         for (int64_t c = 0; c < hidden; ++c) {
             memcpy(target + (size_t)(c * out.strides[out.ndim - 1]) * element,
                    source + (size_t)(c * weight.strides[1]) * element, element);

@@ -14,7 +14,11 @@ static void copy_head_block(const q3_tensor *dst, int64_t dst_base, const q3_ten
     for (int64_t h = 0; h < heads; ++h) {
         const int64_t d0 = dst_base + h * dst->strides[dst_h];
         const int64_t s0 = src_base + h * src->strides[src_h];
-        if (dst->dtype == src->dtype && dst->dtype != Q3_F32) {
+        if (dst->dtype == src->dtype && dst->strides[dst_h + 1] == 1 && src->strides[src_h + 1] == 1) {
+            const size_t element = dst->dtype == Q3_F32 ? sizeof(float) : sizeof(uint16_t);
+            memcpy((char *)dst->data + (size_t)d0 * element, (const char *)src->data + (size_t)s0 * element,
+                   (size_t)head_dim * element);
+        } else if (dst->dtype == src->dtype && dst->dtype != Q3_F32) {
             /* 16-bit dtypes: copy the bits. */
             for (int64_t d = 0; d < head_dim; ++d) {
                 ((uint16_t *)dst->data)[d0 + d * dst->strides[dst_h + 1]] =

@@ -1,25 +1,36 @@
-/* One RMSNorm row, shared by rms_norm and add_rms_norm. */
+/* One RMSNorm row, shared by rms_norm and add_rms_norm, a chunk of the row at a time (row_io.h). */
 #ifndef Q3_CPU_NORM_ROW_H
 #define Q3_CPU_NORM_ROW_H
 
 #include "common.h"
+#include "row_io.h"
 
 static inline void q3_norm_row(const q3_tensor *out, int64_t out_offset, const q3_tensor *x,
                                int64_t x_offset, const q3_tensor *weight, int64_t cols,
                                float eps) {
     const int64_t out_stride = out->strides[out->ndim - 1];
     const int64_t x_stride = x->strides[x->ndim - 1];
+    const int64_t weight_stride = weight->strides[0];
+    q3_chunk values, weights;
     double sum_of_squares = 0.0;
-    for (int64_t c = 0; c < cols; ++c) {
-        double value = q3_load(x, x_offset + c * x_stride);
-        sum_of_squares += value * value;
+    for (int64_t c = 0; c < cols; c += Q3_ROW_CHUNK) {
+        const int64_t n = q3_chunk_length(c, cols);
+        q3_load_chunk(x, x_offset + c * x_stride, x_stride, n, &values);
+#pragma omp simd reduction(+ : sum_of_squares)
+        for (int64_t i = 0; i < n; ++i) sum_of_squares += (double)values.f[i] * (double)values.f[i];
     }
     const float mean = cols > 0 ? (float)(sum_of_squares / (double)cols) : 0.0f;
     const float inverse_rms = 1.0f / sqrtf(mean + eps);
-    for (int64_t c = 0; c < cols; ++c) {
-        float normed = q3_round_to(x->dtype, q3_load(x, x_offset + c * x_stride) * inverse_rms);
-        q3_store(out, out_offset + c * out_stride,
-                 normed * q3_load(weight, c * weight->strides[0]));
+    for (int64_t c = 0; c < cols; c += Q3_ROW_CHUNK) {
+        const int64_t n = q3_chunk_length(c, cols);
+        q3_load_chunk(x, x_offset + c * x_stride, x_stride, n, &values);
+        q3_load_chunk(weight, c * weight_stride, weight_stride, n, &weights);
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) values.f[i] *= inverse_rms;
+        q3_round_chunk(x->dtype, n, &values); /* the normalised row in x's dtype, as transformers rounds it */
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) values.f[i] *= weights.f[i];
+        q3_store_chunk(out, out_offset + c * out_stride, out_stride, n, &values);
     }
 }
 

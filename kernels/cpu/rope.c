@@ -1,34 +1,68 @@
 /* Rotary position embedding of x [tokens, heads, head_dim], Hugging Face Qwen3 semantics:
  * inv_freq[i] = 1 / theta ** (2i / head_dim) in float32; angle = position * inv_freq[i];
- * NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1). */
+ * NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1). The inverse frequencies are computed
+ * once a call and each token's cos/sin once for all its heads. */
+#include <omp.h>
+#include <stdlib.h>
+
 #include "common.h"
 #include "entry.h"
 #include "parallel.h"
+#include "row_io.h"
+
+/* One head row of `head_dim` elements rotated by the token's cos/sin pairs. */
+static void rotate_head(const q3_tensor *out, int64_t ob, const q3_tensor *x, int64_t xb, const float *cos_sin,
+                        int64_t head_dim, int layout) {
+    const int64_t half = head_dim / 2, xs = x->strides[2], os = out->strides[2];
+    if (head_dim <= Q3_ROW_CHUNK) {
+        q3_chunk in, rotated;
+        q3_load_chunk(x, xb, xs, head_dim, &in);
+        for (int64_t i = 0; i < half; ++i) {
+            const int64_t a = layout == Q3_ROPE_NEOX ? i : 2 * i;
+            const int64_t b = layout == Q3_ROPE_NEOX ? i + half : 2 * i + 1;
+            const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
+            rotated.f[a] = in.f[a] * c - in.f[b] * s;
+            rotated.f[b] = in.f[b] * c + in.f[a] * s;
+        }
+        q3_store_chunk(out, ob, os, head_dim, &rotated);
+        return;
+    }
+    for (int64_t i = 0; i < half; ++i) {
+        const int64_t a = layout == Q3_ROPE_NEOX ? i : 2 * i;
+        const int64_t b = layout == Q3_ROPE_NEOX ? i + half : 2 * i + 1;
+        const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
+        const float xa = q3_load(x, xb + a * xs), xb2 = q3_load(x, xb + b * xs);
+        q3_store(out, ob + a * os, xa * c - xb2 * s);
+        q3_store(out, ob + b * os, xb2 * c + xa * s);
+    }
+}
 
 int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int layout,
             void *stream) {
     Q3_ENTER("rope", q3_check_rope_call(op, &out, &x, &positions, theta, layout));
 
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
-#pragma omp parallel for collapse(2) schedule(static) if (q3_parallel(tokens * heads * head_dim))
+    if (tokens == 0 || heads == 0 || half == 0) return Q3_OK;
+    const int threads = omp_get_max_threads();
+    /* inv_freq [half], then one cos/sin table [half][2] per thread. */
+    float *scratch = malloc(sizeof(float) * (size_t)half * (size_t)(1 + 2 * threads));
+    if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate the cos/sin tables");
+    float *inv_freq = scratch;
+    for (int64_t i = 0; i < half; ++i) inv_freq[i] = 1.0f / powf((float)theta, (float)(2 * i) / (float)head_dim);
+#pragma omp parallel for schedule(static) if (q3_parallel(tokens * heads * head_dim))
     for (int64_t t = 0; t < tokens; ++t) {
+        float *cos_sin = scratch + half * (1 + 2 * (int64_t)omp_get_thread_num());
+        const double position = (double)q3_load_index(&positions, t * positions.strides[0]);
+        for (int64_t i = 0; i < half; ++i) {
+            const double angle = position * (double)inv_freq[i];
+            cos_sin[2 * i] = (float)cos(angle);
+            cos_sin[2 * i + 1] = (float)sin(angle);
+        }
         for (int64_t h = 0; h < heads; ++h) {
-            const double position = (double)q3_load_index(&positions, t * positions.strides[0]);
-            const int64_t xb = t * x.strides[0] + h * x.strides[1];
-            const int64_t ob = t * out.strides[0] + h * out.strides[1];
-            for (int64_t i = 0; i < half; ++i) {
-                const float inv_freq =
-                    1.0f / powf((float)theta, (float)(2 * i) / (float)head_dim);
-                const double angle = position * (double)inv_freq;
-                const float c = (float)cos(angle), s = (float)sin(angle);
-                const int64_t a = layout == Q3_ROPE_NEOX ? i : 2 * i;
-                const int64_t b = layout == Q3_ROPE_NEOX ? i + half : 2 * i + 1;
-                const float xa = q3_load(&x, xb + a * x.strides[2]);
-                const float xb2 = q3_load(&x, xb + b * x.strides[2]);
-                q3_store(&out, ob + a * out.strides[2], xa * c - xb2 * s);
-                q3_store(&out, ob + b * out.strides[2], xb2 * c + xa * s);
-            }
+            rotate_head(&out, t * out.strides[0] + h * out.strides[1], &x, t * x.strides[0] + h * x.strides[1],
+                        cos_sin, head_dim, layout);
         }
     }
+    free(scratch);
     return Q3_OK;
 }
