@@ -1,7 +1,7 @@
 /* Rows moved as runs of floats, a chunk at a time: a unit-stride float32 or bfloat16 row in typed loops
  * the compiler vectorises (bfloat16 widens by a shift and rounds to nearest even by integer arithmetic),
- * anything else element by element through q3_load / q3_store. The values are exactly those of the
- * element-by-element path. */
+ * anything else element by element through q3_load / q3_store. Each element's value is exactly the
+ * element-by-element path's. */
 #ifndef Q3_CPU_ROW_IO_H
 #define Q3_CPU_ROW_IO_H
 

@@ -10,9 +10,9 @@
  *
  * Index values that live on a device (token ids, cache positions and slots) are checked there
  * without waiting for the device: a bad one makes its call write nothing, and the error is
- * reported later by q3_take_deferred_error (which waits for the stream), worded as an immediate
- * one would be. Until it is taken, every such checked call writes nothing. The CPU library
- * reports every error at the call.
+ * reported later by q3_take_deferred_error (which waits for the stream), in the wording of an
+ * immediate one (with several bad elements it may name another of them). Until it is taken, every
+ * such checked call writes nothing. The CPU library reports every error at the call.
  */
 #ifndef QWEN3_KERNELS_H
 #define QWEN3_KERNELS_H

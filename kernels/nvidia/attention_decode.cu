@@ -36,16 +36,62 @@ int check_seq_lens_on_host(const char *op, const q3_tensor &seq_lens, int64_t ne
     return status;
 }
 
+// The used entries of the block table (those below ceil(seq_lens[b] / block_size)) read back and
+// checked on the host, for calls with nothing to compute (the lengths checked already).
+int check_table_on_host(const char *op, const q3_tensor &block_table, const q3_tensor &seq_lens, int64_t num_blocks,
+                        int64_t block_size, cudaStream_t stream) {
+    if (q3_numel(&block_table) == 0) return Q3_OK;
+    int status;
+    int64_t *lens = q3_cuda_indices_to_host(op, "seq_lens", &seq_lens, stream, &status);
+    if (lens == NULL) return status;
+    int64_t *table = q3_cuda_indices_to_host(op, "block_table", &block_table, stream, &status);
+    if (table == NULL) {
+        free(lens);
+        return status;
+    }
+    const int64_t max_blocks = block_table.shape[1];
+    for (int64_t b = 0; b < block_table.shape[0] && status == Q3_OK; ++b) {
+        const int64_t used = (lens[b] + block_size - 1) / block_size;
+        for (int64_t i = 0; i < used && i < max_blocks && status == Q3_OK; ++i) {
+            const int64_t block = table[b * max_blocks + i];
+            if (block < 0 || block >= num_blocks) {
+                status = q3_fail(Q3_BAD_VALUE, op, "tensor 'block_table' holds %lld at [%lld, %lld], outside [0, %lld)",
+                                 (long long)block, (long long)b, (long long)i, (long long)num_blocks);
+            }
+        }
+    }
+    free(table);
+    free(lens);
+    return status;
+}
+
+// The sizes the kernel takes, tested before any check is launched.
+int check_sizes(const char *op, const q3_tensor &q) {
+    if (q.shape[0] > INT_MAX || q.shape[2] > INT_MAX || q.shape[3] > INT_MAX / 4) {
+        return q3_fail(Q3_UNSUPPORTED, op, "too many requests or heads, or too wide a head, for the CUDA "
+                                           "attention kernel");
+    }
+    return Q3_OK;
+}
+
+// Ends a call whose checks were launched: the guards released, or withdrawn when the call failed.
+int finish(int status, q3r::IndexGuard *guards, int count, cudaStream_t stream) {
+    for (int i = 0; i < count; ++i) {
+        if (status != Q3_OK) {
+            q3r::withdraw_check(&guards[i], stream);
+        } else {
+            q3r::release_guard(&guards[i], stream);
+        }
+    }
+    return status;
+}
+
 // The launch shared by both variants; table == NULL for the contiguous cache.
 int run(const char *op, const q3_tensor &out, const q3_tensor &q, const q3_tensor &k_cache,
         const q3_tensor &v_cache, const q3_tensor *table, const q3_tensor &seq_lens, int64_t capacity, double scale,
         const q3r::IndexGuard *guards, int guard_count, cudaStream_t stream) {
     const int64_t batch = q.shape[0], new_tokens = q.shape[1], q_heads = q.shape[2];
     const int64_t head_dim = q.shape[3], kv_heads = k_cache.shape[2];
-    if (batch > INT_MAX || q_heads > INT_MAX || head_dim > INT_MAX / 4) {
-        return q3_fail(Q3_UNSUPPORTED, op, "too many requests or heads, or too wide a head, for the CUDA "
-                                           "attention kernel");
-    }
     attn::SplitParams p = {};
     p.q = q.data; p.q_b = q.strides[0]; p.q_s = q.strides[1]; p.q_h = q.strides[2]; p.q_d = q.strides[3];
     p.k = k_cache.data; p.k_b = k_cache.strides[0]; p.k_p = k_cache.strides[1];
@@ -88,13 +134,13 @@ int q3_attention_decode(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
     const int64_t new_tokens = q.shape[1], capacity = k_cache.shape[1];
     if (q3_numel(&out) == 0) return check_seq_lens_on_host(op, seq_lens, new_tokens, capacity, cuda_stream);
+    if ((status = check_sizes(op, q)) != Q3_OK) return status;
     q3r::IndexGuard guard;
     bool on_host;
     const q3r::CheckSpec spec = {"seq_lens", q3r::DEFERRED_LENGTHS, new_tokens, capacity + 1, 1, false, nullptr, 0};
     if ((status = q3r::check_deferred(op, spec, seq_lens, cuda_stream, &guard, &on_host)) != Q3_OK) return status;
     status = run(op, out, q, k_cache, v_cache, NULL, seq_lens, capacity, scale, &guard, 1, cuda_stream);
-    q3r::release_guard(&guard, cuda_stream);
-    return status;
+    return finish(status, &guard, 1, cuda_stream);
 }
 
 int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_tensor v_cache,
@@ -104,7 +150,11 @@ int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_
     const int64_t num_blocks = k_cache.shape[0], block_size = k_cache.shape[1];
     const int64_t capacity = block_table.shape[1] * block_size, new_tokens = q.shape[1];
     cudaStream_t cuda_stream = static_cast<cudaStream_t>(stream);
-    if (q3_numel(&out) == 0) return check_seq_lens_on_host(op, seq_lens, new_tokens, capacity, cuda_stream);
+    if (q3_numel(&out) == 0) {
+        if ((status = check_seq_lens_on_host(op, seq_lens, new_tokens, capacity, cuda_stream)) != Q3_OK) return status;
+        return check_table_on_host(op, block_table, seq_lens, num_blocks, block_size, cuda_stream);
+    }
+    if ((status = check_sizes(op, q)) != Q3_OK) return status;
     q3r::IndexGuard guards[2];
     bool on_host;
     const q3r::CheckSpec lengths = {"seq_lens", q3r::DEFERRED_LENGTHS, new_tokens, capacity + 1, 1, false, nullptr, 0};
@@ -114,11 +164,8 @@ int q3_attention_decode_paged(q3_tensor out, q3_tensor q, q3_tensor k_cache, q3_
         return status;
     }
     if ((status = q3r::check_deferred(op, table, block_table, cuda_stream, &guards[1], &on_host)) != Q3_OK) {
-        q3r::release_guard(&guards[0], cuda_stream);
-        return status;
+        return finish(status, guards, 1, cuda_stream);
     }
     status = run(op, out, q, k_cache, v_cache, &block_table, seq_lens, capacity, scale, guards, 2, cuda_stream);
-    q3r::release_guard(&guards[0], cuda_stream);
-    q3r::release_guard(&guards[1], cuda_stream);
-    return status;
+    return finish(status, guards, 2, cuda_stream);
 }

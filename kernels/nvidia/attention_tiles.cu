@@ -114,9 +114,12 @@ int launch_split(const char *op, SplitParams p, bool vec, int64_t longest, cudaS
     } else {
         while (rb < 16 && rb * NG < rows) rb *= 2;
         // Fewer rows per CTA when the head is too wide for shared memory.
-        while (rb > 1 && split_smem_bytes<T>(rb * NG, p.dr) > (size_t)smem_max) rb /= 2;
+        // The kernels' static shared memory (the deferred checks' naming, a few hundred bytes) comes
+        // out of the same per-block maximum.
+        const size_t dynamic_max = (size_t)smem_max > 1024 ? (size_t)smem_max - 1024 : 0;
+        while (rb > 1 && split_smem_bytes<T>(rb * NG, p.dr) > dynamic_max) rb /= 2;
         smem = split_smem_bytes<T>(rb * NG, p.dr);
-        if (smem > (size_t)smem_max) {
+        if (smem > dynamic_max) {
             return q3_fail(Q3_UNSUPPORTED, op, "head_dim %lld is too large for the CUDA attention kernel",
                            (long long)head_dim);
         }

@@ -177,6 +177,24 @@ int check_deferred(const char *op, const CheckSpec &spec, const q3_tensor &t, cu
     return Q3_OK;
 }
 
+__global__ void withdraw_kernel(DeferredRecord *record, unsigned int ticket) {
+    if (record->ticket == ticket && ticket != 0) {
+        record->flag = 0;
+        record->ticket = 0;
+        record->position = ~0ull;
+        record->named = 0;
+        record->blocks_done = 0;
+    }
+}
+
+void withdraw_check(IndexGuard *guard, cudaStream_t stream) {
+    if (guard->record != nullptr && guard->ticket != 0) {
+        withdraw_kernel<<<1, 1, 0, stream>>>(guard->record, guard->ticket);
+        cudaGetLastError();  // the call is failing already; its own error is the one reported
+    }
+    release_guard(guard, stream);
+}
+
 void release_guard(IndexGuard *guard, cudaStream_t stream) {
     if (guard->scratch != nullptr && cudaFreeAsync(guard->scratch, stream) != cudaSuccess) cudaGetLastError();
     guard->scratch = nullptr;

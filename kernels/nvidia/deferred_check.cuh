@@ -7,7 +7,10 @@
 // stream and turns it into the message the host checks give (operator, tensor, index, range).
 //
 // The element named is the first, in row-major order, that is out of range or whose value occurs
-// again in its group. A failure is sticky: until it is taken, every checked call writes nothing.
+// again in its group (every occurrence of a repeated value counts: for input with several bad
+// elements the host checks, which name the first later occurrence, may name another one; the wording
+// is theirs). A failure is sticky: until it is taken, every checked call writes nothing. The record
+// is one per device: the harness runs one stream, and a take waits for the stream it is given.
 #pragma once
 
 #include <stdint.h>
@@ -174,5 +177,10 @@ int check_deferred(const char *op, const CheckSpec &spec, const q3_tensor &t, cu
 
 // Frees the guard's scratch (stream-ordered, after the writing kernel).
 void release_guard(IndexGuard *guard, cudaStream_t stream);
+
+// For a call that fails for another reason after its check was launched (none of its kernels will
+// run to name an element): clears the record if this call's check was the one that failed, so no
+// later call is blocked by it; a failure of an earlier call stays. Then releases the guard.
+void withdraw_check(IndexGuard *guard, cudaStream_t stream);
 
 }  // namespace q3r

@@ -136,6 +136,8 @@ int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
     const int64_t vocab = weight.shape[0], hidden = weight.shape[1];
     if (tokens == 0) return Q3_OK;
     if (hidden == 0) return check_ids_on_host(op, ids, vocab, s);  // nothing to gather: checked at once
+    int sms = 0;
+    if ((status = sm_count(op, &sms)) != Q3_OK) return status;
     IndexGuard guard;
     bool on_host;
     const CheckSpec spec = {"ids", DEFERRED_IDS, 0, vocab, 1, false, nullptr, 0};
@@ -147,12 +149,11 @@ int q3_embedding(q3_tensor out, q3_tensor ids, q3_tensor weight, void *stream) {
     id_rows.strides[ids.ndim] = 1;
     q3_tensor *const tensors[] = {&out, &id_rows};
     collapse(tensors, 2, true);
-    int sms = 0;
-    if ((status = sm_count(op, &sms)) != Q3_OK) return status;
     if (out.dtype == Q3_F32) {
         launch<uint32_t>(out, id_rows, weight, tokens, hidden, guard, sms, s);
     } else {
         launch<uint16_t>(out, id_rows, weight, tokens, hidden, guard, sms, s);
     }
-    return q3_cuda_launch_status(op);
+    if ((status = q3_cuda_launch_status(op)) != Q3_OK) withdraw_check(&guard, s);
+    return status;
 }

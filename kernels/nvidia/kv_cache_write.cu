@@ -143,8 +143,13 @@ int run(const char *op, bool paged, const q3_tensor &kc, const q3_tensor &vc, co
     } else {
         dispatch<uint16_t>(paged, kc, vc, k, v, index, total, guard, stream);
     }
-    release_guard(&guard, stream);
-    return q3_cuda_launch_status(op);
+    status = q3_cuda_launch_status(op);
+    if (status != Q3_OK) {
+        withdraw_check(&guard, stream);
+    } else {
+        release_guard(&guard, stream);
+    }
+    return status;
 }
 
 }  // namespace

@@ -416,7 +416,7 @@ int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double t
     void *scratch = NULL;
     if (cudaMallocAsync(&scratch, key_bytes + sum_bytes, s) != cudaSuccess) {
         cudaGetLastError();
-        q3r::release_guard(&guard, s);
+        q3r::withdraw_check(&guard, s);
         return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate the [%lld, %lld] key scratch", (long long)batch,
                        (long long)vocab);
     }
@@ -426,6 +426,10 @@ int q3_random_sample(q3_tensor out, q3_tensor logits, q3_tensor random, double t
                       sample_kernel<T><<<(unsigned)batch, kThreads, 0, s>>>(out, logits, random, temperature_f, kept_k,
                                                                            top_p, keys, sums, guard));
     cudaFreeAsync(scratch, s);
-    q3r::release_guard(&guard, s);
-    return q3_cuda_launch_status(op);
+    if ((status = q3_cuda_launch_status(op)) != Q3_OK) {
+        q3r::withdraw_check(&guard, s);
+    } else {
+        q3r::release_guard(&guard, s);
+    }
+    return status;
 }

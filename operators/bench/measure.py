@@ -16,6 +16,7 @@ from operators.bench.timing import measure as timed
 from operators.bench.workload import Workload, full_bytes
 from operators.core.checker import build_inputs, check_case, judge_outputs, prepare_inputs
 from operators.core.device import Device
+from operators.core.kernel_errors import KernelError
 from operators.core.registry import get_spec
 
 
@@ -104,10 +105,14 @@ def measure(workload: Workload, native: Backend, device: Device, compile_baselin
     attributes = {name: case.attributes[name] for name in spec.attributes}
     result = Measurement(workload, "timed", bytes=(workload.bytes_of or full_bytes)(inputs, outputs))
     result.native_ms = result.time("native", lambda: kernel(**outputs, **inputs, **attributes))
-    if kernel.settle is not None:
-        kernel.settle()  # an error the timed calls reported on the device
-    reasons = [f"input '{name}' was modified by the timed calls" for name, tensor in inputs.items()
-               if not torch.equal(bits(tensor), snapshots[name])]
+    reasons = []
+    try:
+        if kernel.settle is not None:
+            kernel.settle()  # an error the timed calls reported on the device
+    except KernelError as error:
+        reasons.append(f"the timed calls were rejected: {error}")
+    reasons += [f"input '{name}' was modified by the timed calls" for name, tensor in inputs.items()
+                if not torch.equal(bits(tensor), snapshots[name])]
     judged, _ = judge_outputs(prepare_inputs(spec, case, device, inputs), outputs)
     reasons += judged
     if reasons:

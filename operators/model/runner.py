@@ -173,5 +173,6 @@ class Qwen3Runner:
         out = self.empty((logits.shape[0],), torch.int64)
         self.op("random_sample", out=out, logits=logits, random=random.to(self.device, torch.float32),
                 temperature=temperature, top_k=top_k, top_p=top_p)
+        self.settle()
         return out
 
