@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import resource
 import sys
 import time
@@ -24,6 +26,8 @@ from operators.core.kernel_errors import KernelError, KernelOutOfMemoryError
 from operators.core.run_config import add_plots_option, check_plots_option
 from operators.core.run_context import RunContext, current_stream
 from operators.model.attribution import attribute
+from operators.model.checkpoint import expected_shapes
+from operators.model.config import read_config
 from operators.model.errors import CheckpointError, KernelCallError
 from operators.model.generate import generate
 from operators.model.integration import Models, compare_prefill, load_models
@@ -59,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true",
                    help="read the checkpoint straight onto the device and run both transformers models there a "
                         "decoder layer at a time (float64 reference included): memory for our model and one layer, "
-                        "whatever the depth (8B and larger)")
+                        "whatever the depth; chosen without asking when the float64 reference would take more than "
+                        "half the host's memory")
     p.add_argument("--dtype", default="bf16", help="working dtype: f32, f16 or bf16 (default bf16)")
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help="prompt text (needs the checkpoint's tokenizer)")
@@ -134,9 +139,27 @@ def setup(args: argparse.Namespace):
         except (OSError, ValueError, DocumentKindError) as error:
             raise UsageError(f"--baseline: {error}") from None
     backend = select_backend(args.backend, device)
-    models = load_models(checkpoint_directory(args), dtype, device, streamed=args.stream)
+    directory = checkpoint_directory(args)
+    streamed = args.stream or reference_too_large(directory)
+    models = load_models(directory, dtype, device, streamed=streamed)
     backend, taken = with_fallback(backend, models, args.fallback)
     return backend, models, prompt_ids(args, models), taken
+
+
+def reference_too_large(directory: Path) -> bool:
+    """Whether the fully loaded float64 reference (8 bytes a parameter, on the host) would take more than
+    half the host's memory; said in one line when it would, since the run then streams."""
+    try:
+        config = read_config(directory)
+    except CheckpointError:
+        return False  # load_models reports the checkpoint's problem
+    parameters = sum(math.prod(shape) for shape in expected_shapes(config).values())
+    host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if 8 * parameters <= host / 2:
+        return False
+    print(f"note: the float64 reference of this checkpoint takes {8 * parameters / 2 ** 30:.0f} GiB, more than half "
+          f"the host's {host / 2 ** 30:.0f} GiB: streaming it a decoder layer at a time (--stream)", file=sys.stderr)
+    return True
 
 
 def with_fallback(backend: Backend, models: Models, fallback: str | None) -> tuple[Backend, list[str]]:

@@ -99,3 +99,16 @@ def test_cli_streamed_run_passes_and_reports_where_and_how_much(harness, tmp_pat
     peak = document["peak_memory"]
     assert peak["host_gib"] > 0 and (peak["device_gib"] is None) == (harness.device.torch_type == "cpu")
     assert f"peak host {peak['host_gib']} GiB" in captured.err
+
+
+def test_a_reference_too_large_for_the_host_is_streamed_without_asking(harness, tmp_path, capsys, monkeypatch):
+    from operators import integrate
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 256}  # a 1 MiB host: the tiny model's float64 copy is larger
+    monkeypatch.setattr(integrate.os, "sysconf", lambda name: pages[name])
+    output = tmp_path / "integration.json"
+    code = main(["--device", harness.device.value, "--steps", "1", "--tokens", "1,2,3", "--output", str(output)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "more than half the host's 0 GiB: streaming it a decoder layer at a time" in captured.err
+    assert "streamed a decoder layer at a time" in json.loads(output.read_text())["config"]["reference"]
