@@ -2,7 +2,8 @@
 
 `synthetic_checkpoint("tiny")` builds the model with transformers' own Qwen3 classes, fills it with
 seeded random weights and writes it with `save_pretrained`, so the files are exactly what
-transformers writes for a real model. Directories are cached by name, seed, dtype and layer count
+transformers writes for a real model. Models over 2 GiB (8b and up) stay on the `meta` device and are
+written a tensor at a time into the same files (tensor_writer.py), so host memory holds one shard. Directories are cached by name, seed, dtype and layer count
 and written atomically; a finished one is returned as is.
 
     python -m operators.model.synthetic --name tiny --seed 0 --dtype bf16 [--layers N] [--root DIR]
@@ -28,10 +29,13 @@ from operators.core.exits import EXIT_PASS, EXIT_USAGE
 from operators.model.checkpoint import weights_present
 from operators.model.config import ARCHITECTURES, CONFIG_FILE, ModelConfig
 from operators.model.errors import CheckpointError
+from operators.model.tensor_writer import write_by_tensor
 from operators.model.transformers_version import check_transformers_version
 from operators.native_library.build import cache_dir
 
 SHARD_SIZE = "4GB"
+SHARD_BYTES = 4 * 10 ** 9  # SHARD_SIZE as transformers reads it
+IN_MEMORY_BYTES = 2 << 30  # larger models are written a tensor at a time (8b and up)
 CHUNK_ELEMENTS = 1 << 24  # random values are drawn this many at a time: 64 MiB of float32 at most
 
 # Weight scales. Every matrix is N(0, (gain / sqrt(fan_in))^2), fan_in its last dim (nn.Linear's
@@ -165,7 +169,7 @@ def synthetic_checkpoint(name: str, seed: int = 0, dtype: torch.dtype = torch.bf
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _build(spec, seed, dtype).save_pretrained(staging, safe_serialization=True, max_shard_size=SHARD_SIZE)
+        _write(spec, seed, dtype, staging)
         try:
             os.rename(staging, target)
         except OSError:
@@ -189,8 +193,8 @@ def _dtype(dtype: torch.dtype) -> DType:
     raise ValueError(f"dtype {dtype} is not one of {', '.join(str(m.torch) for m in FLOAT_DTYPES)}")
 
 
-def _build(spec: SyntheticSpec, seed: int, dtype: torch.dtype) -> Any:
-    """The transformers model with seeded weights, allocated once, in `dtype`: built on `meta`, then filled."""
+def _meta_model(spec: SyntheticSpec, seed: int, dtype: torch.dtype) -> Any:
+    """The transformers model of `spec` on the `meta` device, in `dtype` (no memory)."""
     from transformers import Qwen3ForCausalLM, Qwen3MoeForCausalLM
 
     _dtype(dtype)
@@ -198,7 +202,28 @@ def _build(spec: SyntheticSpec, seed: int, dtype: torch.dtype) -> Any:
         torch.manual_seed(seed)
         with torch.device("meta"):
             model = (Qwen3MoeForCausalLM if spec.config.is_moe else Qwen3ForCausalLM)(spec.hf_config())
-    model = model.to(dtype).to_empty(device="cpu")
+    return model.to(dtype)
+
+
+def _model_bytes(model: Any) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def _write(spec: SyntheticSpec, seed: int, dtype: torch.dtype, directory: Path) -> None:
+    """The checkpoint into `directory`: by transformers' save_pretrained when the model fits in host memory
+    comfortably, else a tensor at a time (tensor_writer.py, the same files): host memory then holds one
+    4 GB shard, whatever the model's size."""
+    meta = _meta_model(spec, seed, dtype)
+    if _model_bytes(meta) <= IN_MEMORY_BYTES:
+        _build(spec, seed, dtype).save_pretrained(directory, safe_serialization=True, max_shard_size=SHARD_SIZE)
+    else:
+        write_by_tensor(meta, dtype, lambda tensor, name: _fill(tensor, f"{spec.name}:{seed}:{name}"), directory,
+                        SHARD_BYTES)
+
+
+def _build(spec: SyntheticSpec, seed: int, dtype: torch.dtype) -> Any:
+    """The transformers model with seeded weights, allocated once, in `dtype`: built on `meta`, then filled."""
+    model = _meta_model(spec, seed, dtype).to_empty(device="cpu")
     model.tie_weights()  # to_empty gave the tied head its own storage; share the embedding again
     with torch.no_grad():
         for name, parameter in model.named_parameters():  # a tied head is listed once, as the embedding
