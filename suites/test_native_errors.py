@@ -179,3 +179,19 @@ def test_a_gpu_names_the_first_index_out_of_range_or_repeated(native, on, harnes
     device = harness.device.torch_device()
     assert_caches_untouched(native, "kv_cache_write_paged", [words], on(2, 16, 2, 4), on(2, 16, 2, 4),
                             k=on(4, 2, 4), v=on(4, 2, 4), slots=torch.tensor(slots, device=device))
+
+
+def test_a_call_failing_after_its_device_check_leaves_no_error_behind(native, on, harness):
+    """A float32 head of 1024 is too wide for the CUDA attention's shared memory: the call fails after
+    its seq_lens check (here failing too, 9 > 4) was launched; the check is withdrawn, so the next
+    checked call writes and settling raises nothing."""
+    if native.settle is None:
+        pytest.skip("this library reports every error at the call")
+    device = harness.device.torch_device()
+    with pytest.raises(KernelUnsupportedError, match="head_dim 1024 is too large"):
+        native.kernel("attention_decode")(out=on(1, 1, 2, 1024), q=on(1, 1, 2, 1024), k_cache=on(1, 4, 1, 1024),
+                                          v_cache=on(1, 4, 1, 1024), seq_lens=torch.tensor([9], device=device),
+                                          scale=0.03)
+    weight, out = on(5, 4), on(2, 4)
+    native.kernel("embedding").settled_call(out=out, ids=torch.tensor([1, 2], device=device), weight=weight)
+    assert torch.equal(out, weight[[1, 2]])
