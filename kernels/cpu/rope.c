@@ -2,13 +2,13 @@
  * inv_freq[i] = 1 / theta ** (2i / head_dim) in float32; angle = position * inv_freq[i];
  * NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1). The inverse frequencies are computed
  * once a call and each token's cos/sin once for all its heads. */
-#include <omp.h>
 #include <stdlib.h>
 
 #include "common.h"
 #include "entry.h"
 #include "parallel.h"
 #include "row_io.h"
+#include "scratch.h"
 
 /* One head row of `head_dim` elements rotated by the token's cos/sin pairs. */
 static void rotate_head(const q3_tensor *out, int64_t ob, const q3_tensor *x, int64_t xb, const float *cos_sin,
@@ -43,15 +43,19 @@ int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int l
 
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
     if (tokens == 0 || heads == 0 || half == 0) return Q3_OK;
-    const int threads = omp_get_max_threads();
-    /* inv_freq [half], then one cos/sin table [half][2] per thread. */
-    float *scratch = malloc(sizeof(float) * (size_t)half * (size_t)(1 + 2 * threads));
-    if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate the cos/sin tables");
-    float *inv_freq = scratch;
+    /* inv_freq [half]; one cos/sin table [half][2] per thread. */
+    float *inv_freq = malloc(sizeof(float) * (size_t)half);
+    size_t stride;
+    char *tables = q3_scratch_alloc(sizeof(float) * 2 * (size_t)half, &stride);
+    if (inv_freq == NULL || tables == NULL) {
+        free(inv_freq);
+        free(tables);
+        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate the cos/sin tables");
+    }
     for (int64_t i = 0; i < half; ++i) inv_freq[i] = 1.0f / powf((float)theta, (float)(2 * i) / (float)head_dim);
 #pragma omp parallel for schedule(static) if (q3_parallel(tokens * heads * head_dim))
     for (int64_t t = 0; t < tokens; ++t) {
-        float *cos_sin = scratch + half * (1 + 2 * (int64_t)omp_get_thread_num());
+        float *cos_sin = (float *)(tables + stride * (size_t)q3_thread_id());
         const double position = (double)q3_load_index(&positions, t * positions.strides[0]);
         for (int64_t i = 0; i < half; ++i) {
             const double angle = position * (double)inv_freq[i];
@@ -63,6 +67,7 @@ int q3_rope(q3_tensor out, q3_tensor x, q3_tensor positions, double theta, int l
                         cos_sin, head_dim, layout);
         }
     }
-    free(scratch);
+    free(inv_freq);
+    free(tables);
     return Q3_OK;
 }

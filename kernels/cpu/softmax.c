@@ -1,28 +1,40 @@
 /* Softmax over the last dim, and the causal variant over x [..., q_len, k_len]: max-subtracted,
- * exp in float32 (sum accumulated in double), written once in x's dtype. A row that is all -inf
+ * exp in float32 (sum accumulated in double), written once in x's dtype, a row at a time through a
+ * per-thread row of floats. A row that is all -inf
  * yields NaN, as PyTorch does. */
 #include "common.h"
 #include "entry.h"
 #include "parallel.h"
+#include "row_io.h"
+#include "scratch.h"
 
-/* Softmax of the first `visible` entries of a row; entries visible .. cols-1 are written as 0. */
+/* Softmax of the first `visible` entries of a row; entries visible .. cols-1 are written as 0.
+ * `e`: room for `visible` floats, where each exp(x - max) is kept from the sum for the write (one
+ * expf an element, the same values and the same sequential double sum as computing it twice). */
 static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_stride,
                         const q3_tensor *x, int64_t x_offset, int64_t x_stride, int64_t visible,
-                        int64_t cols) {
+                        int64_t cols, float *e) {
+    q3_chunk chunk;
     float max_value = -INFINITY;
-    for (int64_t c = 0; c < visible; ++c) {
-        max_value = fmaxf(max_value, q3_load(x, x_offset + c * x_stride));
+    for (int64_t c = 0; c < visible; c += Q3_ROW_CHUNK) {
+        const int64_t n = q3_chunk_length(c, visible);
+        q3_load_chunk(x, x_offset + c * x_stride, x_stride, n, &chunk);
+        for (int64_t i = 0; i < n; ++i) {
+            max_value = fmaxf(max_value, chunk.f[i]);
+            e[c + i] = chunk.f[i];
+        }
     }
     double sum = 0.0;
     for (int64_t c = 0; c < visible; ++c) {
-        sum += expf(q3_load(x, x_offset + c * x_stride) - max_value);
+        e[c] = expf(e[c] - max_value);
+        sum += e[c];
     }
     const float total = (float)sum;
-    for (int64_t c = 0; c < visible; ++c) {
-        const float e = expf(q3_load(x, x_offset + c * x_stride) - max_value);
-        q3_store(out, out_offset + c * out_stride, e / total);
+    for (int64_t c = 0; c < cols; c += Q3_ROW_CHUNK) {
+        const int64_t n = q3_chunk_length(c, cols);
+        for (int64_t i = 0; i < n; ++i) chunk.f[i] = c + i < visible ? e[c + i] / total : 0.0f;
+        q3_store_chunk(out, out_offset + c * out_stride, out_stride, n, &chunk);
     }
-    for (int64_t c = visible; c < cols; ++c) q3_store(out, out_offset + c * out_stride, 0.0f);
 }
 
 int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
@@ -30,11 +42,15 @@ int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
     const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
+    size_t stride;
+    char *scratch = q3_scratch_alloc(sizeof(float) * (size_t)cols, &stride);
+    if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate a row of %lld floats", (long long)cols);
 #pragma omp parallel for schedule(static) if (q3_parallel(rows * cols))
     for (int64_t row = 0; row < rows; ++row) {
         softmax_row(&out, q3_row_offset(&out, row), out_stride, &x, q3_row_offset(&x, row),
-                    x_stride, cols, cols);
+                    x_stride, cols, cols, (float *)(scratch + stride * (size_t)q3_thread_id()));
     }
+    free(scratch);
     return Q3_OK;
 }
 
@@ -44,11 +60,15 @@ int q3_causal_softmax(q3_tensor out, q3_tensor x, void *stream) {
 
     const int64_t rows = q3_rows(&x);
     const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
+    size_t stride;
+    char *scratch = q3_scratch_alloc(sizeof(float) * (size_t)k_len, &stride);
+    if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate a row of %lld floats", (long long)k_len);
 #pragma omp parallel for schedule(static) if (q3_parallel(rows * k_len))
     for (int64_t row = 0; row < rows; ++row) {
         const int64_t i = row % q_len;
         softmax_row(&out, q3_row_offset(&out, row), out_stride, &x, q3_row_offset(&x, row),
-                    x_stride, i + (k_len - q_len) + 1, k_len);
+                    x_stride, i + (k_len - q_len) + 1, k_len, (float *)(scratch + stride * (size_t)q3_thread_id()));
     }
+    free(scratch);
     return Q3_OK;
 }
