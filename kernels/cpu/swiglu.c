@@ -2,6 +2,7 @@
 #include "common.h"
 #include "entry.h"
 #include "parallel.h"
+#include "row_io.h"
 
 int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
     Q3_ENTER("swiglu", q3_check_swiglu_call(op, &out, &gate, &up));
@@ -12,10 +13,14 @@ int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
     for (int64_t row = 0; row < rows; ++row) {
         const int64_t g0 = q3_row_offset(&gate, row), u0 = q3_row_offset(&up, row);
         const int64_t o0 = q3_row_offset(&out, row);
-        for (int64_t c = 0; c < cols; ++c) {
-            const float g = q3_load(&gate, g0 + c * gate.strides[last]);
-            const float u = q3_load(&up, u0 + c * up.strides[last]);
-            q3_store(&out, o0 + c * out.strides[last], g / (1.0f + expf(-g)) * u);
+        const int64_t gs = gate.strides[last], us = up.strides[last], os = out.strides[last];
+        q3_chunk g, u;
+        for (int64_t c = 0; c < cols; c += Q3_ROW_CHUNK) {
+            const int64_t n = q3_chunk_length(c, cols);
+            q3_load_chunk(&gate, g0 + c * gs, gs, n, &g);
+            q3_load_chunk(&up, u0 + c * us, us, n, &u);
+            for (int64_t i = 0; i < n; ++i) g.f[i] = g.f[i] / (1.0f + expf(-g.f[i])) * u.f[i];
+            q3_store_chunk(&out, o0 + c * os, os, n, &g);
         }
     }
     return Q3_OK;
