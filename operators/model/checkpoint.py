@@ -226,6 +226,9 @@ def _weight_files(directory: Path) -> tuple[list[Path], Path | None, dict[str, s
 
 
 def _open(stack: ExitStack, path: Path, device: str | torch.device) -> Any:
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # safetensors is given the GPU's index, "cuda:N"
+        device = torch.device("cuda", torch.cuda.current_device())
     try:
         return stack.enter_context(safe_open(str(path), framework="pt", device=str(device)))
     except (SafetensorError, OSError) as error:

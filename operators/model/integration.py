@@ -66,10 +66,7 @@ def load_models(directory: Path, dtype: DType, device: Device, streamed: bool = 
         baseline = load_model(directory, dtype.torch, target, moe)
         reference = load_model(directory, dtype.torch, "cpu", moe).to(torch.float64)
         return Models(checkpoint, dtype, device, weights, baseline, reference, "cpu")
-    # safetensors is given the device's index ("cuda:0"), not a bare "cuda".
-    file_device = target if target.type != "cuda" or target.index is not None else \
-        torch.device("cuda", torch.cuda.current_device())
-    checkpoint = load_checkpoint(directory, device=file_device)
+    checkpoint = load_checkpoint(directory, device=target)
     weights = arrange_weights(checkpoint.tensors, checkpoint.config, dtype.torch, target)
     checkpoint.tensors.clear()  # the runner's weights are all that is kept
     reader = CheckpointReader(directory)  # the files stay mapped for the layers' weights
