@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from reports.schemas import DocumentKindError, require_kind
 
-# do_bench medians of one kernel on one idle GPU move by a few percent between runs at large shapes;
+# The median of one kernel on one idle GPU moves by a few percent between runs at large shapes;
 # a call that takes a few microseconds is dominated by launch latency, whose run-to-run spread is
 # microseconds, not percent. A workload is within noise when its native time moved by at most the
 # larger of the two.

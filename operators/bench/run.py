@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = parse_device(args.device)
         if device is Device.CPU:
-            raise UsageError("benchmark mode times GPU kernels with triton.testing.do_bench; use --device nvidia")
+            raise UsageError("benchmark mode times GPU kernels with CUDA events; use --device nvidia")
         backend = select_backend(args.backend, device)
         chosen = chosen_workloads(args.operators)
     except UsageError as error:
