@@ -16,10 +16,11 @@ from operators.model.tensor_writer import write_by_tensor
 MODELS = ("tiny", "tiny-moe")
 
 
-def written(name: str, directory, shard_bytes: int):
+def written(name: str, directory, shard_bytes: int, workers: int = 1):
     spec = SYNTHETIC_MODELS[name]
     write_by_tensor(synthetic._meta_model(spec, 0, torch.bfloat16), torch.bfloat16,
-                    lambda tensor, parameter: synthetic._fill(tensor, f"{name}:0:{parameter}"), directory, shard_bytes)
+                    lambda tensor, parameter: synthetic._fill(tensor, f"{name}:0:{parameter}"), directory, shard_bytes,
+                    workers)
     return directory
 
 
@@ -32,9 +33,10 @@ def file_names(directory) -> dict[str, list[str]]:
     return names
 
 
+@pytest.mark.parametrize("workers", (1, 4))
 @pytest.mark.parametrize("name", MODELS)
-def test_the_writer_writes_what_save_pretrained_writes(name, tmp_path):
-    ours, theirs = written(name, tmp_path, synthetic.SHARD_BYTES), synthetic_checkpoint(name)
+def test_the_writer_writes_what_save_pretrained_writes(name, workers, tmp_path):
+    ours, theirs = written(name, tmp_path, synthetic.SHARD_BYTES, workers), synthetic_checkpoint(name)
     assert sorted(p.name for p in ours.iterdir()) == sorted(p.name for p in theirs.iterdir())
     for config in ("config.json", "generation_config.json"):
         assert json.loads((ours / config).read_text()) == json.loads((theirs / config).read_text()), config
@@ -47,7 +49,7 @@ def test_the_writer_writes_what_save_pretrained_writes(name, tmp_path):
 def test_sharded_files_carry_an_index_and_load_in_transformers(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    ours = written("tiny-moe", tmp_path, 16 * 1024)
+    ours = written("tiny-moe", tmp_path, 16 * 1024, workers=3)  # threads a 16 KiB shard ahead: one tensor or two
     index = json.loads((ours / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
     assert len(shards) > 2 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"

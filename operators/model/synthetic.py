@@ -3,8 +3,8 @@
 `synthetic_checkpoint("tiny")` builds the model with transformers' own Qwen3 classes, fills it with
 seeded random weights and writes it with `save_pretrained`, so the files are exactly what
 transformers writes for a real model. Models over 2 GiB (8b and up) stay on the `meta` device and are
-written a tensor at a time into the same files (tensor_writer.py), so host memory holds one shard. Directories are cached by name, seed, dtype and layer count
-and written atomically; a finished one is returned as is.
+written a tensor at a time into the same files (tensor_writer.py, by every core), so host memory holds a few
+4 GB shards whatever the size. Directories are cached by name, seed, dtype and layer count and written atomically; a finished one is returned as is.
 
     python -m operators.model.synthetic --name tiny --seed 0 --dtype bf16 [--layers N] [--root DIR]
 """
@@ -211,14 +211,14 @@ def _model_bytes(model: Any) -> int:
 
 def _write(spec: SyntheticSpec, seed: int, dtype: torch.dtype, directory: Path) -> None:
     """The checkpoint into `directory`: by transformers' save_pretrained when the model fits in host memory
-    comfortably, else a tensor at a time (tensor_writer.py, the same files): host memory then holds one
-    4 GB shard, whatever the model's size."""
+    comfortably, else a tensor at a time (tensor_writer.py, the same files): host memory then holds a few
+    4 GB shards, whatever the model's size."""
     meta = _meta_model(spec, seed, dtype)
     if _model_bytes(meta) <= IN_MEMORY_BYTES:
         _build(spec, seed, dtype).save_pretrained(directory, safe_serialization=True, max_shard_size=SHARD_SIZE)
     else:
         write_by_tensor(meta, dtype, lambda tensor, name: _fill(tensor, f"{spec.name}:{seed}:{name}"), directory,
-                        SHARD_BYTES)
+                        SHARD_BYTES, workers=os.cpu_count() or 1)
 
 
 def _build(spec: SyntheticSpec, seed: int, dtype: torch.dtype) -> Any:

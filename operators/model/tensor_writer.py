@@ -1,6 +1,7 @@
 """A transformers model's checkpoint written a tensor at a time, for models larger than host memory: the
-model stays on the `meta` device, each tensor is made on the host by `fill` just before it is written
-and dropped after its shard is, so memory holds one shard at most. The files are those `save_pretrained`
+model stays on the `meta` device, each tensor is made on the host by `fill` (by several threads, at most
+a shard ahead of the writer) and dropped after its shard is written, so memory holds about three shards
+(the one being made, the one being written, its serialised copy), whatever the model's size. The files are those `save_pretrained`
 writes (config.json with the architecture and dtype, generation_config.json, safetensors with
 `{"format": "pt"}`, an index when sharded, sparse layers' experts one per expert as published Qwen3-MoE
 checkpoints are); suites/test_tensor_writer.py compares the two writers on the same model."""
@@ -8,6 +9,8 @@ checkpoints are); suites/test_tensor_writer.py compares the two writers on the s
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -48,20 +51,43 @@ def shard_plan(model: torch.nn.Module, dtype: torch.dtype, shard_bytes: int) -> 
     return shards
 
 
-def made_tensors(model: torch.nn.Module, dtype: torch.dtype,
-                 fill: Callable[[torch.Tensor, str], None]) -> Iterator[tuple[str, torch.Tensor]]:
-    """Each file tensor, made one parameter at a time on the host."""
-    for name, parameter in model.named_parameters():
-        values = torch.empty(tuple(parameter.shape), dtype=dtype)
+def made_tensors(model: torch.nn.Module, dtype: torch.dtype, fill: Callable[[torch.Tensor, str], None],
+                 ahead_bytes: int, workers: int) -> Iterator[tuple[str, torch.Tensor]]:
+    """Each file tensor, in parameter order. Parameters are made on the host by `workers` threads (fill's
+    random draws release the GIL; each parameter draws from its own stream, so the values do not depend on
+    the order or the threads), at most `ahead_bytes` of them ahead of the writer (one at least)."""
+    parameters = list(model.named_parameters())
+    element = torch.empty((), dtype=dtype).element_size()
+
+    def make(name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        values = torch.empty(shape, dtype=dtype)
         fill(values, name)
-        for disk_name, _, cut in disk_tensors(name, tuple(parameter.shape)):
-            yield disk_name, cut(values).contiguous()
+        return values
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque[tuple[str, tuple[int, ...], Future, int]] = deque()
+        queued, ahead = 0, 0
+        for name, parameter in parameters:
+            shape = tuple(parameter.shape)
+            while queued < len(parameters) and (not pending or ahead < ahead_bytes):
+                queued_name, queued_parameter = parameters[queued]
+                queued_shape = tuple(queued_parameter.shape)
+                size = element * queued_parameter.numel()
+                pending.append((queued_name, queued_shape, pool.submit(make, queued_name, queued_shape), size))
+                queued, ahead = queued + 1, ahead + size
+            made_name, _, future, size = pending.popleft()
+            assert made_name == name
+            values = future.result()
+            ahead -= size
+            for disk_name, _, cut in disk_tensors(name, shape):
+                yield disk_name, cut(values).contiguous()
+            del values
 
 
 def write_by_tensor(model: torch.nn.Module, dtype: torch.dtype, fill: Callable[[torch.Tensor, str], None],
-                    directory: Path, shard_bytes: int) -> None:
+                    directory: Path, shard_bytes: int, workers: int = 1) -> None:
     """Write `model` (on meta; a tied head listed once, as the embedding) to `directory` with each
-    parameter's values made by fill(tensor, parameter name)."""
+    parameter's values made by fill(tensor, parameter name), by `workers` threads at most a shard ahead."""
     from safetensors.torch import save_file
     from transformers import GenerationConfig
 
@@ -73,7 +99,7 @@ def write_by_tensor(model: torch.nn.Module, dtype: torch.dtype, fill: Callable[[
     plan = shard_plan(model, dtype, shard_bytes)
     files = (["model.safetensors"] if len(plan) == 1 else
              [f"model-{i + 1:05d}-of-{len(plan):05d}.safetensors" for i in range(len(plan))])
-    tensors = made_tensors(model, dtype, fill)
+    tensors = made_tensors(model, dtype, fill, shard_bytes, workers)
     weight_map, total = {}, 0
     for names, file in zip(plan, files):
         shard = dict(next(tensors) for _ in names)
