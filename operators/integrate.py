@@ -181,12 +181,19 @@ def with_fallback(backend: Backend, models: Models, fallback: str | None) -> tup
     return backend.with_fallback(substitute, missing), missing
 
 
-def integrate(models: Models, backend: Backend, ids: torch.Tensor, steps: int, attribution: bool) -> IntegrationResult:
-    """The prefill comparison, the generation, and the attribution when asked for or when the run fails."""
+ATTRIBUTION = ("never", "on-failure", "always")  # when integrate() reruns the model family by family
+
+
+def integrate(models: Models, backend: Backend, ids: torch.Tensor, steps: int,
+              attribution: str = "on-failure") -> IntegrationResult:
+    """The prefill comparison, the generation, and the attribution (one rerun per operator family, the
+    costliest part of a failing run) as `attribution` says: never, when the run fails, or always."""
+    if attribution not in ATTRIBUTION:
+        raise ValueError(f"attribution {attribution!r} is not one of {', '.join(ATTRIBUTION)}")
     prefill = compare_prefill(models, backend, ids)
     generation = generate(models, backend, ids, steps) if steps else None
     result = IntegrationResult(models.dtype, prefill, generation, None)
-    if not (attribution or not result.passed):
+    if attribution == "never" or (attribution == "on-failure" and result.passed):
         return result
     decode = None if generation is None else generation.decode
     return replace(result, attribution=attribute(models, backend, ids, steps, (prefill, decode)))
@@ -206,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                          current_stream(models.device))
     try:
         with started(backend, context):
-            result = integrate(models, backend, ids, args.steps, args.attribution)
+            result = integrate(models, backend, ids, args.steps, "always" if args.attribution else "on-failure")
     except BackendError as error:
         return usage_exit(error)
     except KernelOutOfMemoryError:

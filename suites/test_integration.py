@@ -65,7 +65,7 @@ def test_model_passes(harness, loaded, working_dtype, moe):
     if missing:
         pytest.skip(f"backend '{harness.backend.name}' lacks {', '.join(missing)}")
     models = loaded(moe, working_dtype)
-    result = integrate(models, harness.backend, prompt(models), STEPS, attribution=False)
+    result = integrate(models, harness.backend, prompt(models), STEPS)
     assert result.passed, describe(result)
 
 
@@ -83,7 +83,7 @@ def test_runner_computes_only_in_backend_kernels(harness, loaded, moe):
 @pytest.mark.parametrize("moe", [False, True], ids=["dense", "moe"])
 def test_torch_control_passes(harness, loaded, moe):
     models = loaded(moe, DType.BF16)
-    result = integrate(models, load_backend("torch", harness.device), prompt(models), STEPS, attribution=False)
+    result = integrate(models, load_backend("torch", harness.device), prompt(models), STEPS)
     assert result.passed, describe(result)
 
 
@@ -117,11 +117,12 @@ def test_operator_bug_fails_the_model_where_it_is(harness, loaded, module):
     moe, layer, point = OPERATOR_BUGS_IN_THE_MODEL[module]
     models = loaded(moe, DType.BF16)
     backend = importlib.import_module(f"suites.wrong_kernels.{module}").backend(harness.device)
-    result = integrate(models, backend, prompt(models), STEPS, attribution=False)
+    result = integrate(models, backend, prompt(models), STEPS, attribution="never")  # only the point is asked
     failure = result.prefill.first_failure
     found = None if failure is None else (failure.layer, failure.point)
     assert not result.passed, f"{module} passed the integration run"
     assert found == (None if point is None else (layer, point)), f"{module} first failed at {describe(result)}"
+    assert result.attribution is None
 
 
 @pytest.mark.parametrize("module, family", [("attention_decode_skips_newest", "attention"),
@@ -130,7 +131,7 @@ def test_decode_path_bug_fails_the_decode_check_and_attribution_names_its_family
     """Both bugs show only in decode steps; the attribution tells a cache write from the attention."""
     models = loaded(False, DType.BF16)
     wrong = importlib.import_module(f"suites.wrong_kernels.{module}")
-    result = integrate(models, wrong.backend(harness.device), prompt(models), STEPS, attribution=False)
+    result = integrate(models, wrong.backend(harness.device), prompt(models), STEPS, attribution="on-failure")
     assert result.prefill.passed and not result.passed
     assert result.attribution is not None and result.attribution[1].family == family, result.attribution
 

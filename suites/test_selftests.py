@@ -8,46 +8,61 @@ from pathlib import Path
 import pytest
 
 from operators.backends import load_backend
-from operators.core.checker import check_case
-from operators.core.contract import check_contract
 from operators.core.device import Device
-from operators.core.drawing import draw_cases
-from operators.core.dtypes import FLOAT_DTYPES
-from operators.core.registry import OPERATOR_NAMES, get_spec
+from operators.core.registry import OPERATOR_NAMES
 from suites.child_process import run_child
+from suites.judged_once import Implementation, judge_operator
 from suites.wrong_kernels import WRONG_KERNEL_MODULES
 
 # Enough cases per dtype that each regime that exposes a bug is drawn (derandomised by the seed).
 SELFTEST_EXAMPLES = 24
+CONTROL = "torch"
 
 
-def failure_reasons(backend, operator: str, device: Device) -> list[str]:
-    spec, kernel = get_spec(operator), backend.kernel(operator)
-    reasons = []
-    for dtype in FLOAT_DTYPES:
-        for case in draw_cases(spec, device, dtype, SELFTEST_EXAMPLES, seed=0):
-            reasons += check_case(spec, case, kernel, device, backend.name).reasons
-    reasons += [c.detail for c in check_contract(spec, kernel, device, backend.name) if not c.passed]
+def runs_on(module, device: Device) -> bool:
+    devices = getattr(module, "DEVICES", None)
+    return not devices or device.value in devices
+
+
+def implementations(operator: str, device: Device) -> list[Implementation]:
+    """The torch control and every wrong kernel of `operator` that runs on `device`."""
+    control = load_backend(CONTROL, device)
+    found = [Implementation(CONTROL, control.kernel(operator), control.name, None)]
+    for name in WRONG_KERNEL_MODULES:
+        module = importlib.import_module(f"suites.wrong_kernels.{name}")
+        if module.WRONG_OPERATOR == operator and runs_on(module, device):
+            backend = module.backend(device)
+            found.append(Implementation(name, backend.kernel(operator), backend.name, module.EXPECTED_REASON))
+    return found
+
+
+@pytest.fixture(scope="module")
+def judged(harness):
+    """operator -> {implementation: failure reasons}, judged once per module for all its implementations."""
+    cache: dict[str, dict[str, list[str]]] = {}
+
+    def reasons(operator: str) -> dict[str, list[str]]:
+        if operator not in cache:
+            cache[operator] = judge_operator(operator, implementations(operator, harness.device), harness.device,
+                                             SELFTEST_EXAMPLES)
+        return cache[operator]
     return reasons
 
 
 @pytest.mark.parametrize("module_name", WRONG_KERNEL_MODULES)
-def test_wrong_kernel_is_caught(harness, module_name):
+def test_wrong_kernel_is_caught(harness, judged, module_name):
     module = importlib.import_module(f"suites.wrong_kernels.{module_name}")
-    devices = getattr(module, "DEVICES", None)
-    if devices and harness.device.value not in devices:
-        pytest.skip(f"{module_name} is a kernel for {', '.join(devices)}; this run is on {harness.device.value}")
-    backend = module.backend(harness.device)
-    reasons = failure_reasons(backend, module.WRONG_OPERATOR, harness.device)
+    if not runs_on(module, harness.device):
+        pytest.skip(f"{module_name} is a kernel for {', '.join(module.DEVICES)}; this run is on {harness.device.value}")
+    reasons = judged(module.WRONG_OPERATOR)[module_name]
     assert reasons, f"{module_name}: the wrong {module.WRONG_OPERATOR} kernel passed every case"
     assert any(module.EXPECTED_REASON in r for r in reasons), (
         f"{module_name}: failed, but never with '{module.EXPECTED_REASON}': {reasons[:3]}")
 
 
 @pytest.mark.parametrize("operator", OPERATOR_NAMES)
-def test_torch_control_passes(harness, operator):
-    control = load_backend("torch", harness.device)
-    assert failure_reasons(control, operator, harness.device) == []
+def test_torch_control_passes(judged, operator):
+    assert judged(operator)[CONTROL] == []
 
 
 @pytest.mark.slow
