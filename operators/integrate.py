@@ -28,7 +28,7 @@ from operators.core.run_context import RunContext, current_stream
 from operators.model.attribution import attribute
 from operators.model.checkpoint import expected_shapes
 from operators.model.config import read_config
-from operators.model.errors import CheckpointError, KernelCallError
+from operators.model.errors import CheckpointError, KernelCallError, WeightsWrittenError
 from operators.model.generate import generate
 from operators.model.integration import Models, compare_prefill, load_models
 from operators.model.runner import model_operators
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         return usage_exit(error)
     except KernelOutOfMemoryError:
         raise  # the machine's limit, not the kernel's defect: exit 2 by operators/core/exits.py
-    except (KernelError, KernelCallError) as error:  # the backend under test failed: a failed run, not a crash
+    except (KernelError, KernelCallError, WeightsWrittenError) as error:  # the backend under test failed: a failed run
         print(f"error: a kernel of backend '{args.backend}' failed: {error}", file=sys.stderr)
         return EXIT_FAIL
     print(points_table(result.prefill.points, args.all_points))

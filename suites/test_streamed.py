@@ -1,7 +1,7 @@
-"""The layer-streamed transformers models (operators/model/streamed.py) and the checkpoint reader behind
-them: the same points and greedy tokens as the fully loaded models, bit for bit, with one decoder layer's
-weights in memory at a time; `operators.integrate --stream` reports where the reference ran and the run's
-peak memory."""
+"""The layer-streamed transformers models (operators/model/streamed.py) on our runner's weights
+(shared_weights.py): the same points and greedy tokens as the fully loaded models, bit for bit, with one
+decoder layer's weights in memory at a time; a kernel that writes into its weights fails the streamed run
+naming the weight; `operators.integrate --stream` reports where the reference ran and the run's peak memory."""
 
 import json
 
@@ -10,8 +10,8 @@ import torch
 
 from operators.core.dtypes import DType
 from operators.integrate import main
-from operators.model.checkpoint import CheckpointReader, load_checkpoint
 from operators.model.integration import load_models
+from operators.model.shared_weights import SharedWeights
 from operators.model.streamed import streamed_model
 from operators.model.synthetic import synthetic_checkpoint
 from operators.model.transformers_side import capture, greedy
@@ -36,8 +36,8 @@ def streamed_on(name: str, side: str, whole_model: torch.nn.Module, models) -> t
     reference runs on the CPU, the streamed one on the run's device: the same device gives the same bits)."""
     if whole_model.device == getattr(models, side).device:
         return getattr(models, side)
-    reader = CheckpointReader(synthetic_checkpoint(name))
-    return streamed_model(reader, torch.bfloat16, torch.float64, whole_model.device, models.config.is_moe)
+    return streamed_model(models.checkpoint.directory, SharedWeights(models.weights), torch.bfloat16, torch.float64,
+                          whole_model.device, models.config.is_moe)
 
 
 @pytest.mark.parametrize("side", ["baseline", "reference"])
@@ -75,18 +75,6 @@ def test_a_streamed_model_holds_one_decoder_layer_at_a_time(pairs, name):
     assert model.model.layers[0].self_attn.q_proj.weight.device.type == "meta"
 
 
-def test_the_reader_gives_every_tensor_load_checkpoint_loads():
-    directory = synthetic_checkpoint("tiny-moe")
-    loaded = load_checkpoint(directory)
-    with CheckpointReader(directory) as reader:
-        assert sorted(reader.names()) == sorted(loaded.tensors)
-        differing = [name for name in reader.names() if not torch.equal(reader.tensor(name), loaded.tensors[name])]
-        assert differing == []
-        assert torch.equal(reader.tensor("lm_head.weight"), loaded.tensors["lm_head.weight"])
-        with pytest.raises(KeyError, match="no tensor 'model.layers.9.mlp.gate.weight'"):
-            reader.tensor("model.layers.9.mlp.gate.weight")
-
-
 def test_cli_streamed_run_passes_and_reports_where_and_how_much(harness, tmp_path, capsys):
     output = tmp_path / "integration.json"
     code = main(["--device", harness.device.value, "--synthetic", "tiny-moe", "--stream", "--steps", "2",
@@ -112,3 +100,32 @@ def test_a_reference_too_large_for_the_host_is_streamed_without_asking(harness, 
     assert code == 0, captured.err
     assert "more than half the host's 0 GiB: streaming it a decoder layer at a time" in captured.err
     assert "streamed a decoder layer at a time" in json.loads(output.read_text())["config"]["reference"]
+
+
+WEIGHT_WRITING_NORM = """
+from operators.backends import load_backend
+
+def backend(device):
+    native = load_backend("native", device)
+    norm = native.kernel("rms_norm")
+
+    def rms_norm(*, out, x, weight, eps):
+        norm(out=out, x=x, weight=weight, eps=eps)
+        weight.view(-1)[-1:].add_(1)  # the bug: one element of its input written (layer 0 q_norm is checked first)
+
+    return native.with_kernels("writes_its_weight", {"rms_norm": rms_norm})
+"""
+
+
+def test_a_kernel_that_writes_into_its_weights_fails_the_streamed_run_naming_the_weight(harness, tmp_path, capsys,
+                                                                                       monkeypatch):
+    """The streamed transformers models share the runner's weights: a kernel's write into one must not become
+    what ours is compared with."""
+    (tmp_path / "weight_writing_norm.py").write_text(WEIGHT_WRITING_NORM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["--device", harness.device.value, "--synthetic", "tiny", "--stream", "--steps", "2",
+                 "--backend", "weight_writing_norm", "--tokens", "1,2,3,4"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert ("the model's weight 'model.layers.0.self_attn.q_norm.weight' changed during the run: a kernel of the "
+            "backend wrote into its weights") in err, err

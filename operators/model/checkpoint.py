@@ -124,62 +124,6 @@ def load_checkpoint(directory: str | Path, dtype: torch.dtype | None = None,
     return Checkpoint(directory, config, tensors, any((directory / n).is_file() for n in TOKENIZER_FILES))
 
 
-class CheckpointReader:
-    """A checkpoint checked in full (as load_checkpoint checks it) whose tensors are read one at a time,
-    on demand, in `Checkpoint.tensors`' layout: the files stay memory-mapped and nothing else is kept,
-    so a model far larger than host memory is read a layer at a time. Close it (or use it as a context
-    manager) to release the files."""
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        if not self.directory.is_dir():
-            raise CheckpointError(f"{self.directory}: not a directory")
-        self.config = read_config(self.directory)
-        files, index, weight_map = _weight_files(self.directory)
-        self._stack = ExitStack()
-        try:
-            self._handles = {path: _open(self._stack, path, "cpu") for path in files}
-            self._found = _inventory(self._handles, index, weight_map)
-            _check(self.config, _disk_shapes(self.config, self._found.keys()), self._found, index or files[0], None)
-        except BaseException:
-            self._stack.close()
-            raise
-
-    def __enter__(self) -> "CheckpointReader":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def names(self) -> list[str]:
-        """The tensors of the loaded layout (module docstring); the tied head is `model.embed_tokens.weight`."""
-        return list(expected_shapes(self.config))
-
-    def tensor(self, name: str) -> torch.Tensor:
-        """One tensor of the loaded layout, in the file's dtype, on the CPU; `lm_head.weight` of a tied
-        checkpoint is the embedding."""
-        if name == LM_HEAD and self.config.tie_word_embeddings:
-            name = EMBEDDING
-        if name not in expected_shapes(self.config):
-            raise KeyError(f"{self.directory}: the checkpoint has no tensor {name!r}")
-
-        def get(part: str) -> torch.Tensor:
-            path = self._found[part].path
-            try:
-                return self._handles[path].get_tensor(part)
-            except SafetensorError as error:
-                raise CheckpointError(f"{path}: tensor {part!r} cannot be read ({error})") from error
-
-        layer = _sparse_layer_of(name)
-        if layer is None or _stacked_on_disk(layer, self._found):
-            return get(name)
-        parts = ("gate_proj", "up_proj") if name.endswith("gate_up_proj") else ("down_proj",)
-        return _stack(self.config, layer, parts, self._found, get)
-
-
 def weights_present(directory: str | Path) -> bool:
     """Whether the weight files are all there (the single file, or the index and every shard it names)."""
     try:

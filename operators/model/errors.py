@@ -1,4 +1,5 @@
-"""Errors of a model run: a checkpoint that cannot be used, and a kernel that failed inside the forward."""
+"""Errors of a model run: a checkpoint that cannot be used, a kernel that failed inside the forward, and
+weights that changed during the run."""
 
 from __future__ import annotations
 
@@ -18,3 +19,12 @@ class KernelCallError(Exception):
     def __init__(self, operator: str, error: BaseException) -> None:
         super().__init__(f"{operator}: {kernel_exception(error)}")
         self.operator = operator
+
+
+class WeightsWrittenError(Exception):
+    """A weight the backend's kernels are given changed during the run: a kernel wrote into an input."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the model's weight {name!r} changed during the run: a kernel of the backend wrote into "
+                         "its weights")
+        self.name = name

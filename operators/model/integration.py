@@ -13,11 +13,12 @@ import torch
 from operators.backends.backend import Backend
 from operators.core.device import Device
 from operators.core.dtypes import DType
-from operators.model.checkpoint import Checkpoint, CheckpointReader, load_checkpoint
+from operators.model.checkpoint import Checkpoint, load_checkpoint
 from operators.model.compare import PointResult, compare_points, first_failure
 from operators.model.config import ModelConfig
 from operators.model.next_token import SAMPLING, NextTokenSummary, summarize_logits, uniforms
 from operators.model.runner import Qwen3Runner
+from operators.model.shared_weights import SharedWeights
 from operators.model.streamed import streamed_model
 from operators.model.transformers_side import Points, Routing, capture, load_model
 from operators.model.transformers_version import check_transformers_version
@@ -55,8 +56,9 @@ class Models:
 
 def load_models(directory: Path, dtype: DType, device: Device, streamed: bool = False) -> Models:
     """The three models; `streamed`: the checkpoint is read straight onto the device for our runner and both
-    transformers models run there a decoder layer at a time (streamed.py), so neither host memory nor the
-    device holds more than our model and one layer in float64, whatever the depth."""
+    transformers models run there a decoder layer at a time on our runner's weights (streamed.py,
+    shared_weights.py), so neither host memory nor the device holds more than our model and one layer in
+    float64, whatever the depth, and no forward reads the files again."""
     check_transformers_version()
     target = device.torch_device()
     if not streamed:
@@ -69,10 +71,9 @@ def load_models(directory: Path, dtype: DType, device: Device, streamed: bool = 
     checkpoint = load_checkpoint(directory, device=target)
     weights = arrange_weights(checkpoint.tensors, checkpoint.config, dtype.torch, target)
     checkpoint.tensors.clear()  # the runner's weights are all that is kept
-    reader = CheckpointReader(directory)  # the files stay mapped for the layers' weights
-    moe = reader.config.is_moe
-    baseline = streamed_model(reader, dtype.torch, dtype.torch, target, moe)
-    reference = streamed_model(reader, dtype.torch, torch.float64, target, moe)
+    shared, moe = SharedWeights(weights), checkpoint.config.is_moe
+    baseline = streamed_model(checkpoint.directory, shared, dtype.torch, dtype.torch, target, moe)
+    reference = streamed_model(checkpoint.directory, shared, dtype.torch, torch.float64, target, moe)
     return Models(checkpoint, dtype, device, weights, baseline, reference, device.value, streamed=True)
 
 

@@ -1,26 +1,31 @@
-"""transformers' own Qwen3 model with its decoder layers' weights streamed from the checkpoint: built on
-the `meta` device, the embedding, final norm and head loaded once, and each decoder layer's weights read
-(memory-mapped safetensors), rounded to the working dtype, cast to the compute dtype and placed on the
-device just before the layer runs, then dropped when it returns. The forward is transformers' own,
+"""transformers' own Qwen3 model with its decoder layers' weights streamed: built on the `meta` device, the
+embedding, final norm and head placed once, and each decoder layer's weights taken from `source` (our
+runner's, in the working dtype on the device: shared_weights.py), cast to the compute dtype just before the
+layer runs (the working-dtype model then shares the runner's tensors; the float64 one makes a copy of that
+layer alone), then dropped when it returns. The forward is transformers' own,
 unchanged (its masks, rotary embedding, caches, hooks), so every point it gives equals the fully loaded
 model's; memory holds one layer's weights at a time, whatever the depth."""
 
 from __future__ import annotations
 
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Protocol
 
 import torch
 
-from operators.model.checkpoint import CheckpointReader
+
+class WeightSource(Protocol):
+    def tensor(self, name: str) -> torch.Tensor:
+        """Transformers parameter `name`, rounded to the working dtype."""
 
 
-def streamed_model(reader: CheckpointReader, working: torch.dtype, compute: torch.dtype,
+def streamed_model(directory: Path, source: WeightSource, working: torch.dtype, compute: torch.dtype,
                    device: torch.device | str, moe: bool) -> torch.nn.Module:
-    """The model of `reader`'s checkpoint with weights rounded to `working` and computed in `compute` on
-    `device` (compute == working: the working-dtype baseline; float64: the reference)."""
+    """The model of the checkpoint in `directory` with `source`'s weights (in `working`), computed in
+    `compute` on `device` (compute == working: the working-dtype baseline; float64: the reference)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(str(reader.directory))
+    config = AutoConfig.from_pretrained(str(directory))
     extra = {"experts_implementation": "eager"} if moe else {}  # grouped_mm has no float64
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=working, attn_implementation="eager", **extra)
@@ -31,12 +36,12 @@ def streamed_model(reader: CheckpointReader, working: torch.dtype, compute: torc
     model.eval()
 
     def place(name: str) -> torch.Tensor:
-        return reader.tensor(name).to(working).to(device=device, dtype=compute)
+        return source.tensor(name).to(working).to(device=device, dtype=compute)
 
     embedding = place("model.embed_tokens.weight")
     set_parameter(model.model.embed_tokens, "weight", embedding)
     set_parameter(model.model.norm, "weight", place("model.norm.weight"))
-    tied = reader.config.tie_word_embeddings
+    tied = config.tie_word_embeddings
     set_parameter(model.lm_head, "weight", embedding if tied else place("lm_head.weight"))
     for index, layer in enumerate(model.model.layers):
         names = [name for name, _ in layer.named_parameters()]

@@ -33,20 +33,21 @@ def tensor(tensors: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
     return tensors[name]
 
 
-def layer_tensors(tensors: Mapping[str, torch.Tensor], config: ModelConfig, index: int) -> dict[str, torch.Tensor]:
-    prefix = f"model.layers.{index}"
+MOE_MLP = {"router": "mlp.gate.weight", "gate_up": "mlp.experts.gate_up_proj", "experts_down": "mlp.experts.down_proj"}
 
-    def weight(module: str) -> torch.Tensor:
-        return tensor(tensors, f"{prefix}.{module}.weight")
 
-    layer = {short: weight(module) for short, module in ATTENTION.items()}
+def layer_names(config: ModelConfig, index: int) -> dict[str, str]:
+    """A layer's weights: the runner's short name -> transformers' parameter name under the layer."""
+    names = {short: f"{module}.weight" for short, module in ATTENTION.items()}
     if config.layer_is_moe(index):
-        layer["router"] = weight("mlp.gate")
-        layer["gate_up"] = tensor(tensors, f"{prefix}.mlp.experts.gate_up_proj")
-        layer["experts_down"] = tensor(tensors, f"{prefix}.mlp.experts.down_proj")
+        names.update(MOE_MLP)
     else:
-        layer.update({short: weight(module) for short, module in DENSE_MLP.items()})
-    return layer
+        names.update({short: f"{module}.weight" for short, module in DENSE_MLP.items()})
+    return names
+
+
+def layer_tensors(tensors: Mapping[str, torch.Tensor], config: ModelConfig, index: int) -> dict[str, torch.Tensor]:
+    return {short: tensor(tensors, f"model.layers.{index}.{name}") for short, name in layer_names(config, index).items()}
 
 
 def arrange_weights(tensors: Mapping[str, torch.Tensor], config: ModelConfig, dtype: torch.dtype,
@@ -60,3 +61,13 @@ def arrange_weights(tensors: Mapping[str, torch.Tensor], config: ModelConfig, dt
     layers = tuple({k: place(v) for k, v in layer_tensors(tensors, config, i).items()}
                    for i in range(config.num_hidden_layers))
     return ModelWeights(config, dtype, embedding, place(tensor(tensors, "model.norm.weight")), head, layers)
+
+
+def by_transformers_name(weights: ModelWeights) -> dict[str, torch.Tensor]:
+    """Every tensor of `weights` under its transformers parameter name (a tied head under both names)."""
+    named = {"model.embed_tokens.weight": weights.embedding, "model.norm.weight": weights.final_norm,
+             "lm_head.weight": weights.lm_head}
+    for index, layer in enumerate(weights.layers):
+        named.update({f"model.layers.{index}.{name}": layer[short]
+                      for short, name in layer_names(weights.config, index).items()})
+    return named
