@@ -1,16 +1,49 @@
-/* Softmax over the last dim, and the causal variant over x [..., q_len, k_len]: max-subtracted,
- * exp in float32 (sum accumulated in double), written once in x's dtype, a row at a time through a
- * per-thread row of floats. A row that is all -inf
- * yields NaN, as PyTorch does. */
+/* Softmax over the last dim, and the causal variant over x [..., q_len, k_len]: max-subtracted, each
+ * exp(x - max) a float (exp_float.h: evaluated in double, rounded once), their sum accumulated in double
+ * (in vector lanes: the order differs from a sequential sum below double precision), written once in x's
+ * dtype, a row at a time through a per-thread row of floats. A row that is all -inf yields NaN, as
+ * PyTorch does. */
 #include "common.h"
 #include "entry.h"
+#include "exp_float.h"
 #include "parallel.h"
 #include "row_io.h"
 #include "scratch.h"
+#include "simd.h"
+
+/* Copies the n values to e; returns the largest of them and `largest` (NaN values are passed over, as
+ * fmaxf passes them: the row's result is NaN through its exponentials anyway). */
+Q3_VECTOR_CLONES
+static float copy_and_max(float *restrict e, const float *restrict values, int64_t n, float largest) {
+#pragma omp simd reduction(max : largest)
+    for (int64_t i = 0; i < n; ++i) {
+        e[i] = values[i];
+        largest = values[i] > largest ? values[i] : largest;
+    }
+    return largest;
+}
+
+/* out[i] = e[i] / total for the n entries. */
+Q3_VECTOR_CLONES
+static void divide(float *restrict out, const float *restrict e, int64_t n, float total) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = e[i] / total;
+}
+
+/* e[c] = exp(e[c] - max_value) for the n entries; returns their sum, in double. */
+Q3_VECTOR_CLONES
+static double exp_and_sum(float *e, int64_t n, float max_value) {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < n; ++c) {
+        e[c] = q3_exp(e[c] - max_value);
+        sum += e[c];
+    }
+    return sum;
+}
 
 /* Softmax of the first `visible` entries of a row; entries visible .. cols-1 are written as 0.
- * `e`: room for `visible` floats, where each exp(x - max) is kept from the sum for the write (one
- * expf an element, the same values and the same sequential double sum as computing it twice). */
+ * `e`: room for `visible` floats, where each exp(x - max) is kept from the sum for the write. */
 static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_stride,
                         const q3_tensor *x, int64_t x_offset, int64_t x_stride, int64_t visible,
                         int64_t cols, float *e) {
@@ -19,20 +52,13 @@ static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_st
     for (int64_t c = 0; c < visible; c += Q3_ROW_CHUNK) {
         const int64_t n = q3_chunk_length(c, visible);
         q3_load_chunk(x, x_offset + c * x_stride, x_stride, n, &chunk);
-        for (int64_t i = 0; i < n; ++i) {
-            max_value = fmaxf(max_value, chunk.f[i]);
-            e[c + i] = chunk.f[i];
-        }
+        max_value = copy_and_max(e + c, chunk.f, n, max_value);
     }
-    double sum = 0.0;
-    for (int64_t c = 0; c < visible; ++c) {
-        e[c] = expf(e[c] - max_value);
-        sum += e[c];
-    }
-    const float total = (float)sum;
+    const float total = (float)exp_and_sum(e, visible, max_value);
     for (int64_t c = 0; c < cols; c += Q3_ROW_CHUNK) {
-        const int64_t n = q3_chunk_length(c, cols);
-        for (int64_t i = 0; i < n; ++i) chunk.f[i] = c + i < visible ? e[c + i] / total : 0.0f;
+        const int64_t n = q3_chunk_length(c, cols), shown = c >= visible ? 0 : q3_chunk_length(c, visible);
+        divide(chunk.f, e + c, shown, total);
+        for (int64_t i = shown; i < n; ++i) chunk.f[i] = 0.0f;
         q3_store_chunk(out, out_offset + c * out_stride, out_stride, n, &chunk);
     }
 }

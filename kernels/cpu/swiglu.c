@@ -1,8 +1,17 @@
 /* SwiGLU activation of the Qwen3 MLP: out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). */
 #include "common.h"
 #include "entry.h"
+#include "exp_float.h"
 #include "parallel.h"
 #include "row_io.h"
+#include "simd.h"
+
+/* g[i] = silu(g[i]) * u[i] over one chunk. */
+Q3_VECTOR_CLONES
+static void swiglu_chunk(float *restrict g, const float *restrict u, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + q3_exp(-g[i])) * u[i];
+}
 
 int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
     Q3_ENTER("swiglu", q3_check_swiglu_call(op, &out, &gate, &up));
@@ -19,7 +28,7 @@ int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
             const int64_t n = q3_chunk_length(c, cols);
             q3_load_chunk(&gate, g0 + c * gs, gs, n, &g);
             q3_load_chunk(&up, u0 + c * us, us, n, &u);
-            for (int64_t i = 0; i < n; ++i) g.f[i] = g.f[i] / (1.0f + expf(-g.f[i])) * u.f[i];
+            swiglu_chunk(g.f, u.f, n);
             q3_store_chunk(&out, o0 + c * os, os, n, &g);
         }
     }

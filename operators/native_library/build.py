@@ -78,7 +78,7 @@ def cpu_recipe() -> BuildRecipe:
         source_dir=KERNELS_DIR / "cpu",
         source_suffixes=(".c",),
         compiler=compiler,
-        flags=("-O2", "-std=c11", "-fopenmp", "-fPIC", "-Wall", "-Wextra", "-Werror"),
+        flags=("-O2", "-std=c11", "-fopenmp", "-fno-trapping-math", "-fPIC", "-Wall", "-Wextra", "-Werror"),
         link_flags=("-shared", "-fopenmp"),
     )
 
