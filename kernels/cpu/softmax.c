@@ -54,7 +54,9 @@ static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_st
         q3_load_chunk(x, x_offset + c * x_stride, x_stride, n, &chunk);
         max_value = copy_and_max(e + c, chunk.f, n, max_value);
     }
-    const float total = (float)exp_and_sum(e, visible, max_value);
+    double sum = 0.0;  /* chunk by chunk, as softmax_split_row adds them */
+    for (int64_t c = 0; c < visible; c += Q3_ROW_CHUNK) sum += exp_and_sum(e + c, q3_chunk_length(c, visible), max_value);
+    const float total = (float)sum;
     for (int64_t c = 0; c < cols; c += Q3_ROW_CHUNK) {
         const int64_t n = q3_chunk_length(c, cols), shown = c >= visible ? 0 : q3_chunk_length(c, visible);
         divide(chunk.f, e + c, shown, total);
@@ -63,10 +65,61 @@ static void softmax_row(const q3_tensor *out, int64_t out_offset, int64_t out_st
     }
 }
 
+/* One row split over the threads (there are fewer rows than threads): the same chunks, maximum, exponentials
+ * and chunk sums, added in the same order, as softmax_row, so the same values. `e`: room for the row's
+ * floats; `sums`: for one double per chunk. */
+static void softmax_split_row(const q3_tensor *out, int64_t out_offset, int64_t out_stride, const q3_tensor *x,
+                              int64_t x_offset, int64_t x_stride, int64_t cols, float *e, double *sums) {
+    const int64_t chunks = (cols + Q3_ROW_CHUNK - 1) / Q3_ROW_CHUNK;
+    float max_value = -INFINITY;
+#pragma omp parallel for schedule(static) reduction(max : max_value)
+    for (int64_t k = 0; k < chunks; ++k) {
+        q3_chunk chunk;
+        const int64_t c = k * Q3_ROW_CHUNK, n = q3_chunk_length(c, cols);
+        q3_load_chunk(x, x_offset + c * x_stride, x_stride, n, &chunk);
+        max_value = copy_and_max(e + c, chunk.f, n, max_value);
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < chunks; ++k) {
+        const int64_t c = k * Q3_ROW_CHUNK;
+        sums[k] = exp_and_sum(e + c, q3_chunk_length(c, cols), max_value);
+    }
+    double sum = 0.0;
+    for (int64_t k = 0; k < chunks; ++k) sum += sums[k];
+    const float total = (float)sum;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < chunks; ++k) {
+        q3_chunk chunk;
+        const int64_t c = k * Q3_ROW_CHUNK, n = q3_chunk_length(c, cols);
+        divide(chunk.f, e + c, n, total);
+        q3_store_chunk(out, out_offset + c * out_stride, out_stride, n, &chunk);
+    }
+}
+
+/* Fewer rows than threads, each long enough to share: each row split over the threads in turn. */
+static int softmax_split_rows(const char *op, const q3_tensor *out, const q3_tensor *x, int64_t rows, int64_t cols) {
+    const int64_t chunks = (cols + Q3_ROW_CHUNK - 1) / Q3_ROW_CHUNK;
+    float *e = malloc(sizeof(float) * (size_t)cols);
+    double *sums = malloc(sizeof(double) * (size_t)chunks);
+    if (e == NULL || sums == NULL) {
+        free(e);
+        free(sums);
+        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate a row of %lld floats", (long long)cols);
+    }
+    for (int64_t row = 0; row < rows; ++row) {
+        softmax_split_row(out, q3_row_offset(out, row), out->strides[out->ndim - 1], x, q3_row_offset(x, row),
+                          x->strides[x->ndim - 1], cols, e, sums);
+    }
+    free(e);
+    free(sums);
+    return Q3_OK;
+}
+
 int q3_softmax(q3_tensor out, q3_tensor x, void *stream) {
     Q3_ENTER("softmax", q3_check_softmax_call(op, &out, &x));
 
     const int64_t rows = q3_rows(&x), cols = x.shape[x.ndim - 1];
+    if (rows < q3_max_threads() && q3_parallel(cols)) return softmax_split_rows(op, &out, &x, rows, cols);
     const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
     size_t stride;
     char *scratch = q3_scratch_alloc(sizeof(float) * (size_t)cols, &stride);

@@ -103,14 +103,15 @@ int launch_route(const char *op, const void *logits, int64_t tokens, int experts
     while (warps > 1 && per_warp * warps > 48 * 1024) warps /= 2;
     const size_t bytes = per_warp * warps;
     if (bytes > 48 * 1024) {
-        int device = 0, limit = 0;
-        cudaGetDevice(&device);
-        cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+        int limit = 0;
+        const int queried = q3_cuda_device_attribute(op, cudaDevAttrMaxSharedMemoryPerBlockOptin, &limit);
+        if (queried != Q3_OK) return queried;
         if (bytes > (size_t)limit) {
             return q3_fail(Q3_UNSUPPORTED, op, "%d experts need %zu bytes of shared memory per token; the device has %d",
                            experts, bytes, limit);
         }
-        cudaFuncSetAttribute(route_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+        const int reserved = q3_cuda_reserve_shared_memory(op, reinterpret_cast<const void *>(route_kernel<T>), bytes);
+        if (reserved != Q3_OK) return reserved;
     }
     const int64_t blocks = (tokens + warps - 1) / warps;
     route_kernel<T><<<(unsigned)blocks, warps * 32, bytes, stream>>>(static_cast<const T *>(logits), tokens, experts,
