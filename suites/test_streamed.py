@@ -111,21 +111,40 @@ def backend(device):
 
     def rms_norm(*, out, x, weight, eps):
         norm(out=out, x=x, weight=weight, eps=eps)
-        weight.view(-1)[-1:].add_(1)  # the bug: one element of its input written (layer 0 q_norm is checked first)
+        weight.view(-1)[-1:].add_(1)  # the bug: one element of its input written
 
     return native.with_kernels("writes_its_weight", {"rms_norm": rms_norm})
 """
 
 
+WEIGHT_WRITING_EMBEDDING = """
+from operators.backends import load_backend
+
+def backend(device):
+    native = load_backend("native", device)
+    lookup = native.kernel("embedding")
+
+    def embedding(*, out, ids, weight):
+        lookup(out=out, ids=ids, weight=weight)
+        weight.view(-1)[-1:].add_(1)  # the bug, into the table (placed once, not with a layer)
+
+    return native.with_kernels("writes_its_table", {"embedding": embedding})
+"""
+
+
+@pytest.mark.parametrize("module, source, weight", [
+    ("weight_writing_norm", WEIGHT_WRITING_NORM, "model.layers.0.self_attn.q_norm.weight"),  # checked first
+    ("weight_writing_embedding", WEIGHT_WRITING_EMBEDDING, "model.embed_tokens.weight")], ids=["layer", "table"])
 def test_a_kernel_that_writes_into_its_weights_fails_the_streamed_run_naming_the_weight(harness, tmp_path, capsys,
-                                                                                       monkeypatch):
+                                                                                       monkeypatch, module, source,
+                                                                                       weight):
     """The streamed transformers models share the runner's weights: a kernel's write into one must not become
     what ours is compared with."""
-    (tmp_path / "weight_writing_norm.py").write_text(WEIGHT_WRITING_NORM)
+    (tmp_path / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     code = main(["--device", harness.device.value, "--synthetic", "tiny", "--stream", "--steps", "2",
-                 "--backend", "weight_writing_norm", "--tokens", "1,2,3,4"])
+                 "--backend", module, "--tokens", "1,2,3,4"])
     err = capsys.readouterr().err
     assert code == 1, err
-    assert ("the model's weight 'model.layers.0.self_attn.q_norm.weight' changed during the run: a kernel of the "
-            "backend wrote into its weights") in err, err
+    assert (f"the model's weight '{weight}' changed during the run: a kernel of the backend wrote into its "
+            "weights") in err, err

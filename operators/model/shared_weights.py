@@ -2,7 +2,7 @@
 the tensors the backend's kernels are given (already rounded to the working dtype and on the device), so a
 forward reads nothing from the files and the working-dtype model needs no memory of its own. Since those
 tensors are the kernels' inputs, each one's bit sum is taken when the run starts and checked whenever a
-transformers layer takes it: a kernel that wrote into its weights fails the run there, naming the weight,
+transformers layer takes it (the embedding, final norm and head before every forward): a kernel that wrote into its weights fails the run there, naming the weight,
 instead of changing what it is compared with. (A write that leaves a tensor's bit sum unchanged is not seen.)"""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """transformers' own Qwen3 model with its decoder layers' weights streamed: built on the `meta` device, the
-embedding, final norm and head placed once, and each decoder layer's weights taken from `source` (our
+embedding, final norm and head placed once (and taken from `source` again, unused, before every forward,
+for its check), and each decoder layer's weights taken from `source` (our
 runner's, in the working dtype on the device: shared_weights.py), cast to the compute dtype just before the
 layer runs (the working-dtype model then shares the runner's tensors; the float64 one makes a copy of that
 layer alone), then dropped when it returns. The forward is transformers' own,
@@ -43,6 +44,15 @@ def streamed_model(directory: Path, source: WeightSource, working: torch.dtype, 
     set_parameter(model.model.norm, "weight", place("model.norm.weight"))
     tied = config.tie_word_embeddings
     set_parameter(model.lm_head, "weight", embedding if tied else place("lm_head.weight"))
+    # Placed once, so taken from `source` again before every forward: its check (shared_weights.py) sees
+    # a write into them as it sees one into a layer's weights.
+    whole_model = ["model.embed_tokens.weight", "model.norm.weight"] + ([] if tied else ["lm_head.weight"])
+
+    def check_whole_model_weights(module: torch.nn.Module, args: tuple) -> None:
+        for name in whole_model:
+            source.tensor(name)
+
+    model.register_forward_pre_hook(check_whole_model_weights)
     for index, layer in enumerate(model.model.layers):
         names = [name for name, _ in layer.named_parameters()]
         layer.register_forward_pre_hook(loader(layer, names, f"model.layers.{index}.", place))
