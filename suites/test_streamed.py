@@ -102,45 +102,30 @@ def test_a_reference_too_large_for_the_host_is_streamed_without_asking(harness, 
     assert "streamed a decoder layer at a time" in json.loads(output.read_text())["config"]["reference"]
 
 
-WEIGHT_WRITING_NORM = """
+WEIGHT_WRITING = """
 from operators.backends import load_backend
 
 def backend(device):
     native = load_backend("native", device)
-    norm = native.kernel("rms_norm")
+    correct = native.kernel("{operator}")
 
-    def rms_norm(*, out, x, weight, eps):
-        norm(out=out, x=x, weight=weight, eps=eps)
-        weight.view(-1)[-1:].add_(1)  # the bug: one element of its input written
+    def written(**arguments):
+        correct(**arguments)
+        arguments["weight"].view(-1)[-1:].add_(1)  # the bug: one element of its weight written
 
-    return native.with_kernels("writes_its_weight", {"rms_norm": rms_norm})
+    return native.with_kernels("writes_its_weight", {{"{operator}": written}})
 """
 
 
-WEIGHT_WRITING_EMBEDDING = """
-from operators.backends import load_backend
-
-def backend(device):
-    native = load_backend("native", device)
-    lookup = native.kernel("embedding")
-
-    def embedding(*, out, ids, weight):
-        lookup(out=out, ids=ids, weight=weight)
-        weight.view(-1)[-1:].add_(1)  # the bug, into the table (placed once, not with a layer)
-
-    return native.with_kernels("writes_its_table", {"embedding": embedding})
-"""
-
-
-@pytest.mark.parametrize("module, source, weight", [
-    ("weight_writing_norm", WEIGHT_WRITING_NORM, "model.layers.0.self_attn.q_norm.weight"),  # checked first
-    ("weight_writing_embedding", WEIGHT_WRITING_EMBEDDING, "model.embed_tokens.weight")], ids=["layer", "table"])
+@pytest.mark.parametrize("operator, weight", [
+    ("rms_norm", "model.layers.0.self_attn.q_norm.weight"),  # a layer's weights: q_norm is checked first
+    ("embedding", "model.embed_tokens.weight")])  # placed once, not with a layer
 def test_a_kernel_that_writes_into_its_weights_fails_the_streamed_run_naming_the_weight(harness, tmp_path, capsys,
-                                                                                       monkeypatch, module, source,
-                                                                                       weight):
+                                                                                       monkeypatch, operator, weight):
     """The streamed transformers models share the runner's weights: a kernel's write into one must not become
     what ours is compared with."""
-    (tmp_path / f"{module}.py").write_text(source)
+    module = f"weight_writing_{operator}"
+    (tmp_path / f"{module}.py").write_text(WEIGHT_WRITING.format(operator=operator))
     monkeypatch.syspath_prepend(str(tmp_path))
     code = main(["--device", harness.device.value, "--synthetic", "tiny", "--stream", "--steps", "2",
                  "--backend", module, "--tokens", "1,2,3,4"])
