@@ -50,50 +50,85 @@ static void q3_add_scaled_chunk(float *restrict acc, const float *restrict value
     for (int64_t i = 0; i < n; ++i) acc[i] += weight * value[i];
 }
 
-/* Scratch: 2 * head_dim + n floats. scores in float32 (dot products accumulated in double),
- * max-subtracted softmax in float32 (exp_float.h), P @ V accumulated in float32 in position order,
- * written once. Key and value rows are read a chunk at a time (row_io.h). */
-static inline void q3_attention_row(const q3_tensor *out, int64_t out_base, int64_t out_dim,
-                                    const q3_tensor *q, int64_t q_base, int64_t q_dim,
-                                    int64_t head_dim, const q3_kv_source *src, int64_t n,
-                                    float scale, float *scratch) {
-    float *query = scratch, *acc = scratch + head_dim, *scores = scratch + 2 * head_dim;
-    q3_chunk row;
-    for (int64_t d = 0; d < head_dim; ++d) {
-        query[d] = q3_load(q, q_base + d * q_dim);
-        acc[d] = 0.0f;
+/* One query row: where its query and its output start, and how many positions (0 .. n-1) it attends to. */
+typedef struct {
+    int64_t q_base, out_base, n;
+} q3_query_row;
+
+/* Bytes of scratch q3_attention_rows needs for `count` rows of up to `longest` positions. */
+static inline size_t q3_attention_scratch(int64_t count, int64_t head_dim, int64_t longest) {
+    return sizeof(double) * (size_t)count + sizeof(float) * (size_t)(count * (2 * head_dim + longest + 1));
+}
+
+/* Attention of `count` query rows against one key/value source: each row computed as it would be alone
+ * (scores in float32 from dot products accumulated in double a chunk at a time, max-subtracted softmax in
+ * float32 with exp_float.h, P @ V accumulated in float32 in position order, written once), every key and
+ * value row read once for all of them. Scratch: q3_attention_scratch(count, head_dim, longest) bytes,
+ * 8-byte aligned. */
+static inline void q3_attention_rows(const q3_tensor *out, int64_t out_dim, const q3_tensor *q, int64_t q_dim,
+                                     int64_t head_dim, const q3_kv_source *src, const q3_query_row *rows,
+                                     int64_t count, float scale, void *scratch) {
+    int64_t longest = 0;
+    for (int64_t r = 0; r < count; ++r) longest = rows[r].n > longest ? rows[r].n : longest;
+    double *dots = scratch;
+    float *largest = (float *)(dots + count); /* each row's max score, then its exp sum */
+    float *rows_base = largest + count;
+    const int64_t width = 2 * head_dim + longest;
+#define Q3_QUERY(r) (rows_base + (r) * width)
+#define Q3_ACC(r) (rows_base + (r) * width + head_dim)
+#define Q3_SCORES(r) (rows_base + (r) * width + 2 * head_dim)
+    for (int64_t r = 0; r < count; ++r) {
+        for (int64_t d = 0; d < head_dim; ++d) {
+            Q3_QUERY(r)[d] = q3_load(q, rows[r].q_base + d * q_dim);
+            Q3_ACC(r)[d] = 0.0f;
+        }
+        largest[r] = -INFINITY;
     }
-    float max_score = -INFINITY;
-    for (int64_t p = 0; p < n; ++p) {
+    q3_chunk row;
+    for (int64_t p = 0; p < longest; ++p) {
         int64_t k_off, v_off;
         q3_kv_offsets(src, p, &k_off, &v_off);
-        double dot = 0.0;
+        for (int64_t r = 0; r < count; ++r) dots[r] = 0.0;
         for (int64_t c = 0; c < head_dim; c += Q3_ROW_CHUNK) {
             const int64_t length = q3_chunk_length(c, head_dim);
             q3_load_chunk(src->k, k_off + c * src->k_dim, src->k_dim, length, &row);
-            dot += q3_dot_chunk(query + c, row.f, length);
+            for (int64_t r = 0; r < count; ++r) {
+                if (p < rows[r].n) dots[r] += q3_dot_chunk(Q3_QUERY(r) + c, row.f, length);
+            }
         }
-        const float score = (float)dot * scale;
-        scores[p] = score;
-        max_score = fmaxf(max_score, score);
+        for (int64_t r = 0; r < count; ++r) {
+            if (p >= rows[r].n) continue;
+            const float score = (float)dots[r] * scale;
+            Q3_SCORES(r)[p] = score;
+            largest[r] = fmaxf(largest[r], score);
+        }
     }
-    double sum = 0.0;
-    for (int64_t p = 0; p < n; ++p) {
-        scores[p] = q3_exp(scores[p] - max_score);
-        sum += scores[p];
+    for (int64_t r = 0; r < count; ++r) {
+        float *scores = Q3_SCORES(r);
+        double sum = 0.0;
+        for (int64_t p = 0; p < rows[r].n; ++p) {
+            scores[p] = q3_exp(scores[p] - largest[r]);
+            sum += scores[p];
+        }
+        largest[r] = (float)sum;
     }
-    const float total = (float)sum;
-    for (int64_t p = 0; p < n; ++p) {
+    for (int64_t p = 0; p < longest; ++p) {
         int64_t k_off, v_off;
         q3_kv_offsets(src, p, &k_off, &v_off);
-        const float weight = scores[p] / total;
         for (int64_t c = 0; c < head_dim; c += Q3_ROW_CHUNK) {
             const int64_t length = q3_chunk_length(c, head_dim);
             q3_load_chunk(src->v, v_off + c * src->v_dim, src->v_dim, length, &row);
-            q3_add_scaled_chunk(acc + c, row.f, length, weight);
+            for (int64_t r = 0; r < count; ++r) {
+                if (p < rows[r].n) q3_add_scaled_chunk(Q3_ACC(r) + c, row.f, length, Q3_SCORES(r)[p] / largest[r]);
+            }
         }
     }
-    for (int64_t d = 0; d < head_dim; ++d) q3_store(out, out_base + d * out_dim, acc[d]);
+    for (int64_t r = 0; r < count; ++r) {
+        for (int64_t d = 0; d < head_dim; ++d) q3_store(out, rows[r].out_base + d * out_dim, Q3_ACC(r)[d]);
+    }
+#undef Q3_QUERY
+#undef Q3_ACC
+#undef Q3_SCORES
 }
 
 #endif
