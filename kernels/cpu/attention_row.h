@@ -1,4 +1,4 @@
-/* One query row of attention against positions 0 .. n-1 of a key/value store that is either
+/* Attention of query rows against positions 0 .. n-1 of a key/value store that is either
  * contiguous (position p at p * pos stride) or paged (position p in block
  * table[p / block_size] at offset p % block_size). Shared by prefill and both decode kernels. */
 #ifndef Q3_CPU_ATTENTION_ROW_H
@@ -72,15 +72,13 @@ static inline void q3_attention_rows(const q3_tensor *out, int64_t out_dim, cons
     for (int64_t r = 0; r < count; ++r) longest = rows[r].n > longest ? rows[r].n : longest;
     double *dots = scratch;
     float *largest = (float *)(dots + count); /* each row's max score, then its exp sum */
-    float *rows_base = largest + count;
+    float *rows_base = largest + count;  /* row r: its query, accumulator (head_dim each), scores */
     const int64_t width = 2 * head_dim + longest;
-#define Q3_QUERY(r) (rows_base + (r) * width)
-#define Q3_ACC(r) (rows_base + (r) * width + head_dim)
-#define Q3_SCORES(r) (rows_base + (r) * width + 2 * head_dim)
     for (int64_t r = 0; r < count; ++r) {
+        float *query = rows_base + r * width, *acc = query + head_dim;
         for (int64_t d = 0; d < head_dim; ++d) {
-            Q3_QUERY(r)[d] = q3_load(q, rows[r].q_base + d * q_dim);
-            Q3_ACC(r)[d] = 0.0f;
+            query[d] = q3_load(q, rows[r].q_base + d * q_dim);
+            acc[d] = 0.0f;
         }
         largest[r] = -INFINITY;
     }
@@ -93,18 +91,18 @@ static inline void q3_attention_rows(const q3_tensor *out, int64_t out_dim, cons
             const int64_t length = q3_chunk_length(c, head_dim);
             q3_load_chunk(src->k, k_off + c * src->k_dim, src->k_dim, length, &row);
             for (int64_t r = 0; r < count; ++r) {
-                if (p < rows[r].n) dots[r] += q3_dot_chunk(Q3_QUERY(r) + c, row.f, length);
+                if (p < rows[r].n) dots[r] += q3_dot_chunk(rows_base + r * width + c, row.f, length);
             }
         }
         for (int64_t r = 0; r < count; ++r) {
             if (p >= rows[r].n) continue;
             const float score = (float)dots[r] * scale;
-            Q3_SCORES(r)[p] = score;
+            rows_base[r * width + 2 * head_dim + p] = score;
             largest[r] = fmaxf(largest[r], score);
         }
     }
     for (int64_t r = 0; r < count; ++r) {
-        float *scores = Q3_SCORES(r);
+        float *scores = rows_base + r * width + 2 * head_dim;
         double sum = 0.0;
         for (int64_t p = 0; p < rows[r].n; ++p) {
             scores[p] = q3_exp(scores[p] - largest[r]);
@@ -119,16 +117,15 @@ static inline void q3_attention_rows(const q3_tensor *out, int64_t out_dim, cons
             const int64_t length = q3_chunk_length(c, head_dim);
             q3_load_chunk(src->v, v_off + c * src->v_dim, src->v_dim, length, &row);
             for (int64_t r = 0; r < count; ++r) {
-                if (p < rows[r].n) q3_add_scaled_chunk(Q3_ACC(r) + c, row.f, length, Q3_SCORES(r)[p] / largest[r]);
+                float *acc = rows_base + r * width + head_dim, *scores = acc + head_dim;
+                if (p < rows[r].n) q3_add_scaled_chunk(acc + c, row.f, length, scores[p] / largest[r]);
             }
         }
     }
     for (int64_t r = 0; r < count; ++r) {
-        for (int64_t d = 0; d < head_dim; ++d) q3_store(out, rows[r].out_base + d * out_dim, Q3_ACC(r)[d]);
+        const float *acc = rows_base + r * width + head_dim;
+        for (int64_t d = 0; d < head_dim; ++d) q3_store(out, rows[r].out_base + d * out_dim, acc[d]);
     }
-#undef Q3_QUERY
-#undef Q3_ACC
-#undef Q3_SCORES
 }
 
 #endif
