@@ -65,11 +65,16 @@ def judge(decisions, inputs, attributes, dtype: DType) -> list[str]:
     """The chosen experts are a top-k set, tie-aware: experts whose logits differ by less than the
     rounding of a logit to the working dtype (plus float32 accumulation) may swap places, and so may
     experts whose float32 probabilities are equal (Qwen3 ranks the float32 softmax: logits 100 apart
-    both give probability 0.0 there, and any float32 top-k may take either)."""
+    both give probability 0.0 there, and any float32 top-k may take either). A probability that
+    underflows float32 once its logit is lowered by that rounding counts as 0: the float32 softmax of
+    the rounded logits (Hugging Face's own) may give it 0 (about 104 below the top logit, where
+    bf16 logits near 200 are a whole unit apart), tied with every other zero."""
     x, gate, ids = inputs["x"], inputs["gate_weight"], decisions["ids"]
     logits = x @ gate.T
-    probabilities = torch.softmax(logits, dim=-1).to(torch.float32)
     tolerance = 2 * dtype.eps * logits.abs().amax(-1) + 16 * FLOAT32_EPS * (x.abs() @ gate.abs().T).amax(-1)
+    exact = torch.softmax(logits, dim=-1)
+    may_vanish = (exact * torch.exp(-tolerance)[:, None]).to(torch.float32) == 0
+    probabilities = exact.to(torch.float32).masked_fill(may_vanish, 0.0)
     top_k, experts = ids.shape[1], gate.shape[0]
     wrong = []
     for token, chosen in enumerate(ids.tolist()):

@@ -86,6 +86,30 @@ def test_router_experts_tied_at_zero_float32_probability_may_swap_a_clear_top_ex
     assert not result.passed and any("token 0" in r for r in result.reasons)
 
 
+def test_router_experts_whose_probability_may_underflow_float32_tie_at_zero_others_do_not():
+    """Token 0's experts 40-43 sit ~103 below the top logit of 200: exactly, their float32
+    probabilities are the smallest subnormal, but bf16 logits there are a unit apart and the float32
+    softmax of the rounded logits may give 0, tying them with every zero. Token 1's sit 60 below:
+    clearly nonzero in float32, so zeros may not replace them; nor may a zero replace expert 13."""
+    logits = torch.full((2, 128), -100.0, dtype=torch.float64)
+    logits[:, 10:14] = torch.tensor([200.0, 199.5, 199.0, 198.0], dtype=torch.float64)
+    logits[0, 40:44] = 200.0 - torch.tensor([102.6, 102.7, 102.8, 102.9], dtype=torch.float64)
+    logits[1, 40:44] = 200.0 - torch.tensor([60.0, 60.1, 60.2, 60.3], dtype=torch.float64)
+    inputs = {"x": logits, "gate_weight": torch.eye(128, dtype=torch.float64)}
+    exact = torch.softmax(logits, dim=-1).to(torch.float32)
+    assert bool((exact[:, 40:44] > 0).all()) and bool((exact[:, :4] == 0).all())
+    judge = get_spec("moe_router").judge
+
+    def verdict(token_0: list[int], token_1: list[int]) -> list[str]:
+        return judge({"ids": torch.tensor([token_0, token_1])}, inputs, {"top_k": 8, "norm_topk_prob": True},
+                     DType.BF16)
+
+    top, near_zero = [10, 11, 12, 13], [40, 41, 42, 43]
+    assert verdict(top + [0, 1, 2, 3], top + near_zero) == []
+    assert "token 1:" in " ".join(verdict(top + near_zero, top + [0, 1, 2, 3]))
+    assert "token 0:" in " ".join(verdict([10, 11, 12, 0, 1, 2, 3, 4], top + near_zero))
+
+
 def test_rope_angle_sensitivity_admits_a_one_ulp_inv_freq_and_not_a_wrong_theta():
     """An inv_freq table one float32 ulp off (powf vs exp2f(log2f)) passes at position 10^5; theta 1e4
     for 1e6 fails."""
