@@ -82,7 +82,7 @@ def spec() -> OperatorSpec:
         dtype_options={"x": FLOAT_DTYPES, "weights": FLOAT_DTYPES, "ids": (*INDEX_DTYPES, DType.F32),
                        "gate_up": FLOAT_DTYPES, "down": FLOAT_DTYPES, "out": FLOAT_DTYPES},
         allows=allows, contract=CONTRACT, cases=cases, values=values, reference=reference,
-        contract_case=contract_case,
+        contract_case=contract_case, upcast_by_reference=("gate_up", "down"),
         bad_values=(
             BadValue("ids", "an expert id equal to the number of experts",
                      lambda t, case: (last_element(t["ids"]), t["gate_up"].shape[0])),

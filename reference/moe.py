@@ -28,12 +28,14 @@ def router_weights_for(x: torch.Tensor, gate_weight: torch.Tensor, ids: torch.Te
 
 def moe_experts(x: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor, gate_up: torch.Tensor,
                 down: torch.Tensor) -> torch.Tensor:
-    """Qwen3MoeExperts.forward: per expert, SwiGLU MLP of its tokens, scaled, index_add in x's dtype."""
+    """Qwen3MoeExperts.forward: per expert, SwiGLU MLP of its tokens, scaled, index_add in x's dtype;
+    an expert's weights are taken in x's dtype one expert at a time (the float64 reference's are
+    given in the working dtype: float64 copies of all would be 19 GB at 235B-A22B's shapes)."""
     out = torch.zeros_like(x)
     ids = ids.long()
     for expert in torch.unique(ids).tolist():
         token, slot = torch.where(ids == expert)
-        gate, up = linear(x[token], gate_up[expert]).chunk(2, dim=-1)
-        hidden = linear(swiglu(gate, up), down[expert]) * weights[token, slot, None]
+        gate, up = linear(x[token], gate_up[expert].to(x.dtype)).chunk(2, dim=-1)
+        hidden = linear(swiglu(gate, up), down[expert].to(x.dtype)) * weights[token, slot, None]
         out.index_add_(0, token, hidden.to(out.dtype))
     return out

@@ -42,6 +42,10 @@ def to_reference_precision(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.float64) if tensor.is_floating_point() else tensor
 
 
+def reference_inputs(spec: OperatorSpec, clean: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {n: t if n in spec.upcast_by_reference else to_reference_precision(t) for n, t in clean.items()}
+
+
 def _first_index(mask: torch.Tensor) -> list[int]:
     return [int(i) for i in mask.nonzero()[0].tolist()] if mask.any() else []
 
@@ -163,7 +167,7 @@ def select(tensor: torch.Tensor, masks: Mapping[str, torch.Tensor], name: str) -
 
 def compute_expected(spec: OperatorSpec, case: Case, clean: Mapping[str, torch.Tensor],
                      masks: Mapping[str, torch.Tensor], decisions: Mapping[str, torch.Tensor] | None = None) -> Expected:
-    precise = {n: to_reference_precision(t) for n, t in clean.items()}
+    precise = reference_inputs(spec, clean)
     reference = spec.run_reference(precise, case.attributes, torch.float64, decisions)
     computations = {HUGGING_FACE: spec.run_reference(clean, case.attributes, torch.float32, decisions)}
     computations.update({name: spec.run_variant(variant, clean, case.attributes, decisions)
@@ -187,7 +191,7 @@ def prepare_inputs(spec: OperatorSpec, case: Case, device: Device, clean: Mappin
         raise ValueError(f"{spec.name}: the case lacks the attribute(s) {', '.join(missing)}")
     target = device.torch_device()
     masks = written_masks(spec, case, clean, target)
-    precise = {n: to_reference_precision(t) for n, t in clean.items()}
+    precise = reference_inputs(spec, clean)
     sensitivity = spec.sensitivity(precise, case.attributes) if spec.sensitivity else NO_SENSITIVITY
     expected = None if spec.decisions else compute_expected(spec, case, clean, masks)
     return PreparedCase(spec, case, device, dict(clean), masks, sensitivity, expected)
@@ -205,7 +209,7 @@ def judge_outputs(prepared: PreparedCase, views: Mapping[str, torch.Tensor]) -> 
     expected = prepared.expected
     if spec.decisions:
         decisions = {name: views[name].detach().to("cpu") for name in spec.decisions}
-        precise = {n: to_reference_precision(t).cpu() for n, t in prepared.clean.items()}
+        precise = {n: t.cpu() for n, t in reference_inputs(spec, prepared.clean).items()}
         reasons += spec.judge(decisions, precise, case.attributes, case.dtype)
         if reasons or not spec.numeric_outputs:
             return reasons, []

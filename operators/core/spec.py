@@ -56,7 +56,7 @@ class OperatorSpec:
     contract: str  # the contract in words, printed in the report
     # Hypothesis strategy of cases for a device and working dtype.
     cases: Callable[[Device, DType], SearchStrategy[Case]]
-    # Logical input values for a case (float64 or int64, on the CPU), drawn from the generator.
+    # Logical input values for a case (float64 or int64, on the case's device), drawn from the generator.
     values: Callable[[Case, torch.Generator], dict[str, torch.Tensor]]
     # The reference: outputs from inputs; `upcast` is the precision of the internal computation
     # (torch.float64 for the reference, Hugging Face's float32 for the same-dtype baseline).
@@ -76,6 +76,10 @@ class OperatorSpec:
     # Budget.sensitivity_ulps), from the float64 inputs.
     sensitivity: Callable[[Tensors, Mapping[str, Any]], float] | None = None
     optional_inputs: tuple[str, ...] = ()  # inputs a case may leave out (linear's bias)
+    # Inputs the reference receives in the working dtype and upcasts a slice at a time itself (the
+    # experts' weights: 19 GB as float64 at Qwen3-235B-A22B's shapes); float64 holds every working
+    # value exactly, so the reference is the same.
+    upcast_by_reference: tuple[str, ...] = ()
     # Other correct computations in the working dtype besides Hugging Face's (a flash-style online
     # softmax, say), name -> function(inputs, attributes) -> outputs (with `decisions` as a third
     # argument where the operator has them): the budget's baseline is the largest error among them
