@@ -10,7 +10,14 @@
 Q3_VECTOR_CLONES
 static void swiglu_chunk(float *restrict g, const float *restrict u, int64_t n) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + q3_exp(-g[i])) * u[i];
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + q3_exp_single(-g[i])) * u[i];
+}
+
+/* The same over unit-stride float32 rows, read and written in place (no chunk copies). */
+Q3_VECTOR_CLONES
+static void swiglu_float_row(float *restrict out, const float *restrict g, const float *restrict u, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = g[i] / (1.0f + q3_exp_single(-g[i])) * u[i];
 }
 
 int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
@@ -23,6 +30,10 @@ int q3_swiglu(q3_tensor out, q3_tensor gate, q3_tensor up, void *stream) {
         const int64_t g0 = q3_row_offset(&gate, row), u0 = q3_row_offset(&up, row);
         const int64_t o0 = q3_row_offset(&out, row);
         const int64_t gs = gate.strides[last], us = up.strides[last], os = out.strides[last];
+        if (gs == 1 && us == 1 && os == 1 && gate.dtype == Q3_F32 && up.dtype == Q3_F32 && out.dtype == Q3_F32) {
+            swiglu_float_row((float *)out.data + o0, (const float *)gate.data + g0, (const float *)up.data + u0, cols);
+            continue;
+        }
         q3_chunk g, u;
         for (int64_t c = 0; c < cols; c += Q3_ROW_CHUNK) {
             const int64_t n = q3_chunk_length(c, cols);
