@@ -6,6 +6,20 @@
 
 #include "common.h"
 #include "row_io.h"
+#include "simd.h"
+
+/* The row when x, weight and out are unit-stride float32, read and written in place (no chunk copies). */
+Q3_VECTOR_CLONES
+static void q3_norm_float_row(float *restrict out, const float *restrict x, const float *restrict weight,
+                              int64_t cols, float eps) {
+    double sum_of_squares = 0.0;
+#pragma omp simd reduction(+ : sum_of_squares)
+    for (int64_t i = 0; i < cols; ++i) sum_of_squares += (double)x[i] * (double)x[i];
+    const float mean = cols > 0 ? (float)(sum_of_squares / (double)cols) : 0.0f;
+    const float inverse_rms = 1.0f / sqrtf(mean + eps);
+#pragma omp simd
+    for (int64_t i = 0; i < cols; ++i) out[i] = x[i] * inverse_rms * weight[i];
+}
 
 static inline void q3_norm_row(const q3_tensor *out, int64_t out_offset, const q3_tensor *x,
                                int64_t x_offset, const q3_tensor *weight, int64_t cols,
@@ -13,6 +27,12 @@ static inline void q3_norm_row(const q3_tensor *out, int64_t out_offset, const q
     const int64_t out_stride = out->strides[out->ndim - 1];
     const int64_t x_stride = x->strides[x->ndim - 1];
     const int64_t weight_stride = weight->strides[0];
+    if (out_stride == 1 && x_stride == 1 && weight_stride == 1 && out->dtype == Q3_F32 && x->dtype == Q3_F32 &&
+        weight->dtype == Q3_F32) {
+        q3_norm_float_row((float *)out->data + out_offset, (const float *)x->data + x_offset,
+                          (const float *)weight->data, cols, eps);
+        return;
+    }
     q3_chunk values, weights;
     double sum_of_squares = 0.0;
     for (int64_t c = 0; c < cols; c += Q3_ROW_CHUNK) {
