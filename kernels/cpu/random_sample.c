@@ -1,10 +1,10 @@
 /* One token per row of logits [B, V] from an explicit uniform value random[b] in [0, 1):
  * p = softmax(logits / temperature) in float32 (logits widened to float32, divided by
- * (float)temperature, max-subtracted); tokens sorted by descending p, ties by lower index; the
- * first top_k kept (top_k <= 0 or >= V keeps all); then the shortest prefix whose cumulative p
- * reaches top_p * (kept total), the crossing token kept; the pick is the first kept token whose
- * cumulative p exceeds random * (prefix total), else the last kept token. Cumulative sums are
- * accumulated in double, in sorted order. */
+ * (float)temperature, max-subtracted); tokens sorted by descending p, ties by lower index, the first
+ * top_k kept (top_k <= 0 or >= V keeps all; otherwise a heap picks those top_k out before they are
+ * sorted); then the shortest prefix whose cumulative p reaches top_p * (kept total), the crossing
+ * token kept; the pick is the first kept token whose cumulative p exceeds random * (prefix total),
+ * else the last kept token. Cumulative sums are accumulated in double, in sorted order. */
 #include <stdlib.h>
 
 #include "common.h"
@@ -24,6 +24,33 @@ static int by_descending_p(const void *a, const void *b) {
     return (x->index > y->index) - (x->index < y->index);
 }
 
+/* Restores the heap c[0..n) below position i: every parent ranks after (or equals) its children. */
+static void sift_down(candidate *c, int64_t n, int64_t i) {
+    for (;;) {
+        int64_t last = i;
+        const int64_t left = 2 * i + 1, right = left + 1;
+        if (left < n && by_descending_p(&c[left], &c[last]) > 0) last = left;
+        if (right < n && by_descending_p(&c[right], &c[last]) > 0) last = right;
+        if (last == i) return;
+        const candidate swap = c[i];
+        c[i] = c[last];
+        c[last] = swap;
+        i = last;
+    }
+}
+
+/* c[0..k) turned into the k first candidates of c[0..n) in by_descending_p's order, unsorted: a heap
+ * whose root ranks last among them, each later candidate that ranks before the root replacing it. */
+static void keep_first_k(candidate *c, int64_t n, int64_t k) {
+    for (int64_t i = k; i-- > 0;) sift_down(c, k, i);
+    for (int64_t i = k; i < n; ++i) {
+        if (by_descending_p(&c[i], &c[0]) < 0) {
+            c[0] = c[i];
+            sift_down(c, k, 0);
+        }
+    }
+}
+
 static int64_t sample_row(const q3_tensor *logits, int64_t base, int64_t vocab, float temperature,
                           int64_t top_k, double top_p, double random, candidate *c) {
     const int64_t stride = logits->strides[1];
@@ -41,9 +68,9 @@ static int64_t sample_row(const q3_tensor *logits, int64_t base, int64_t vocab, 
     const float total = (float)sum;
     for (int64_t i = 0; i < vocab; ++i) c[i].p /= total;
     /* NaN p appears only when every p is NaN (the sum is NaN), so the order stays total. */
-    qsort(c, (size_t)vocab, sizeof *c, by_descending_p);
-
     const int64_t k = (top_k <= 0 || top_k >= vocab) ? vocab : top_k;
+    if (k < vocab) keep_first_k(c, vocab, k);
+    qsort(c, (size_t)k, sizeof *c, by_descending_p);
     double kept_total = 0.0;
     for (int64_t i = 0; i < k; ++i) kept_total += c[i].p;
     const double threshold = top_p * kept_total;
