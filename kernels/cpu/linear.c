@@ -1,54 +1,120 @@
-/* Linear layer: out[..., n] = sum_k x[..., k] * weight[n, k] (+ bias[n]), accumulated in double
- * and rounded once to the output dtype. x, weight, bias and out share one dtype. */
+/* Linear layer: out[..., n] = sum_k x[..., k] * weight[n, k] (+ bias[n]), accumulated in double (in
+ * vector lanes: the order differs from a sequential sum only below double precision) and rounded once
+ * to the output dtype. x, weight, bias and out share one dtype. The rows of x are widened to double a
+ * group at a time; each weight row (float32: in place when unit-stride, else a float32 copy) is read
+ * once for four rows of x, in blocks of weight rows that stay in cache while every row of the group
+ * passes. */
 #include <stdlib.h>
 
 #include "common.h"
 #include "entry.h"
-#include "scratch.h"
 #include "parallel.h"
+#include "row_io.h"
+#include "scratch.h"
+#include "simd.h"
+
+#define ROW_GROUP 64 /* rows of x widened to double at a time */
+#define ROW_TILE 4   /* rows of x that share each read of a weight element */
+#define OUT_TILE 16  /* weight rows of a block (64 KiB of float32 at K = 1024) */
+
+/* acc[r] = sum_i x[r * x_row + i] * w[i] for r < 4 (rows past `rows`, 2 or 3, repeat row 0, unused). */
+Q3_VECTOR_CLONES
+static void dot_four_rows(const double *restrict x, int64_t x_row, int64_t rows, const float *restrict w,
+                          int64_t k, double acc[ROW_TILE]) {
+    const double *x0 = x, *x1 = rows > 1 ? x + x_row : x, *x2 = rows > 2 ? x + 2 * x_row : x;
+    const double *x3 = rows > 3 ? x + 3 * x_row : x;
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+    for (int64_t i = 0; i < k; ++i) {
+        const double wi = w[i];
+        a0 += x0[i] * wi;
+        a1 += x1[i] * wi;
+        a2 += x2[i] * wi;
+        a3 += x3[i] * wi;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* sum_i x[i] * w[i]: a single row of x. */
+Q3_VECTOR_CLONES
+static double dot_one_row(const double *restrict x, const float *restrict w, int64_t k) {
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < k; ++i) acc += x[i] * (double)w[i];
+    return acc;
+}
+
+/* Row n of the weight as float32: in place when it is float32 with unit stride, else from `packed`. */
+static const float *weight_row(const q3_tensor *weight, const float *packed, int64_t n, int64_t k) {
+    if (packed == NULL) return (const float *)weight->data + n * weight->strides[0];
+    return packed + n * k;
+}
+
+/* The weight widened to float32, [N, K] contiguous (for 16-bit or strided weights). */
+static void pack_weight(const q3_tensor *weight, float *packed, int64_t out_features, int64_t k) {
+#pragma omp parallel for schedule(static) if (q3_parallel(out_features * k))
+    for (int64_t n = 0; n < out_features; ++n) {
+        q3_chunk chunk;
+        for (int64_t c = 0; c < k; c += Q3_ROW_CHUNK) {
+            const int64_t length = q3_chunk_length(c, k);
+            q3_load_chunk(weight, n * weight->strides[0] + c * weight->strides[1], weight->strides[1], length, &chunk);
+            memcpy(packed + n * k + c, chunk.f, (size_t)length * sizeof(float));
+        }
+    }
+}
 
 int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void *stream) {
     Q3_ENTER("linear", q3_check_linear_call(op, &out, &x, &weight, &bias));
     const int has_bias = bias.data != NULL;
-    const int64_t in_features = x.shape[x.ndim - 1], out_features = weight.shape[0];
+    const int64_t k = x.shape[x.ndim - 1], out_features = weight.shape[0];
+    const int64_t rows = q3_rows(&x);
+    const int in_place = weight.dtype == Q3_F32 && weight.strides[1] == 1;
 
-    float *packed = malloc(sizeof(float) * (size_t)(out_features * in_features + 1));
-    size_t stride = 0;
-    char *scratch = q3_scratch_alloc(sizeof(float) * (size_t)(in_features + 1), &stride);
-    if (packed == NULL || scratch == NULL) {
+    float *packed = in_place ? NULL : malloc(sizeof(float) * (size_t)(out_features * k + 1));
+    const int64_t group_rows = rows < ROW_GROUP ? rows : ROW_GROUP;
+    double *group = malloc(sizeof(double) * (size_t)(group_rows * k + 1));
+    if ((!in_place && packed == NULL) || group == NULL) {
         free(packed);
-        free(scratch);
+        free(group);
         return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate float32 copies of 'weight' and 'x'");
     }
-#pragma omp parallel for schedule(static) if (q3_parallel(out_features * in_features))
-    for (int64_t n = 0; n < out_features; ++n) {
-        for (int64_t k = 0; k < in_features; ++k) {
-            packed[n * in_features + k] =
-                q3_load(&weight, n * weight.strides[0] + k * weight.strides[1]);
+    if (!in_place) pack_weight(&weight, packed, out_features, k);
+
+    const int64_t x_stride = x.strides[x.ndim - 1], out_stride = out.strides[out.ndim - 1];
+    const int64_t blocks = (out_features + OUT_TILE - 1) / OUT_TILE;
+    for (int64_t first = 0; first < rows; first += ROW_GROUP) {
+        const int64_t count = rows - first < ROW_GROUP ? rows - first : ROW_GROUP;
+        const int64_t tiles = (count + ROW_TILE - 1) / ROW_TILE;
+        for (int64_t r = 0; r < count; ++r) {
+            const int64_t offset = q3_row_offset(&x, first + r);
+            for (int64_t i = 0; i < k; ++i) group[r * k + i] = q3_load(&x, offset + i * x_stride);
+        }
+#pragma omp parallel for schedule(static) if (q3_parallel(count * k * out_features))
+        for (int64_t block = 0; block < blocks; ++block) {
+            const int64_t last = (block + 1) * OUT_TILE < out_features ? (block + 1) * OUT_TILE : out_features;
+            for (int64_t tile = 0; tile < tiles; ++tile) {
+                const int64_t r0 = tile * ROW_TILE;
+                const int64_t tile_rows = count - r0 < ROW_TILE ? count - r0 : ROW_TILE;
+                for (int64_t n = block * OUT_TILE; n < last; ++n) {
+                    double acc[ROW_TILE];
+                    const float *w = weight_row(&weight, packed, n, k);
+                    if (tile_rows == 1) {
+                        acc[0] = dot_one_row(group + r0 * k, w, k);
+                    } else {
+                        dot_four_rows(group + r0 * k, k, tile_rows, w, k, acc);
+                    }
+                    const double b = has_bias ? q3_load(&bias, n * bias.strides[0]) : 0.0;
+                    for (int64_t r = 0; r < tile_rows; ++r) {
+                        q3_store(&out, q3_row_offset(&out, first + r0 + r) + n * out_stride, (float)(b + acc[r]));
+                    }
+                }
+            }
         }
     }
-    const int64_t rows = q3_rows(&x);
-    const int64_t x_stride = x.strides[x.ndim - 1];
-    const int64_t out_stride = out.strides[out.ndim - 1];
-#pragma omp parallel if (q3_parallel(rows * in_features * out_features))
-    {
-        float *row_values = (float *)(scratch + stride * (size_t)q3_thread_id());
-#pragma omp for schedule(static)
-        for (int64_t row = 0; row < rows; ++row) {
-            const int64_t x_offset = q3_row_offset(&x, row);
-            const int64_t out_offset = q3_row_offset(&out, row);
-            for (int64_t k = 0; k < in_features; ++k) {
-                row_values[k] = q3_load(&x, x_offset + k * x_stride);
-            }
-            for (int64_t n = 0; n < out_features; ++n) {
-                const float *w = packed + n * in_features;
-                double acc = has_bias ? q3_load(&bias, n * bias.strides[0]) : 0.0;
-                for (int64_t k = 0; k < in_features; ++k) acc += (double)row_values[k] * w[k];
-                q3_store(&out, out_offset + n * out_stride, (float)acc);
-            }
-        }
-    }
-    free(scratch);
+    free(group);
     free(packed);
     return Q3_OK;
 }
