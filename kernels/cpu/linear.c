@@ -9,43 +9,12 @@
 #include "common.h"
 #include "entry.h"
 #include "parallel.h"
+#include "dot_rows.h"
 #include "row_io.h"
 #include "scratch.h"
-#include "simd.h"
 
 #define ROW_GROUP 64 /* rows of x widened to double at a time */
-#define ROW_TILE 4   /* rows of x that share each read of a weight element */
 #define OUT_TILE 16  /* weight rows of a block (64 KiB of float32 at K = 1024) */
-
-/* acc[r] = sum_i x[r * x_row + i] * w[i] for r < 4 (rows past `rows`, 2 or 3, repeat row 0, unused). */
-Q3_VECTOR_CLONES
-static void dot_four_rows(const double *restrict x, int64_t x_row, int64_t rows, const float *restrict w,
-                          int64_t k, double acc[ROW_TILE]) {
-    const double *x0 = x, *x1 = rows > 1 ? x + x_row : x, *x2 = rows > 2 ? x + 2 * x_row : x;
-    const double *x3 = rows > 3 ? x + 3 * x_row : x;
-    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-    for (int64_t i = 0; i < k; ++i) {
-        const double wi = w[i];
-        a0 += x0[i] * wi;
-        a1 += x1[i] * wi;
-        a2 += x2[i] * wi;
-        a3 += x3[i] * wi;
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
-/* sum_i x[i] * w[i]: a single row of x. */
-Q3_VECTOR_CLONES
-static double dot_one_row(const double *restrict x, const float *restrict w, int64_t k) {
-    double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < k; ++i) acc += x[i] * (double)w[i];
-    return acc;
-}
 
 /* Row n of the weight as float32: in place when it is float32 with unit stride, else from `packed`. */
 static const float *weight_row(const q3_tensor *weight, const float *packed, int64_t n, int64_t k) {
@@ -87,7 +56,7 @@ int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void
     const int64_t blocks = (out_features + OUT_TILE - 1) / OUT_TILE;
     for (int64_t first = 0; first < rows; first += ROW_GROUP) {
         const int64_t count = rows - first < ROW_GROUP ? rows - first : ROW_GROUP;
-        const int64_t tiles = (count + ROW_TILE - 1) / ROW_TILE;
+        const int64_t tiles = (count + Q3_DOT_ROWS - 1) / Q3_DOT_ROWS;
         for (int64_t r = 0; r < count; ++r) {
             const int64_t offset = q3_row_offset(&x, first + r);
             for (int64_t i = 0; i < k; ++i) group[r * k + i] = q3_load(&x, offset + i * x_stride);
@@ -96,16 +65,11 @@ int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void
         for (int64_t block = 0; block < blocks; ++block) {
             const int64_t last = (block + 1) * OUT_TILE < out_features ? (block + 1) * OUT_TILE : out_features;
             for (int64_t tile = 0; tile < tiles; ++tile) {
-                const int64_t r0 = tile * ROW_TILE;
-                const int64_t tile_rows = count - r0 < ROW_TILE ? count - r0 : ROW_TILE;
+                const int64_t r0 = tile * Q3_DOT_ROWS;
+                const int64_t tile_rows = count - r0 < Q3_DOT_ROWS ? count - r0 : Q3_DOT_ROWS;
                 for (int64_t n = block * OUT_TILE; n < last; ++n) {
-                    double acc[ROW_TILE];
-                    const float *w = weight_row(&weight, packed, n, k);
-                    if (tile_rows == 1) {
-                        acc[0] = dot_one_row(group + r0 * k, w, k);
-                    } else {
-                        dot_four_rows(group + r0 * k, k, tile_rows, w, k, acc);
-                    }
+                    double acc[Q3_DOT_ROWS];
+                    q3_dot_rows(group + r0 * k, k, tile_rows, weight_row(&weight, packed, n, k), k, acc);
                     const double b = has_bias ? q3_load(&bias, n * bias.strides[0]) : 0.0;
                     for (int64_t r = 0; r < tile_rows; ++r) {
                         q3_store(&out, q3_row_offset(&out, first + r0 + r) + n * out_stride, (float)(b + acc[r]));

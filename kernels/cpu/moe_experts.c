@@ -1,12 +1,60 @@
 /* Qwen3-MoE experts: out[t] = sum_j weights[t, j] * down[e] @ (silu(g) * u), e = ids[t, j],
- * g = gate_up[e, 0:I] @ x[t], u = gate_up[e, I:2I] @ x[t]; dot products accumulated in double,
- * the intermediate h and the output sum kept in float32 and written once in x's dtype. */
+ * g = gate_up[e, 0:I] @ x[t], u = gate_up[e, I:2I] @ x[t]; dot products accumulated in double (in
+ * vector lanes, dot_rows.h), each expert's output y[t, j] rounded to float32, and out[t] summed in
+ * float32 over j in order (w * y) and written once in x's dtype. An expert's tokens go four at a time,
+ * each weight row (float32 in place when unit-stride, else widened) read once for the four. */
 #include <stdlib.h>
 
 #include "common.h"
+#include "dot_rows.h"
 #include "entry.h"
-#include "scratch.h"
 #include "parallel.h"
+#include "row_io.h"
+#include "scratch.h"
+
+/* Row r of expert e of a [E, R, C] weight as floats: in place for unit-stride float32, else widened
+ * into `buffer`. */
+static const float *expert_row(const q3_tensor *w, int64_t e, int64_t r, int64_t columns, float *buffer) {
+    const int64_t offset = e * w->strides[0] + r * w->strides[1];
+    if (w->dtype == Q3_F32 && w->strides[2] == 1) return (const float *)w->data + offset;
+    q3_chunk chunk;
+    for (int64_t c = 0; c < columns; c += Q3_ROW_CHUNK) {
+        const int64_t n = q3_chunk_length(c, columns);
+        q3_load_chunk(w, offset + c * w->strides[2], w->strides[2], n, &chunk);
+        memcpy(buffer + c, chunk.f, (size_t)n * sizeof(float));
+    }
+    return buffer;
+}
+
+/* The expert of pair p = t * top_k + j. */
+static int64_t pair_expert(const q3_tensor *ids, int64_t p, int64_t top_k) {
+    return q3_load_index(ids, (p / top_k) * ids->strides[0] + (p % top_k) * ids->strides[1]);
+}
+
+/* y[pair[p]] = down[e] @ (silu(g) * u) of the x rows of the `count` (<= 4) pairs (flat t * top_k + j). */
+static void expert_tile(const q3_tensor *x, const q3_tensor *gate_up, const q3_tensor *down, int64_t e,
+                        const int64_t *pair, int64_t count, int64_t top_k, float *y, double *rows, double *act,
+                        float *buffer) {
+    const int64_t hidden = x->shape[1], inter = gate_up->shape[1] / 2;
+    for (int64_t p = 0; p < count; ++p) {
+        const int64_t t = pair[p] / top_k;
+        for (int64_t h = 0; h < hidden; ++h) rows[p * hidden + h] = q3_load(x, t * x->strides[0] + h * x->strides[1]);
+    }
+    for (int64_t i = 0; i < inter; ++i) {
+        double g[Q3_DOT_ROWS], u[Q3_DOT_ROWS];
+        q3_dot_rows(rows, hidden, count, expert_row(gate_up, e, i, hidden, buffer), hidden, g);
+        q3_dot_rows(rows, hidden, count, expert_row(gate_up, e, inter + i, hidden, buffer), hidden, u);
+        for (int64_t p = 0; p < count; ++p) {
+            const float gf = (float)g[p];
+            act[p * inter + i] = gf / (1.0f + expf(-gf)) * (float)u[p];
+        }
+    }
+    for (int64_t h = 0; h < hidden; ++h) {
+        double sum[Q3_DOT_ROWS];
+        q3_dot_rows(act, inter, count, expert_row(down, e, h, inter, buffer), inter, sum);
+        for (int64_t p = 0; p < count; ++p) y[pair[p] * hidden + h] = (float)sum[p];
+    }
+}
 
 int q3_moe_experts(q3_tensor out, q3_tensor x, q3_tensor weights, q3_tensor ids, q3_tensor gate_up,
                    q3_tensor down, void *stream) {
@@ -23,47 +71,58 @@ int q3_moe_experts(q3_tensor out, q3_tensor x, q3_tensor weights, q3_tensor ids,
             }
         }
     }
-
+    const int64_t pairs = tokens * top_k;
+    /* The (t, j) pairs grouped by expert: first[e] .. first[e + 1] in `order`, each group in (t, j) order. */
+    int64_t *first = calloc((size_t)experts + 1, sizeof(int64_t));
+    int64_t *next = malloc(sizeof(int64_t) * (size_t)(experts + 1));
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)(pairs + 1));
+    float *y = malloc(sizeof(float) * (size_t)(pairs * hidden + 1));
     size_t stride;
-    /* Per thread: x row [hidden], output sum [hidden], activation [inter]. */
-    float *scratch =
-        q3_scratch_alloc(sizeof(float) * (size_t)(2 * hidden + inter), &stride);
-    if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate expert scratch");
-#pragma omp parallel for schedule(dynamic, 1) if (q3_parallel(tokens * top_k * hidden * inter))
-    for (int64_t t = 0; t < tokens; ++t) {
-        float *row = q3_scratch_for_thread(scratch, stride);
-        float *acc = row + hidden, *act = acc + hidden;
-        for (int64_t h = 0; h < hidden; ++h) {
-            row[h] = q3_load(&x, t * x.strides[0] + h * x.strides[1]);
-            acc[h] = 0.0f;
-        }
-        for (int64_t j = 0; j < top_k; ++j) {
-            const int64_t e = q3_load_index(&ids, t * ids.strides[0] + j * ids.strides[1]);
-            const float w = q3_load(&weights, t * weights.strides[0] + j * weights.strides[1]);
-            const int64_t gu = e * gate_up.strides[0];
-            for (int64_t i = 0; i < inter; ++i) {
-                const int64_t g0 = gu + i * gate_up.strides[1];
-                const int64_t u0 = gu + (inter + i) * gate_up.strides[1];
-                double g = 0.0, u = 0.0;
-                for (int64_t h = 0; h < hidden; ++h) {
-                    g += (double)row[h] * q3_load(&gate_up, g0 + h * gate_up.strides[2]);
-                    u += (double)row[h] * q3_load(&gate_up, u0 + h * gate_up.strides[2]);
-                }
-                const float gf = (float)g;
-                act[i] = gf / (1.0f + expf(-gf)) * (float)u;
-            }
-            const int64_t d0 = e * down.strides[0];
-            for (int64_t h = 0; h < hidden; ++h) {
-                const int64_t r0 = d0 + h * down.strides[1];
-                double y = 0.0;
-                for (int64_t i = 0; i < inter; ++i) {
-                    y += (double)act[i] * q3_load(&down, r0 + i * down.strides[2]);
-                }
-                acc[h] += w * (float)y;
-            }
-        }
-        for (int64_t h = 0; h < hidden; ++h) q3_store(&out, t * out.strides[0] + h * out.strides[1], acc[h]);
+    const int64_t widest = hidden > inter ? hidden : inter;
+    /* Per thread: four x rows and four activations in double, one widened weight row. */
+    char *scratch = q3_scratch_alloc(sizeof(double) * (size_t)(Q3_DOT_ROWS * (hidden + inter)) +
+                                     sizeof(float) * (size_t)widest, &stride);
+    const int allocated = first != NULL && next != NULL && order != NULL && y != NULL && scratch != NULL;
+    if (allocated) {
+        for (int64_t p = 0; p < pairs; ++p) first[pair_expert(&ids, p, top_k) + 1]++;
+        for (int64_t e = 0; e < experts; ++e) first[e + 1] += first[e];
+        memcpy(next, first, sizeof(int64_t) * (size_t)experts);
+        for (int64_t p = 0; p < pairs; ++p) order[next[pair_expert(&ids, p, top_k)]++] = p;
     }
+    free(next);
+    if (!allocated) {
+        free(first);
+        free(order);
+        free(y);
+        free(scratch);
+        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate expert scratch");
+    }
+
+#pragma omp parallel for schedule(dynamic, 1) if (q3_parallel(pairs * hidden * inter))
+    for (int64_t e = 0; e < experts; ++e) {
+        char *mine = scratch + stride * (size_t)q3_thread_id();
+        double *rows = (double *)mine, *act = rows + Q3_DOT_ROWS * hidden;
+        float *buffer = (float *)(act + Q3_DOT_ROWS * inter);
+        for (int64_t p = first[e]; p < first[e + 1]; p += Q3_DOT_ROWS) {
+            const int64_t count = first[e + 1] - p < Q3_DOT_ROWS ? first[e + 1] - p : Q3_DOT_ROWS;
+            expert_tile(&x, &gate_up, &down, e, order + p, count, top_k, y, rows, act, buffer);
+        }
+    }
+
+#pragma omp parallel for schedule(static) if (q3_parallel(pairs * hidden))
+    for (int64_t t = 0; t < tokens; ++t) {
+        for (int64_t h = 0; h < hidden; ++h) {
+            float acc = 0.0f;
+            for (int64_t j = 0; j < top_k; ++j) {
+                const float w = q3_load(&weights, t * weights.strides[0] + j * weights.strides[1]);
+                acc += w * y[(t * top_k + j) * hidden + h];
+            }
+            q3_store(&out, t * out.strides[0] + h * out.strides[1], acc);
+        }
+    }
+    free(first);
+    free(order);
+    free(y);
     free(scratch);
     return Q3_OK;
 }
