@@ -1,13 +1,51 @@
 /* Qwen3-MoE router: logits = x @ gate_weight^T (accumulated in double, rounded to x's dtype as
  * F.linear's output would be), p = softmax(logits) in float32, the top_k experts by descending p
  * (ties: lower index first); weights = their p, divided by their float32 sum (taken in that
- * descending order) when norm_topk_prob; weights in x's dtype, ids int64. */
+ * descending order) when norm_topk_prob; weights in x's dtype, ids int64. The logits go four tokens
+ * at a time, each gate row read once for the four (dot_rows.h). */
 #include <stdlib.h>
 
 #include "common.h"
 #include "entry.h"
-#include "scratch.h"
+#include "dot_rows.h"
 #include "parallel.h"
+#include "row_io.h"
+#include "scratch.h"
+
+/* logits[t, e] for the `count` (<= 4) tokens from `first`, rounded to x's dtype. */
+static void logit_tile(const q3_tensor *x, const q3_tensor *gate_weight, int64_t first, int64_t count,
+                       float *logits, double *rows, float *buffer) {
+    const int64_t hidden = x->shape[1], experts = gate_weight->shape[0];
+    for (int64_t r = 0; r < count; ++r) {
+        for (int64_t h = 0; h < hidden; ++h) {
+            rows[r * hidden + h] = q3_load(x, (first + r) * x->strides[0] + h * x->strides[1]);
+        }
+    }
+    for (int64_t e = 0; e < experts; ++e) {
+        const float *w = (const float *)gate_weight->data + e * gate_weight->strides[0];
+        if (gate_weight->dtype != Q3_F32 || gate_weight->strides[1] != 1) {
+            q3_chunk chunk;
+            for (int64_t c = 0; c < hidden; c += Q3_ROW_CHUNK) {
+                const int64_t n = q3_chunk_length(c, hidden);
+                q3_load_chunk(gate_weight, e * gate_weight->strides[0] + c * gate_weight->strides[1],
+                              gate_weight->strides[1], n, &chunk);
+                memcpy(buffer + c, chunk.f, (size_t)n * sizeof(float));
+            }
+            w = buffer;
+        }
+        double acc[Q3_DOT_ROWS];
+        q3_dot_rows(rows, hidden, count, w, hidden, acc);
+        for (int64_t r = 0; r < count; ++r) logits[(first + r) * experts + e] = q3_round_to(x->dtype, (float)acc[r]);
+    }
+}
+
+/* This thread's scratch: four x rows in double, then floats: a widened gate row [hidden], chosen flags
+ * [experts], the top p [top_k]. */
+static double *thread_rows(char *scratch, size_t stride) { return (double *)(scratch + stride * (size_t)q3_thread_id()); }
+
+static float *thread_floats(char *scratch, size_t stride, int64_t hidden) {
+    return (float *)(thread_rows(scratch, stride) + Q3_DOT_ROWS * hidden);
+}
 
 int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_weight,
                   int64_t top_k, int norm_topk_prob, void *stream) {
@@ -15,24 +53,29 @@ int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_
     const int64_t tokens = x.shape[0], hidden = x.shape[1], experts = gate_weight.shape[0];
 
     size_t stride;
-    /* Per thread: x row [hidden], p [experts], chosen flags [experts], top p [top_k]. */
-    float *scratch = q3_scratch_alloc(
-        sizeof(float) * (size_t)(hidden + 2 * experts + top_k), &stride);
-    if (scratch == NULL) return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate router scratch");
-    const int dtype = x.dtype;
+    char *scratch = q3_scratch_alloc(sizeof(double) * (size_t)(Q3_DOT_ROWS * hidden) +
+                                     sizeof(float) * (size_t)(hidden + experts + top_k), &stride);
+    float *logits = malloc(sizeof(float) * (size_t)(tokens * experts + 1));
+    if (scratch == NULL || logits == NULL) {
+        free(scratch);
+        free(logits);
+        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate router scratch");
+    }
+    const int64_t tiles = (tokens + Q3_DOT_ROWS - 1) / Q3_DOT_ROWS;
 #pragma omp parallel for schedule(static) if (q3_parallel(tokens * hidden * experts))
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+        const int64_t first = tile * Q3_DOT_ROWS;
+        const int64_t count = tokens - first < Q3_DOT_ROWS ? tokens - first : Q3_DOT_ROWS;
+        logit_tile(&x, &gate_weight, first, count, logits, thread_rows(scratch, stride),
+                   thread_floats(scratch, stride, hidden));
+    }
+#pragma omp parallel for schedule(static) if (q3_parallel(tokens * experts * top_k))
     for (int64_t t = 0; t < tokens; ++t) {
-        float *row = q3_scratch_for_thread(scratch, stride);
-        float *p = row + hidden, *chosen = p + experts, *top = chosen + experts;
-        for (int64_t h = 0; h < hidden; ++h) row[h] = q3_load(&x, t * x.strides[0] + h * x.strides[1]);
+        float *p = logits + t * experts;
+        float *chosen = thread_floats(scratch, stride, hidden) + hidden;
+        float *top = chosen + experts;
         float max_logit = -INFINITY;
         for (int64_t e = 0; e < experts; ++e) {
-            double acc = 0.0;
-            const int64_t base = e * gate_weight.strides[0];
-            for (int64_t h = 0; h < hidden; ++h) {
-                acc += (double)row[h] * q3_load(&gate_weight, base + h * gate_weight.strides[1]);
-            }
-            p[e] = q3_round_to(dtype, (float)acc);
             max_logit = fmaxf(max_logit, p[e]);
             chosen[e] = 0.0f;
         }
@@ -61,5 +104,6 @@ int q3_moe_router(q3_tensor weights, q3_tensor ids, q3_tensor x, q3_tensor gate_
         }
     }
     free(scratch);
+    free(logits);
     return Q3_OK;
 }
