@@ -5,6 +5,7 @@
 #define Q3_CPU_ATTENTION_ROW_H
 
 #include "common.h"
+#include "dot_rows.h"
 #include "exp_float.h"
 #include "row_io.h"
 #include "simd.h"
@@ -33,21 +34,32 @@ static inline void q3_kv_offsets(const q3_kv_source *src, int64_t p, int64_t *k_
     *v_off = src->v_base + block * src->v_block + within * src->v_pos;
 }
 
-/* sum of query[i] * key[i] in double, in vector lanes (an order that differs from a sequential sum below
- * double precision only). */
+/* acc_r[i] += weight[r] * value[i] for the four accumulators (each in position order, as alone). */
 Q3_VECTOR_CLONES
-static double q3_dot_chunk(const float *restrict query, const float *restrict key, int64_t n) {
-    double dot = 0.0;
-#pragma omp simd reduction(+ : dot)
-    for (int64_t i = 0; i < n; ++i) dot += (double)query[i] * (double)key[i];
-    return dot;
+static void q3_add_scaled_rows(float *restrict acc0, float *restrict acc1, float *restrict acc2, float *restrict acc3,
+                               const float *restrict value, int64_t n, const float weight[Q3_DOT_ROWS]) {
+    const float w0 = weight[0], w1 = weight[1], w2 = weight[2], w3 = weight[3];
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        acc0[i] += w0 * value[i];
+        acc1[i] += w1 * value[i];
+        acc2[i] += w2 * value[i];
+        acc3[i] += w3 * value[i];
+    }
 }
 
-/* acc[i] += weight * value[i]. */
-Q3_VECTOR_CLONES
-static void q3_add_scaled_chunk(float *restrict acc, const float *restrict value, int64_t n, float weight) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) acc[i] += weight * value[i];
+/* Position p's key or value row (head_dim elements, `stride` apart from `offset`) as floats: in place for
+ * unit-stride float32, else widened into `buffer`. */
+static inline const float *q3_kv_row(const q3_tensor *t, int64_t offset, int64_t stride, int64_t head_dim,
+                                     float *buffer) {
+    if (t->dtype == Q3_F32 && stride == 1) return (const float *)t->data + offset;
+    q3_chunk chunk;
+    for (int64_t c = 0; c < head_dim; c += Q3_ROW_CHUNK) {
+        const int64_t length = q3_chunk_length(c, head_dim);
+        q3_load_chunk(t, offset + c * stride, stride, length, &chunk);
+        memcpy(buffer + c, chunk.f, (size_t)length * sizeof(float));
+    }
+    return buffer;
 }
 
 /* One query row: where its query and its output start, and how many positions (0 .. n-1) it attends to. */
@@ -57,74 +69,75 @@ typedef struct {
 
 /* Bytes of scratch q3_attention_rows needs for `count` rows of up to `longest` positions. */
 static inline size_t q3_attention_scratch(int64_t count, int64_t head_dim, int64_t longest) {
-    return sizeof(double) * (size_t)count + sizeof(float) * (size_t)(count * (2 * head_dim + longest + 1));
+    return sizeof(double) * (size_t)(count * head_dim) +
+           sizeof(float) * (size_t)(count * (head_dim + longest + 1) + (1 + Q3_DOT_ROWS) * head_dim);
 }
 
 /* Attention of `count` query rows against one key/value source: each row computed as it would be alone
- * (scores in float32 from dot products accumulated in double a chunk at a time, max-subtracted softmax in
+ * (scores in float32 from dot products accumulated in double, dot_rows.h, max-subtracted softmax in
  * float32 with exp_float.h, P @ V accumulated in float32 in position order, written once), every key and
- * value row read once for all of them. Scratch: q3_attention_scratch(count, head_dim, longest) bytes,
- * 8-byte aligned. */
+ * value row read once for all of them, four rows at a time. Scratch: q3_attention_scratch(count,
+ * head_dim, longest) bytes, 8-byte aligned. */
 static inline void q3_attention_rows(const q3_tensor *out, int64_t out_dim, const q3_tensor *q, int64_t q_dim,
                                      int64_t head_dim, const q3_kv_source *src, const q3_query_row *rows,
                                      int64_t count, float scale, void *scratch) {
     int64_t longest = 0;
     for (int64_t r = 0; r < count; ++r) longest = rows[r].n > longest ? rows[r].n : longest;
-    double *dots = scratch;
-    float *largest = (float *)(dots + count); /* each row's max score, then its exp sum */
-    float *rows_base = largest + count;  /* row r: its query, accumulator (head_dim each), scores */
-    const int64_t width = 2 * head_dim + longest;
+    double *queries = scratch;                               /* row r's query at r * head_dim */
+    float *largest = (float *)(queries + count * head_dim); /* each row's max score, then its exp sum */
+    float *accs = largest + count;                           /* row r's accumulator at r * head_dim */
+    float *scores = accs + count * head_dim;                 /* row r's scores at r * longest */
+    float *buffer = scores + count * longest;                /* a widened key or value row */
+    float *unused = buffer + head_dim;                       /* accumulators of a tile's absent rows */
     for (int64_t r = 0; r < count; ++r) {
-        float *query = rows_base + r * width, *acc = query + head_dim;
         for (int64_t d = 0; d < head_dim; ++d) {
-            query[d] = q3_load(q, rows[r].q_base + d * q_dim);
-            acc[d] = 0.0f;
+            queries[r * head_dim + d] = q3_load(q, rows[r].q_base + d * q_dim);
+            accs[r * head_dim + d] = 0.0f;
         }
         largest[r] = -INFINITY;
     }
-    q3_chunk row;
     for (int64_t p = 0; p < longest; ++p) {
         int64_t k_off, v_off;
         q3_kv_offsets(src, p, &k_off, &v_off);
-        for (int64_t r = 0; r < count; ++r) dots[r] = 0.0;
-        for (int64_t c = 0; c < head_dim; c += Q3_ROW_CHUNK) {
-            const int64_t length = q3_chunk_length(c, head_dim);
-            q3_load_chunk(src->k, k_off + c * src->k_dim, src->k_dim, length, &row);
-            for (int64_t r = 0; r < count; ++r) {
-                if (p < rows[r].n) dots[r] += q3_dot_chunk(rows_base + r * width + c, row.f, length);
+        const float *key = q3_kv_row(src->k, k_off, src->k_dim, head_dim, buffer);
+        for (int64_t r0 = 0; r0 < count; r0 += Q3_DOT_ROWS) {
+            const int64_t tile = count - r0 < Q3_DOT_ROWS ? count - r0 : Q3_DOT_ROWS;
+            double dots[Q3_DOT_ROWS];
+            q3_dot_rows(queries + r0 * head_dim, head_dim, tile, key, head_dim, dots);
+            for (int64_t r = r0; r < r0 + tile; ++r) {
+                if (p >= rows[r].n) continue;
+                const float score = (float)dots[r - r0] * scale;
+                scores[r * longest + p] = score;
+                largest[r] = fmaxf(largest[r], score);
             }
-        }
-        for (int64_t r = 0; r < count; ++r) {
-            if (p >= rows[r].n) continue;
-            const float score = (float)dots[r] * scale;
-            rows_base[r * width + 2 * head_dim + p] = score;
-            largest[r] = fmaxf(largest[r], score);
         }
     }
     for (int64_t r = 0; r < count; ++r) {
-        float *scores = rows_base + r * width + 2 * head_dim;
         double sum = 0.0;
         for (int64_t p = 0; p < rows[r].n; ++p) {
-            scores[p] = q3_exp(scores[p] - largest[r]);
-            sum += scores[p];
+            scores[r * longest + p] = q3_exp(scores[r * longest + p] - largest[r]);
+            sum += scores[r * longest + p];
         }
         largest[r] = (float)sum;
     }
     for (int64_t p = 0; p < longest; ++p) {
         int64_t k_off, v_off;
         q3_kv_offsets(src, p, &k_off, &v_off);
-        for (int64_t c = 0; c < head_dim; c += Q3_ROW_CHUNK) {
-            const int64_t length = q3_chunk_length(c, head_dim);
-            q3_load_chunk(src->v, v_off + c * src->v_dim, src->v_dim, length, &row);
-            for (int64_t r = 0; r < count; ++r) {
-                float *acc = rows_base + r * width + head_dim, *scores = acc + head_dim;
-                if (p < rows[r].n) q3_add_scaled_chunk(acc + c, row.f, length, scores[p] / largest[r]);
+        const float *value = q3_kv_row(src->v, v_off, src->v_dim, head_dim, buffer);
+        for (int64_t r0 = 0; r0 < count; r0 += Q3_DOT_ROWS) {
+            float *acc[Q3_DOT_ROWS];
+            float weight[Q3_DOT_ROWS];
+            for (int64_t i = 0; i < Q3_DOT_ROWS; ++i) {
+                const int64_t r = r0 + i;
+                const int present = r < count && p < rows[r].n;
+                acc[i] = present ? accs + r * head_dim : unused + i * head_dim;
+                weight[i] = present ? scores[r * longest + p] / largest[r] : 0.0f;
             }
+            q3_add_scaled_rows(acc[0], acc[1], acc[2], acc[3], value, head_dim, weight);
         }
     }
     for (int64_t r = 0; r < count; ++r) {
-        const float *acc = rows_base + r * width + head_dim;
-        for (int64_t d = 0; d < head_dim; ++d) q3_store(out, rows[r].out_base + d * out_dim, acc[d]);
+        for (int64_t d = 0; d < head_dim; ++d) q3_store(out, rows[r].out_base + d * out_dim, accs[r * head_dim + d]);
     }
 }
 
