@@ -32,24 +32,17 @@ static int64_t chunk_first(const float *restrict v, int64_t n, float target, int
     return first;
 }
 
-/* The n values of a row chunk as floats: in place for unit-stride float32, else widened into c. */
-static const float *row_chunk(const q3_tensor *t, int64_t offset, int64_t stride, int64_t n, q3_chunk *c) {
-    if (stride == 1 && t->dtype == Q3_F32) return (const float *)t->data + offset;
-    q3_load_chunk(t, offset, stride, n, c);
-    return c->f;
-}
-
 static int64_t row_argmax(const q3_tensor *logits, int64_t base, int64_t stride, int64_t vocab) {
     q3_chunk chunk;
     float largest = -INFINITY;
     int nan = 0;
     for (int64_t c = 0; c < vocab && !nan; c += Q3_ROW_CHUNK) {
         const int64_t n = q3_chunk_length(c, vocab);
-        largest = chunk_largest(row_chunk(logits, base + c * stride, stride, n, &chunk), n, largest, &nan);
+        largest = chunk_largest(q3_float_row(logits, base + c * stride, stride, n, chunk.f), n, largest, &nan);
     }
     for (int64_t c = 0; c < vocab; c += Q3_ROW_CHUNK) {
         const int64_t n = q3_chunk_length(c, vocab);
-        const int64_t first = chunk_first(row_chunk(logits, base + c * stride, stride, n, &chunk), n, largest, nan);
+        const int64_t first = chunk_first(q3_float_row(logits, base + c * stride, stride, n, chunk.f), n, largest, nan);
         if (first < n) return c + first;
     }
     return 0;  /* not reached: the largest value or the NaN seen is in the row */

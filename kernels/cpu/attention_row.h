@@ -48,20 +48,6 @@ static void q3_add_scaled_rows(float *restrict acc0, float *restrict acc1, float
     }
 }
 
-/* Position p's key or value row (head_dim elements, `stride` apart from `offset`) as floats: in place for
- * unit-stride float32, else widened into `buffer`. */
-static inline const float *q3_kv_row(const q3_tensor *t, int64_t offset, int64_t stride, int64_t head_dim,
-                                     float *buffer) {
-    if (t->dtype == Q3_F32 && stride == 1) return (const float *)t->data + offset;
-    q3_chunk chunk;
-    for (int64_t c = 0; c < head_dim; c += Q3_ROW_CHUNK) {
-        const int64_t length = q3_chunk_length(c, head_dim);
-        q3_load_chunk(t, offset + c * stride, stride, length, &chunk);
-        memcpy(buffer + c, chunk.f, (size_t)length * sizeof(float));
-    }
-    return buffer;
-}
-
 /* One query row: where its query and its output start, and how many positions (0 .. n-1) it attends to. */
 typedef struct {
     int64_t q_base, out_base, n;
@@ -99,7 +85,7 @@ static inline void q3_attention_rows(const q3_tensor *out, int64_t out_dim, cons
     for (int64_t p = 0; p < longest; ++p) {
         int64_t k_off, v_off;
         q3_kv_offsets(src, p, &k_off, &v_off);
-        const float *key = q3_kv_row(src->k, k_off, src->k_dim, head_dim, buffer);
+        const float *key = q3_float_row(src->k, k_off, src->k_dim, head_dim, buffer);
         for (int64_t r0 = 0; r0 < count; r0 += Q3_DOT_ROWS) {
             const int64_t tile = count - r0 < Q3_DOT_ROWS ? count - r0 : Q3_DOT_ROWS;
             double dots[Q3_DOT_ROWS];
@@ -123,7 +109,7 @@ static inline void q3_attention_rows(const q3_tensor *out, int64_t out_dim, cons
     for (int64_t p = 0; p < longest; ++p) {
         int64_t k_off, v_off;
         q3_kv_offsets(src, p, &k_off, &v_off);
-        const float *value = q3_kv_row(src->v, v_off, src->v_dim, head_dim, buffer);
+        const float *value = q3_float_row(src->v, v_off, src->v_dim, head_dim, buffer);
         for (int64_t r0 = 0; r0 < count; r0 += Q3_DOT_ROWS) {
             float *acc[Q3_DOT_ROWS];
             float weight[Q3_DOT_ROWS];

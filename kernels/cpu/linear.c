@@ -26,12 +26,7 @@ static const float *weight_row(const q3_tensor *weight, const float *packed, int
 static void pack_weight(const q3_tensor *weight, float *packed, int64_t out_features, int64_t k) {
 #pragma omp parallel for schedule(static) if (q3_parallel(out_features * k))
     for (int64_t n = 0; n < out_features; ++n) {
-        q3_chunk chunk;
-        for (int64_t c = 0; c < k; c += Q3_ROW_CHUNK) {
-            const int64_t length = q3_chunk_length(c, k);
-            q3_load_chunk(weight, n * weight->strides[0] + c * weight->strides[1], weight->strides[1], length, &chunk);
-            memcpy(packed + n * k + c, chunk.f, (size_t)length * sizeof(float));
-        }
+        q3_float_row(weight, n * weight->strides[0], weight->strides[1], k, packed + n * k);
     }
 }
 

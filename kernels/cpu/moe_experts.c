@@ -12,18 +12,9 @@
 #include "row_io.h"
 #include "scratch.h"
 
-/* Row r of expert e of a [E, R, C] weight as floats: in place for unit-stride float32, else widened
- * into `buffer`. */
+/* Row r of expert e of a [E, R, C] weight as floats (q3_float_row). */
 static const float *expert_row(const q3_tensor *w, int64_t e, int64_t r, int64_t columns, float *buffer) {
-    const int64_t offset = e * w->strides[0] + r * w->strides[1];
-    if (w->dtype == Q3_F32 && w->strides[2] == 1) return (const float *)w->data + offset;
-    q3_chunk chunk;
-    for (int64_t c = 0; c < columns; c += Q3_ROW_CHUNK) {
-        const int64_t n = q3_chunk_length(c, columns);
-        q3_load_chunk(w, offset + c * w->strides[2], w->strides[2], n, &chunk);
-        memcpy(buffer + c, chunk.f, (size_t)n * sizeof(float));
-    }
-    return buffer;
+    return q3_float_row(w, e * w->strides[0] + r * w->strides[1], w->strides[2], columns, buffer);
 }
 
 /* The expert of pair p = t * top_k + j. */

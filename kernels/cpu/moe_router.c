@@ -22,17 +22,7 @@ static void logit_tile(const q3_tensor *x, const q3_tensor *gate_weight, int64_t
         }
     }
     for (int64_t e = 0; e < experts; ++e) {
-        const float *w = (const float *)gate_weight->data + e * gate_weight->strides[0];
-        if (gate_weight->dtype != Q3_F32 || gate_weight->strides[1] != 1) {
-            q3_chunk chunk;
-            for (int64_t c = 0; c < hidden; c += Q3_ROW_CHUNK) {
-                const int64_t n = q3_chunk_length(c, hidden);
-                q3_load_chunk(gate_weight, e * gate_weight->strides[0] + c * gate_weight->strides[1],
-                              gate_weight->strides[1], n, &chunk);
-                memcpy(buffer + c, chunk.f, (size_t)n * sizeof(float));
-            }
-            w = buffer;
-        }
+        const float *w = q3_float_row(gate_weight, e * gate_weight->strides[0], gate_weight->strides[1], hidden, buffer);
         double acc[Q3_DOT_ROWS];
         q3_dot_rows(rows, hidden, count, w, hidden, acc);
         for (int64_t r = 0; r < count; ++r) logits[(first + r) * experts + e] = q3_round_to(x->dtype, (float)acc[r]);

@@ -32,6 +32,19 @@ static inline void q3_load_chunk(const q3_tensor *t, int64_t offset, int64_t str
     }
 }
 
+/* n elements of t from `offset`, `stride` apart, as floats: in place for unit-stride float32, else widened
+ * a chunk at a time into `buffer` (room for n floats). */
+static inline const float *q3_float_row(const q3_tensor *t, int64_t offset, int64_t stride, int64_t n, float *buffer) {
+    if (stride == 1 && t->dtype == Q3_F32) return (const float *)t->data + offset;
+    q3_chunk chunk;
+    for (int64_t c = 0; c < n; c += Q3_ROW_CHUNK) {
+        const int64_t length = q3_chunk_length(c, n);
+        q3_load_chunk(t, offset + c * stride, stride, length, &chunk);
+        memcpy(buffer + c, chunk.f, (size_t)length * sizeof(float));
+    }
+    return buffer;
+}
+
 /* The bfloat16 bits of float bits b, as q3_f32_to_bf16: nearest even, NaN kept quiet. */
 static inline uint32_t q3_bf16_bits(uint32_t b) {
     const uint32_t rounded = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
