@@ -61,20 +61,30 @@ def values(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
             "gate_weight": torch.randn(gate.shape, generator=generator, dtype=torch.float64) / math.sqrt(gate.shape[1])}
 
 
+def may_vanish(logits: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Where a float32 softmax of the logits, each difference from the top moved by up to `shift` (the
+    most that rounding two logits to the working dtype, half an ulp each, and their float32 accumulation
+    can move it), may give 0: the lowest it can give is exp(d - shift) over a normaliser whose terms
+    other than the top's 1 grow by exp(shift), and 0 is what float32 rounds that to."""
+    differences = logits - logits.amax(-1, keepdim=True)
+    normaliser = torch.exp(differences).sum(-1, keepdim=True)
+    lowest = torch.exp(differences - shift[:, None]) / (1 + (normaliser - 1) * torch.exp(shift)[:, None])
+    return lowest.to(torch.float32) == 0
+
+
 def judge(decisions, inputs, attributes, dtype: DType) -> list[str]:
     """The chosen experts are a top-k set, tie-aware: experts whose logits differ by less than the
     rounding of a logit to the working dtype (plus float32 accumulation) may swap places, and so may
     experts whose float32 probabilities are equal (Qwen3 ranks the float32 softmax: logits 100 apart
-    both give probability 0.0 there, and any float32 top-k may take either). A probability that
-    underflows float32 once its logit is lowered by that rounding counts as 0: the float32 softmax of
-    the rounded logits (Hugging Face's own) may give it 0 (about 104 below the top logit, where
-    bf16 logits near 200 are a whole unit apart), tied with every other zero."""
+    both give probability 0.0 there, and any float32 top-k may take either). A probability counts as 0
+    where the float32 softmax of the rounded logits (Hugging Face's own) may give 0, tied with every
+    other zero: about 104 below the top logit, where bf16 logits near 200 are a whole unit apart."""
     x, gate, ids = inputs["x"], inputs["gate_weight"], decisions["ids"]
     logits = x @ gate.T
-    tolerance = 2 * dtype.eps * logits.abs().amax(-1) + 16 * FLOAT32_EPS * (x.abs() @ gate.abs().T).amax(-1)
-    exact = torch.softmax(logits, dim=-1)
-    may_vanish = (exact * torch.exp(-tolerance)[:, None]).to(torch.float32) == 0
-    probabilities = exact.to(torch.float32).masked_fill(may_vanish, 0.0)
+    accumulation = 8 * FLOAT32_EPS * (x.abs() @ gate.abs().T).amax(-1)
+    tolerance = 2 * (dtype.eps * logits.abs().amax(-1) + accumulation)
+    probabilities = torch.softmax(logits, dim=-1).to(torch.float32).masked_fill(
+        may_vanish(logits, dtype.eps * logits.abs().amax(-1) + accumulation), 0.0)
     top_k, experts = ids.shape[1], gate.shape[0]
     wrong = []
     for token, chosen in enumerate(ids.tolist()):

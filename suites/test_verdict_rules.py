@@ -90,7 +90,8 @@ def test_router_experts_whose_probability_may_underflow_float32_tie_at_zero_othe
     """Token 0's experts 40-43 sit ~103 below the top logit of 200: exactly, their float32
     probabilities are the smallest subnormal, but bf16 logits there are a unit apart and the float32
     softmax of the rounded logits may give 0, tying them with every zero. Token 1's sit 60 below:
-    clearly nonzero in float32, so zeros may not replace them; nor may a zero replace expert 13."""
+    clearly nonzero in float32, so zeros may not replace them; nor may a zero replace expert 13, nor
+    one a few rounding units above where float32 underflows."""
     logits = torch.full((2, 128), -100.0, dtype=torch.float64)
     logits[:, 10:14] = torch.tensor([200.0, 199.5, 199.0, 198.0], dtype=torch.float64)
     logits[0, 40:44] = 200.0 - torch.tensor([102.6, 102.7, 102.8, 102.9], dtype=torch.float64)
@@ -108,6 +109,15 @@ def test_router_experts_whose_probability_may_underflow_float32_tie_at_zero_othe
     assert verdict(top + [0, 1, 2, 3], top + near_zero) == []
     assert "token 1:" in " ".join(verdict(top + near_zero, top + [0, 1, 2, 3]))
     assert "token 0:" in " ".join(verdict([10, 11, 12, 0, 1, 2, 3, 4], top + near_zero))
+
+    # Logits near 3000, all bf16 values: rounding moves a difference by at most a bf16 ulp (16) there, so
+    # expert 7, 64 below the top, keeps a float32 probability of 1.6e-28 and may not give way to a zero.
+    large = torch.full((1, 16), 2800.0, dtype=torch.float64)
+    large[0, 3], large[0, 7] = 3008.0, 2944.0
+    wide = {"x": large, "gate_weight": torch.eye(16, dtype=torch.float64)}
+    attributes = {"top_k": 2, "norm_topk_prob": True}
+    assert judge({"ids": torch.tensor([[3, 7]])}, wide, attributes, DType.BF16) == []
+    assert judge({"ids": torch.tensor([[3, 0]])}, wide, attributes, DType.BF16)
 
 
 def test_rope_angle_sensitivity_admits_a_one_ulp_inv_freq_and_not_a_wrong_theta():
