@@ -81,10 +81,10 @@ def judge(decisions, inputs, attributes, dtype: DType) -> list[str]:
     other zero: about 104 below the top logit, where bf16 logits near 200 are a whole unit apart."""
     x, gate, ids = inputs["x"], inputs["gate_weight"], decisions["ids"]
     logits = x @ gate.T
-    accumulation = 8 * FLOAT32_EPS * (x.abs() @ gate.abs().T).amax(-1)
-    tolerance = 2 * (dtype.eps * logits.abs().amax(-1) + accumulation)
-    probabilities = torch.softmax(logits, dim=-1).to(torch.float32).masked_fill(
-        may_vanish(logits, dtype.eps * logits.abs().amax(-1) + accumulation), 0.0)
+    # A difference of two logits, each rounded to the working dtype (half an ulp) after float32 accumulation.
+    shift = dtype.eps * logits.abs().amax(-1) + 8 * FLOAT32_EPS * (x.abs() @ gate.abs().T).amax(-1)
+    tolerance = 2 * shift
+    probabilities = torch.softmax(logits, dim=-1).to(torch.float32).masked_fill(may_vanish(logits, shift), 0.0)
     top_k, experts = ids.shape[1], gate.shape[0]
     wrong = []
     for token, chosen in enumerate(ids.tolist()):

@@ -76,10 +76,8 @@ static inline void q3_attention_rows(const q3_tensor *out, int64_t out_dim, cons
     float *buffer = scores + count * longest;                /* a widened key or value row */
     float *unused = buffer + head_dim;                       /* accumulators of a tile's absent rows */
     for (int64_t r = 0; r < count; ++r) {
-        for (int64_t d = 0; d < head_dim; ++d) {
-            queries[r * head_dim + d] = q3_load(q, rows[r].q_base + d * q_dim);
-            accs[r * head_dim + d] = 0.0f;
-        }
+        q3_double_row(q, rows[r].q_base, q_dim, head_dim, queries + r * head_dim);
+        for (int64_t d = 0; d < head_dim; ++d) accs[r * head_dim + d] = 0.0f;
         largest[r] = -INFINITY;
     }
     for (int64_t p = 0; p < longest; ++p) {

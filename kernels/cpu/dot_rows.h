@@ -1,14 +1,21 @@
 /* Dot products of rows of doubles with a row of floats, summed in double vector lanes (the order
  * differs from a sequential sum only below double precision): up to four rows share each read of the
- * float row (linear's and the experts' weight rows). */
+ * float row (the weight rows of linear and the MoE kernels, attention's key rows), whose rows of doubles
+ * q3_double_row widens. */
 #ifndef Q3_CPU_DOT_ROWS_H
 #define Q3_CPU_DOT_ROWS_H
 
 #include <stdint.h>
 
+#include "common.h"
 #include "simd.h"
 
 #define Q3_DOT_ROWS 4 /* rows of doubles that share each read of a float row */
+
+/* row[i] = t's element at offset + i * stride, widened to double, for i < n. */
+static inline void q3_double_row(const q3_tensor *t, int64_t offset, int64_t stride, int64_t n, double *row) {
+    for (int64_t i = 0; i < n; ++i) row[i] = q3_load(t, offset + i * stride);
+}
 
 /* acc[r] = sum_i x[r * x_row + i] * w[i] for r < 4 (rows past `rows`, 2 or 3, repeat row 0, unused). */
 Q3_VECTOR_CLONES

@@ -54,7 +54,7 @@ int q3_linear(q3_tensor out, q3_tensor x, q3_tensor weight, q3_tensor bias, void
         const int64_t tiles = (count + Q3_DOT_ROWS - 1) / Q3_DOT_ROWS;
         for (int64_t r = 0; r < count; ++r) {
             const int64_t offset = q3_row_offset(&x, first + r);
-            for (int64_t i = 0; i < k; ++i) group[r * k + i] = q3_load(&x, offset + i * x_stride);
+            q3_double_row(&x, offset, x_stride, k, group + r * k);
         }
 #pragma omp parallel for schedule(static) if (q3_parallel(count * k * out_features))
         for (int64_t block = 0; block < blocks; ++block) {

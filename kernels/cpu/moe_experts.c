@@ -33,7 +33,7 @@ static void expert_tile(const q3_tensor *x, const q3_tensor *gate_up, const q3_t
     const int64_t hidden = x->shape[1], inter = gate_up->shape[1] / 2;
     for (int64_t p = 0; p < count; ++p) {
         const int64_t t = (base + pair[p]) / top_k;
-        for (int64_t h = 0; h < hidden; ++h) rows[p * hidden + h] = q3_load(x, t * x->strides[0] + h * x->strides[1]);
+        q3_double_row(x, t * x->strides[0], x->strides[1], hidden, rows + p * hidden);
     }
     for (int64_t i = 0; i < inter; ++i) {
         double g[Q3_DOT_ROWS], u[Q3_DOT_ROWS];

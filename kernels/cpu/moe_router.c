@@ -17,15 +17,16 @@ static void logit_tile(const q3_tensor *x, const q3_tensor *gate_weight, int64_t
                        float *logits, double *rows, float *buffer) {
     const int64_t hidden = x->shape[1], experts = gate_weight->shape[0];
     for (int64_t r = 0; r < count; ++r) {
-        for (int64_t h = 0; h < hidden; ++h) {
-            rows[r * hidden + h] = q3_load(x, (first + r) * x->strides[0] + h * x->strides[1]);
-        }
+        q3_double_row(x, (first + r) * x->strides[0], x->strides[1], hidden, rows + r * hidden);
     }
     for (int64_t e = 0; e < experts; ++e) {
-        const float *w = q3_float_row(gate_weight, e * gate_weight->strides[0], gate_weight->strides[1], hidden, buffer);
+        const float *w =
+            q3_float_row(gate_weight, e * gate_weight->strides[0], gate_weight->strides[1], hidden, buffer);
         double acc[Q3_DOT_ROWS];
         q3_dot_rows(rows, hidden, count, w, hidden, acc);
-        for (int64_t r = 0; r < count; ++r) logits[(first + r) * experts + e] = q3_round_to(x->dtype, (float)acc[r]);
+        for (int64_t r = 0; r < count; ++r) {
+            logits[(first + r) * experts + e] = q3_round_to(x->dtype, (float)acc[r]);
+        }
     }
 }
 
