@@ -134,24 +134,32 @@ def test_members_and_usage_errors(capsys):
 
 
 def test_compiled_member_compiles_once_per_rank_not_once_per_shape(harness):
-    """Size-1 dimensions, equal sizes and storage offsets do not recompile the compiled member: a
-    long panel run would otherwise spend most of its time in Inductor."""
+    """Equal sizes and storage offsets never recompile the compiled member, and on the CPU (size-oblivious
+    shapes) neither do size-1 dimensions: a long panel run would otherwise spend most of its time in
+    Inductor. On CUDA the member compiles with ordinary dynamic shapes (compiled.py says why), which
+    specialise each size-1 dimension, so there it is one graph per rank and set of size-1 dimensions."""
     import torch
     from torch._dynamo.utils import counters
 
+    from operators.core.device import Device
     from operators.panel.compiled import compiled_backend
 
     kernel = compiled_backend(harness.device).kernel("rms_norm")
     device = harness.device.torch_device()
+    shapes = [(1, 64), (7, 64), (64, 64), (3, 1, 64), (1, 1, 64), (2, 5, 64)]
+    if harness.device is Device.CPU:
+        graphs_allowed = len({len(shape) for shape in shapes})
+    else:
+        graphs_allowed = len({(len(shape), tuple(size == 1 for size in shape)) for shape in shapes})
     before = counters["stats"]["unique_graphs"]
-    for shape in [(1, 64), (7, 64), (64, 64), (3, 1, 64), (1, 1, 64), (2, 5, 64)]:
+    for shape in shapes:
         storage = torch.randn(int(torch.tensor(shape).prod()) + 3, device=device)
         x = storage[3:].view(shape)  # a storage offset, as the placement of inputs gives
         out = torch.empty(shape, device=device)
         kernel(out=out, x=x, weight=torch.ones(64, device=device), eps=1e-6)
         expected = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
         assert torch.allclose(out, expected, rtol=1e-5, atol=1e-6), shape
-    assert counters["stats"]["unique_graphs"] - before <= 2  # one graph per rank
+    assert counters["stats"]["unique_graphs"] - before <= graphs_allowed
 
 
 def test_compiled_member_falls_back_to_ordinary_dynamic_shapes_when_inductor_cannot_compile_obliviously(
