@@ -3,9 +3,11 @@
 // for i < 256), angle = position * inv_freq[i] formed and reduced modulo 2*pi in double, cos/sin of
 // the reduced angle in float; NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1).
 //
-// Block (group of tokens, head group): each thread loads its first items of x, then the tokens'
-// cos/sin table is built in shared memory, then the block rotates its heads, one 16-byte pack of each half (NeoX)
-// or of interleaved pairs (GPT-J) per thread on the fast path, one pair per thread otherwise.
+// Many tokens: the cos/sin of every (token, pair) is computed once into a scratch table [tokens, half]
+// (rope_table), then a streaming kernel rotates x with no barrier, one item per thread. Few tokens
+// (decode): one kernel whose blocks (group of tokens, head group) load their first items of x, build
+// their tokens' table in shared memory, then rotate. An item is one 16-byte pack of each half (NeoX)
+// or of interleaved pairs (GPT-J) on the fast path, one pair otherwise.
 #include <math.h>
 
 #include "entry.h"
@@ -180,10 +182,72 @@ __global__ void __launch_bounds__(256) rope_kernel(q3_tensor out, q3_tensor x, q
     }
 }
 
+// table[t * half + i] = cos/sin of pair i at token t's position.
+__global__ void __launch_bounds__(256) rope_table(float2 *table, q3_tensor positions, InvFreq inv, float theta,
+                                                  int64_t tokens, int64_t half, int64_t head_dim) {
+    const int64_t total = tokens * half;
+    for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < total; k += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = k / half, i = k - t * half;
+        const double position = (double)q3::load_index(positions, t * positions.strides[0]);
+        table[k] = cos_sin(position, inv, theta, i, head_dim);
+    }
+}
+
+// One item a thread: blockIdx.x * blockDim.x + threadIdx.x over the (head, item) of a token,
+// blockIdx.y over tokens.
+template <typename T, int N, bool NEOX>
+__global__ void __launch_bounds__(256) rope_apply(q3_tensor out, q3_tensor x, const float2 *__restrict__ table) {
+    const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
+    const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
+    const uint32_t j = blockIdx.x * blockDim.x + threadIdx.x;  // heads x items of a token fit 32 bits
+    if (j >= heads * items_per_head) return;
+    const int64_t h = j / (uint32_t)items_per_head, item = j - h * items_per_head;
+    const T *xd = static_cast<const T *>(x.data);
+    T *od = static_cast<T *>(out.data);
+    for (int64_t t = blockIdx.y; t < tokens; t += gridDim.y) {
+        const float2 *row = table + t * half;
+        Item<T, N, NEOX> it;
+        it.load(xd + t * x.strides[0] + h * x.strides[1], x.strides[2], item, half);
+        it.rotate_store(od + t * out.strides[0] + h * out.strides[1], out.strides[2], item, half,
+                        [&](int64_t i) { return row[i]; });
+    }
+}
+
+// Enough tokens that a table of their cos/sin, built once, beats each block building its own: the
+// per-block kernel must then hold its prefetched items across two barriers (126 registers, a quarter
+// of the warps an SM could run, on an H200).
+constexpr int64_t TABLE_TOKENS = 64;
+
+template <typename T, int N, bool NEOX>
+int launch_table(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_tensor &positions,
+                 const InvFreq &inv, float theta, cudaStream_t stream) {
+    const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
+    const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
+    void *scratch = nullptr;
+    const cudaError_t error = scratch_alloc(&scratch, (size_t)(tokens * half) * sizeof(float2), stream);
+    if (error != cudaSuccess) {
+        cudaGetLastError();
+        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate the cos/sin table of %lld tokens x %lld pairs: %s",
+                       (long long)tokens, (long long)half, cudaGetErrorString(error));
+    }
+    float2 *table = static_cast<float2 *>(scratch);
+    int64_t table_blocks = ceil_div(tokens * half, 256);
+    if (table_blocks > ((int64_t)1 << 30)) table_blocks = (int64_t)1 << 30;
+    rope_table<<<(unsigned)table_blocks, 256, 0, stream>>>(table, positions, inv, theta, tokens, half, head_dim);
+    const int64_t work = heads * items_per_head;
+    const int threads = work >= 256 ? 256 : (int)((work + 31) / 32 * 32);
+    const dim3 grid((unsigned)ceil_div(work, threads), (unsigned)(tokens < 65535 ? tokens : 65535));
+    rope_apply<T, N, NEOX><<<grid, threads, 0, stream>>>(out, x, table);
+    const int status = q3_cuda_launch_status(op);
+    cudaFreeAsync(scratch, stream);
+    return status;
+}
+
 template <typename T, int N, bool NEOX>
 int launch_n(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_tensor &positions,
              const InvFreq &inv, float theta, cudaStream_t stream) {
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
+    if (tokens >= TABLE_TOKENS) return launch_table<T, N, NEOX>(op, out, x, positions, inv, theta, stream);
     const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
     // Enough blocks for the GPU when there are few tokens (decode): split the heads.
     int sms = 0;
