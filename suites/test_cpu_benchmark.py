@@ -1,5 +1,6 @@
 """The C kernels against PyTorch's CPU operators at decode and prefill sizes (Qwen3-0.6B, float32),
-and the harness's own cost per case: drawing it, its reference and baselines, the verdict.
+and the harness's own costs: drawing a case, its reference and baselines, the verdict, and the search for
+the boundary classes a case set missed (once per operator and dtype, not per case).
 
 The native side passes the workload before it is timed; the PyTorch and harness-cost benchmarks
 check nothing but that they run. A plain `pytest suites/` runs each benchmark once, untimed (`--benchmark-disable` in the pytest
@@ -20,11 +21,11 @@ from operators.bench.table import baselines
 from operators.bench.workloads import workloads
 from operators.core.checker import build_inputs, check_case, prepare_case, run_kernel
 from operators.core.device import Device
-from operators.core.drawing import draw_cases
+from operators.core.drawing import boundary_cases, dtype_seed, sample
 from operators.core.dtypes import DType
 from operators.core.registry import OPERATOR_NAMES, get_spec
 
-HARNESS_STAGES = ("draw", "reference", "verdict")
+HARNESS_STAGES = ("draw", "reference", "verdict", "boundaries")
 
 
 def pytest_generate_tests(metafunc):
@@ -85,12 +86,34 @@ def test_pytorch(cpu, workload, candidate, benchmark):
 @pytest.mark.parametrize("stage", HARNESS_STAGES)
 @pytest.mark.parametrize("operator", OPERATOR_NAMES)
 def test_harness_cost_per_case(cpu, operator, stage, benchmark):
-    """One ci-profile case of each operator in bf16: what drawing, the reference and the verdict cost."""
+    """One ci-profile case of each operator in bf16: what drawing it, its reference and its verdict cost;
+    and the search for one case of every boundary class, which a run does once per operator and dtype
+    (for the classes its drawn cases missed), so it is not part of a case's cost."""
     spec, kernel = get_spec(operator), cpu.backend.kernel(operator)
-    case = draw_cases(spec, Device.CPU, DType.BF16, 1, 0)[0]
+    seed = dtype_seed(0, DType.BF16)
+    case = sample(spec, Device.CPU, DType.BF16, 1, seed)[0]
     prepared = prepare_case(spec, case, Device.CPU)
     benchmark.group = f"harness {operator}"
-    stages = {"draw": lambda: draw_cases(spec, Device.CPU, DType.BF16, 1, 0),
+    stages = {"draw": lambda: sample(spec, Device.CPU, DType.BF16, 1, seed),
               "reference": lambda: prepare_case(spec, case, Device.CPU),
-              "verdict": lambda: run_kernel(prepared, kernel, cpu.backend.name)}
+              "verdict": lambda: run_kernel(prepared, kernel, cpu.backend.name),
+              "boundaries": lambda: boundary_cases(spec, Device.CPU, DType.BF16, 0)}
     benchmark(stages[stage])
+
+
+def test_the_table_puts_each_kernel_beside_pytorchs_best_and_the_boundary_search_apart():
+    from reports.cpu_benchmark import markdown
+
+    def entry(name, group, median):
+        return {"name": name, "group": group, "stats": {"median": median}}
+    document = {"datetime": "2026-12-01", "machine_info": {"cpu": {"brand_raw": "a CPU"}}, "benchmarks": [
+        entry("test_native[rms_norm_T=1]", "rms_norm T=1", 2e-6),
+        entry("test_pytorch[rms_norm_T=1-eager]", "rms_norm T=1", 5e-6),
+        entry("test_pytorch[rms_norm_T=1-compiled]", "rms_norm T=1", 3e-6),
+        *[entry(f"test_harness_cost_per_case[rms_norm-{stage}]", "harness rms_norm", seconds)
+          for stage, seconds in [("draw", 1e-3), ("reference", 2e-3), ("verdict", 3e-3), ("boundaries", 4e-2)]]]}
+    table = markdown(document, "run.json")
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")]
+    assert ["rms_norm T=1", "2.0", "compiled", "3.0", "1.50x"] in rows
+    assert ["operator", "draw us", "reference us", "verdict us", "boundary search us"] in rows
+    assert ["rms_norm", "1,000.0", "2,000.0", "3,000.0", "40,000.0"] in rows
