@@ -4,9 +4,9 @@
 // the reduced angle in float; NeoX pairs (i, i + head_dim/2), GPT-J pairs (2i, 2i + 1).
 //
 // Many tokens: the cos/sin of every (token, pair) is computed once into a scratch table [tokens, half]
-// (rope_table), then a streaming kernel rotates x with no barrier, one item per thread. Few tokens
-// (decode): one kernel whose blocks (group of tokens, head group) load their first items of x, build
-// their tokens' table in shared memory, then rotate. An item is one 16-byte pack of each half (NeoX)
+// (rope_table), then a streaming kernel rotates x with no barrier, one item per thread and token. Few
+// tokens (decode), or no memory for the table: one kernel whose blocks (group of tokens, head group) load
+// their first items of x, build their tokens' table in shared memory, then rotate. An item is one 16-byte pack of each half (NeoX)
 // or of interleaved pairs (GPT-J) on the fast path, one pair otherwise.
 #include <math.h>
 
@@ -49,7 +49,7 @@ __device__ __forceinline__ float2 cos_sin(double position, const InvFreq &inv, f
 }
 
 // One item: a pack of each half (NeoX) or of interleaved pairs (GPT-J) when N > 1, one pair when
-// N == 1. Loaded before the token's table is ready, rotated after.
+// N == 1. In the one-kernel path, loaded before the token's table is ready and rotated after.
 template <typename T, int N, bool NEOX> struct Item {
     Pack<T, N> a, b;
 
@@ -199,7 +199,8 @@ template <typename T, int N, bool NEOX>
 __global__ void __launch_bounds__(256) rope_apply(q3_tensor out, q3_tensor x, const float2 *__restrict__ table) {
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
     const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
-    const uint32_t j = blockIdx.x * blockDim.x + threadIdx.x;  // heads x items of a token fit 32 bits
+    // heads x items of one token fit 32 bits: out may not overlap itself, so more would need 2^39 elements
+    const uint32_t j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= heads * items_per_head) return;
     const int64_t h = j / (uint32_t)items_per_head, item = j - h * items_per_head;
     const T *xd = static_cast<const T *>(x.data);
@@ -218,19 +219,23 @@ __global__ void __launch_bounds__(256) rope_apply(q3_tensor out, q3_tensor x, co
 // of the warps an SM could run, on an H200).
 constexpr int64_t TABLE_TOKENS = 64;
 
+// The scratch of the cos/sin table of `pairs` (token, pair) entries, or null when it cannot be
+// allocated: the one-kernel path then serves, which needs no memory.
+float2 *table_scratch(int64_t pairs, cudaStream_t stream) {
+    void *scratch = nullptr;
+    if (scratch_alloc(&scratch, (size_t)pairs * sizeof(float2), stream) != cudaSuccess) {
+        cudaGetLastError();
+        return nullptr;
+    }
+    return static_cast<float2 *>(scratch);
+}
+
+// Rotates x through `table` (from table_scratch), which it frees.
 template <typename T, int N, bool NEOX>
 int launch_table(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_tensor &positions,
-                 const InvFreq &inv, float theta, cudaStream_t stream) {
+                 const InvFreq &inv, float theta, float2 *table, cudaStream_t stream) {
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
     const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
-    void *scratch = nullptr;
-    const cudaError_t error = scratch_alloc(&scratch, (size_t)(tokens * half) * sizeof(float2), stream);
-    if (error != cudaSuccess) {
-        cudaGetLastError();
-        return q3_fail(Q3_OUT_OF_MEMORY, op, "cannot allocate the cos/sin table of %lld tokens x %lld pairs: %s",
-                       (long long)tokens, (long long)half, cudaGetErrorString(error));
-    }
-    float2 *table = static_cast<float2 *>(scratch);
     int64_t table_blocks = ceil_div(tokens * half, 256);
     if (table_blocks > ((int64_t)1 << 30)) table_blocks = (int64_t)1 << 30;
     rope_table<<<(unsigned)table_blocks, 256, 0, stream>>>(table, positions, inv, theta, tokens, half, head_dim);
@@ -239,7 +244,7 @@ int launch_table(const char *op, const q3_tensor &out, const q3_tensor &x, const
     const dim3 grid((unsigned)ceil_div(work, threads), (unsigned)(tokens < 65535 ? tokens : 65535));
     rope_apply<T, N, NEOX><<<grid, threads, 0, stream>>>(out, x, table);
     const int status = q3_cuda_launch_status(op);
-    cudaFreeAsync(scratch, stream);
+    cudaFreeAsync(table, stream);
     return status;
 }
 
@@ -247,7 +252,11 @@ template <typename T, int N, bool NEOX>
 int launch_n(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_tensor &positions,
              const InvFreq &inv, float theta, cudaStream_t stream) {
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
-    if (tokens >= TABLE_TOKENS) return launch_table<T, N, NEOX>(op, out, x, positions, inv, theta, stream);
+    if (tokens >= TABLE_TOKENS) {
+        if (float2 *table = table_scratch(tokens * half, stream)) {
+            return launch_table<T, N, NEOX>(op, out, x, positions, inv, theta, table, stream);
+        }
+    }
     const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
     // Enough blocks for the GPU when there are few tokens (decode): split the heads.
     int sms = 0;
@@ -261,8 +270,9 @@ int launch_n(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_
     groups = ceil_div(heads, heads_per_block);
     const int64_t work = heads_per_block * items_per_head;
     const int threads = work >= 256 ? 256 : (int)((work + 31) / 32 * 32);
-    // Many tokens: a block takes a few at a time (its loads all issued before the table is built),
-    // as long as every multiprocessor still gets several blocks and the table stays small.
+    // Many tokens (here only when the table could not be allocated): a block takes a few at a time (its
+    // loads all issued before the table is built), as long as every multiprocessor still gets several
+    // blocks and the table stays small.
     int64_t tokens_per_block = 1;
     while (tokens_per_block < 8 && 2 * tokens_per_block * work <= (int64_t)PREFETCH * threads &&
            tokens / (2 * tokens_per_block) >= 4 * (int64_t)sms && 2 * tokens_per_block * half <= 2048) {
