@@ -48,16 +48,24 @@ ENUMERATIONS = {"layout": ROPE_LAYOUTS}
 C_ATTRIBUTES = {"d": ctypes.c_double, "l": ctypes.c_int64, "i": ctypes.c_int}
 
 
+def on_device_check(device_type: str | None):
+    """A predicate: is this tensor on `device_type` (None: every tensor is)? `is_cpu`/`is_cuda` cost a
+    fifth of building `tensor.device`, which a decode-size call would pay per tensor."""
+    if device_type is None:
+        return lambda tensor: True
+    if device_type == "cpu":
+        return lambda tensor: tensor.is_cpu
+    if device_type == "cuda":
+        return lambda tensor: tensor.is_cuda
+    return lambda tensor: tensor.device.type == device_type
+
+
 def entry_points(library: NativeLibrary, stream, device_type: str | None) -> dict[str, tuple[str, object]]:
     """operator -> (C symbol, Python adapter taking the kernel's keyword arguments), one per spec: its
     outputs and inputs as q3_tensor views, its attributes in their C types (binding.signature), then
     the stream. A tensor on a device other than `device_type` is refused before the library could
     dereference it (None: the caller hands the library such tensors on purpose)."""
-    def describe(operator, name, tensor):
-        if device_type is not None and isinstance(tensor, torch.Tensor) and tensor.device.type != device_type:
-            raise KernelUnsupportedError(operator, f"tensor '{name}' is on {tensor.device}; the native library of "
-                                                   f"this backend takes {device_type} tensors")
-        return describe_tensor(operator, name, tensor)
+    on_device = on_device_check(device_type)
 
     def attribute(operator, name, code, value):
         if name in ENUMERATIONS:
@@ -69,17 +77,26 @@ def entry_points(library: NativeLibrary, stream, device_type: str | None) -> dic
     def adapter(operator):
         spec, symbol = get_spec(operator), f"q3_{operator}"
         tensors, codes = (*spec.outputs, *spec.inputs), signature(f"q3_{operator}")
-        required = {*tensors, *spec.attributes} - set(spec.optional_inputs)
+        attributes = tuple(zip(spec.attributes, codes[len(tensors):]))
+        allowed = frozenset((*tensors, *spec.attributes))
+        required = allowed - set(spec.optional_inputs)
+        entry = library.entry(symbol)
 
         def kernel(**arguments):
-            missing, unknown = required - set(arguments), set(arguments) - set(tensors) - set(spec.attributes)
-            if missing or unknown:
+            names = arguments.keys()
+            if not (names >= required and names <= allowed):
                 raise TypeError(f"{operator}() takes {', '.join((*tensors, *spec.attributes))}; "
-                                f"missing {sorted(missing)}, unexpected {sorted(unknown)}")
-            values = [describe(operator, name, arguments.get(name)) for name in tensors]
-            values += [attribute(operator, name, code, arguments[name])
-                       for name, code in zip(spec.attributes, codes[len(tensors):])]
-            library.call(symbol, operator, *values, stream())
+                                f"missing {sorted(required - names)}, unexpected {sorted(names - allowed)}")
+            values = []
+            for name in tensors:
+                tensor = arguments.get(name)
+                if isinstance(tensor, torch.Tensor) and not on_device(tensor):
+                    raise KernelUnsupportedError(operator, f"tensor '{name}' is on {tensor.device}; the native "
+                                                           f"library of this backend takes {device_type} tensors")
+                values.append(describe_tensor(operator, name, tensor))
+            for name, code in attributes:
+                values.append(attribute(operator, name, code, arguments[name]))
+            entry(*values, stream())
 
         kernel.__name__ = operator
         return symbol, kernel

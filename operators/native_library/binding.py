@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -119,13 +120,25 @@ class NativeLibrary:
 
     def call(self, symbol: str, operator: str, *arguments) -> None:
         """Call one entry point; raise the typed error its status names."""
+        self.entry(symbol, operator)(*arguments)
+
+    def entry(self, symbol: str, operator: str | None = None) -> Callable[..., None]:
+        """Entry point `symbol` as a function of its C arguments that counts its calls and raises the
+        typed error its status names (for `operator`, default the symbol's); an adapter makes it once,
+        so a decode loop's call does no lookups."""
+        operator = operator or symbol.removeprefix("q3_")
         function = getattr(self.handle, symbol)
         if function.argtypes is None:
             function.argtypes = [ARGUMENT_TYPES[code] for code in signature(symbol)] + [ctypes.c_void_p]
             function.restype = ctypes.c_int
-        status = function(*arguments)
-        self.calls[symbol] += 1
-        self.raise_status(status, operator)
+        calls, raise_status = self.calls, self.raise_status
+
+        def call(*arguments) -> None:
+            status = function(*arguments)
+            calls[symbol] += 1
+            if status:
+                raise_status(status, operator)
+        return call
 
     def take_deferred_error(self, stream) -> None:
         """Wait for `stream`; raise the typed error of a call whose index check failed on the device
