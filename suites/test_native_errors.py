@@ -195,3 +195,30 @@ def test_a_call_failing_after_its_device_check_leaves_no_error_behind(native, on
     weight, out = on(5, 4), on(2, 4)
     native.kernel("embedding").settled_call(out=out, ids=torch.tensor([1, 2], device=device), weight=weight)
     assert torch.equal(out, weight[[1, 2]])
+
+
+def test_a_library_of_a_few_entry_points_gives_every_adapter_and_names_the_missing_one():
+    """A library with only some kernels (the suites' wrong CUDA kernels export three) still yields an
+    adapter per operator; only calling one whose entry point it lacks fails, and the error names it."""
+    import dataclasses
+
+    from operators.backends.native import cpu_library, current_stream, entry_points
+    from operators.core.device import Device
+
+    real = cpu_library()
+
+    class OnlyRmsNorm:
+        def __getattr__(self, name):
+            if name.startswith("q3_") and name not in ("q3_rms_norm", "q3_abi_version", "q3_last_error",
+                                                       "q3_status_string", "q3_take_deferred_error"):
+                raise AttributeError(f"undefined symbol: {name}")
+            return getattr(real.handle, name)
+
+    library = dataclasses.replace(real, handle=OnlyRmsNorm(), calls=type(real.calls)())
+    adapters = entry_points(library, current_stream(Device.CPU), "cpu")
+    x, weight, out = torch.randn(2, 8), torch.ones(8), torch.empty(2, 8)
+    adapters["rms_norm"][1](out=out, x=x, weight=weight, eps=1e-6)
+    assert torch.allclose(out, x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6), atol=1e-6)
+    assert library.calls["q3_rms_norm"] == 1
+    with pytest.raises(KernelUnsupportedError, match="embedding: .* has no entry point q3_embedding"):
+        adapters["embedding"][1](out=torch.empty(1, 8), ids=torch.tensor([0]), weight=torch.ones(3, 8))

@@ -125,20 +125,32 @@ class NativeLibrary:
     def entry(self, symbol: str, operator: str | None = None) -> Callable[..., None]:
         """Entry point `symbol` as a function of its C arguments that counts its calls and raises the
         typed error its status names (for `operator`, default the symbol's); an adapter makes it once,
-        so a decode loop's call does no lookups."""
+        so a decode loop's call does no lookups. The symbol is looked up at the first call: a library of
+        a few kernels (the wrong CUDA kernels of the suites) gives adapters for every operator."""
         operator = operator or symbol.removeprefix("q3_")
-        function = getattr(self.handle, symbol)
-        if function.argtypes is None:
-            function.argtypes = [ARGUMENT_TYPES[code] for code in signature(symbol)] + [ctypes.c_void_p]
-            function.restype = ctypes.c_int
         calls, raise_status = self.calls, self.raise_status
+        function = None
 
         def call(*arguments) -> None:
+            nonlocal function
+            if function is None:
+                function = self.function(symbol, operator)
             status = function(*arguments)
             calls[symbol] += 1
             if status:
                 raise_status(status, operator)
         return call
+
+    def function(self, symbol: str, operator: str):
+        """The ctypes function of `symbol`, typed from its operator's spec."""
+        try:
+            function = getattr(self.handle, symbol)
+        except AttributeError:
+            raise errors.KernelUnsupportedError(operator, f"{self.path.name} has no entry point {symbol}") from None
+        if function.argtypes is None:
+            function.argtypes = [ARGUMENT_TYPES[code] for code in signature(symbol)] + [ctypes.c_void_p]
+            function.restype = ctypes.c_int
+        return function
 
     def take_deferred_error(self, stream) -> None:
         """Wait for `stream`; raise the typed error of a call whose index check failed on the device
