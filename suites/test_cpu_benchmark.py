@@ -1,6 +1,7 @@
 """The C kernels against PyTorch's CPU operators at decode and prefill sizes (Qwen3-0.6B, float32),
-and the harness's own costs: drawing a case, its reference and baselines, the verdict, and the search for
-the boundary classes a case set missed (once per operator and dtype, not per case).
+and the harness's own costs: per case, drawing it, its reference and baselines, the verdict; once per operator and
+dtype, the search for the boundary classes the drawn cases missed; once per operator and process, the sample that
+finds which boundary classes it can reach.
 
 The native side passes the workload before it is timed; the PyTorch and harness-cost benchmarks
 check nothing but that they run. A plain `pytest suites/` runs each benchmark once, untimed (`--benchmark-disable` in the pytest
@@ -21,11 +22,12 @@ from operators.bench.table import baselines
 from operators.bench.workloads import workloads
 from operators.core.checker import build_inputs, check_case, prepare_case, run_kernel
 from operators.core.device import Device
-from operators.core.drawing import boundary_cases, dtype_seed, sample
+from operators.core.drawing import boundary_cases, dtype_seed, reachable_boundaries, reachable_sample, sample
+from operators.core.profiles import examples
 from operators.core.dtypes import DType
 from operators.core.registry import OPERATOR_NAMES, get_spec
 
-HARNESS_STAGES = ("draw", "reference", "verdict", "boundaries")
+HARNESS_STAGES = ("draw", "reference", "verdict", "boundaries", "reachable")
 
 
 def pytest_generate_tests(metafunc):
@@ -86,18 +88,24 @@ def test_pytorch(cpu, workload, candidate, benchmark):
 @pytest.mark.parametrize("stage", HARNESS_STAGES)
 @pytest.mark.parametrize("operator", OPERATOR_NAMES)
 def test_harness_cost_per_case(cpu, operator, stage, benchmark):
-    """One ci-profile case of each operator in bf16: what drawing it, its reference and its verdict cost;
-    and the search for one case of every boundary class, which a run does once per operator and dtype
-    (for the classes its drawn cases missed), so it is not part of a case's cost."""
+    """What a ci-profile run in bf16 pays for each operator. Per case: drawing (the profile's cases drawn
+    at once, `extra_info["cases"]` of them, as a run draws them), the reference and the verdict. Once per
+    operator and dtype: the search for a case of each boundary class the drawn cases missed. Once per
+    operator and process: the sample that finds which boundary classes the operator can reach."""
     spec, kernel = get_spec(operator), cpu.backend.kernel(operator)
-    seed = dtype_seed(0, DType.BF16)
-    case = sample(spec, Device.CPU, DType.BF16, 1, seed)[0]
-    prepared = prepare_case(spec, case, Device.CPU)
+    count, seed = examples("ci"), dtype_seed(0, DType.BF16)
+    drawn = sample(spec, Device.CPU, DType.BF16, count, seed)
+    hit = {label for case in drawn for label in spec.boundary_labels(case)}
+    missed = [label for label in reachable_boundaries(spec, Device.CPU) if label not in hit]
+    prepared = prepare_case(spec, drawn[0], Device.CPU)
     benchmark.group = f"harness {operator}"
-    stages = {"draw": lambda: sample(spec, Device.CPU, DType.BF16, 1, seed),
-              "reference": lambda: prepare_case(spec, case, Device.CPU),
+    stages = {"draw": lambda: sample(spec, Device.CPU, DType.BF16, count, seed),
+              "reference": lambda: prepare_case(spec, drawn[0], Device.CPU),
               "verdict": lambda: run_kernel(prepared, kernel, cpu.backend.name),
-              "boundaries": lambda: boundary_cases(spec, Device.CPU, DType.BF16, 0)}
+              "boundaries": lambda: boundary_cases(spec, Device.CPU, DType.BF16, 0, missed),
+              "reachable": lambda: reachable_sample(spec, Device.CPU)}
+    if stage == "draw":
+        benchmark.extra_info["cases"] = count
     benchmark(stages[stage])
 
 
@@ -111,9 +119,12 @@ def test_the_table_puts_each_kernel_beside_pytorchs_best_and_the_boundary_search
         entry("test_pytorch[rms_norm_T=1-eager]", "rms_norm T=1", 5e-6),
         entry("test_pytorch[rms_norm_T=1-compiled]", "rms_norm T=1", 3e-6),
         *[entry(f"test_harness_cost_per_case[rms_norm-{stage}]", "harness rms_norm", seconds)
-          for stage, seconds in [("draw", 1e-3), ("reference", 2e-3), ("verdict", 3e-3), ("boundaries", 4e-2)]]]}
+          for stage, seconds in [("draw", 8e-3), ("reference", 2e-3), ("verdict", 3e-3), ("boundaries", 4e-2),
+                                 ("reachable", 0.25)]]]}
+    document["benchmarks"][3]["extra_info"] = {"cases": 8}  # the draw of 8 cases
     table = markdown(document, "run.json")
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")]
     assert ["rms_norm T=1", "2.0", "compiled", "3.0", "1.50x"] in rows
-    assert ["operator", "draw us", "reference us", "verdict us", "boundary search us"] in rows
-    assert ["rms_norm", "1,000.0", "2,000.0", "3,000.0", "40,000.0"] in rows
+    assert ["operator", "draw us/case", "reference us/case", "verdict us/case", "boundary search us",
+            "reachable sample us"] in rows
+    assert ["rms_norm", "1,000.0", "2,000.0", "3,000.0", "40,000.0", "250,000.0"] in rows

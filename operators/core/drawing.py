@@ -50,14 +50,20 @@ def boundary_cases(spec: OperatorSpec, device: Device, dtype: DType, seed: int,
 
 
 def reachable_boundaries(spec: OperatorSpec, device: Device) -> tuple[str, ...]:
-    """The boundary labels of a large fixed sample of the operator's cases on the device: the
-    classes its strategy can draw (a fixed seed, so the same set every run)."""
-    return _reachable(spec.name, device) if spec.lengths is not None else ()
+    """reachable_sample, computed once per operator and device in a process."""
+    return _reachable(spec.name, device)
 
 
 @lru_cache(maxsize=None)
 def _reachable(operator: str, device: Device) -> tuple[str, ...]:
-    spec = get_spec(operator)
+    return reachable_sample(get_spec(operator), device)
+
+
+def reachable_sample(spec: OperatorSpec, device: Device) -> tuple[str, ...]:
+    """The boundary labels of a large fixed sample of the operator's cases on the device: the
+    classes its strategy can draw (a fixed seed, so the same set every run)."""
+    if spec.lengths is None:
+        return ()
     cases = sample(spec, device, DType.F32, BOUNDARY_SEARCH, REACH_SEED)
     return tuple(sorted({label for case in cases for label in spec.boundary_labels(case)}))
 
