@@ -1,8 +1,10 @@
 """Malformed calls of the native library: a call of the dtype contract with one or two of its tensors
 bent (transposed, cut short, a dimension more or fewer, every other element, another dtype, a
 zero-stride view, emptied, its integer values pushed far out of range). Each call either computes or
-is refused with a typed KernelError: never another exception and never a crash. These test the
-built-in native library whatever `--backend` says."""
+is refused with a typed KernelError: never another exception and never a crash. On the CPU every
+tensor of the call sits before an inaccessible page (and after one), so a call that is accepted but
+reads or writes past a tensor crashes the test instead of passing. These test the built-in native
+library whatever `--backend` says."""
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from hypothesis import given, strategies as st
 
 from operators.backends import load_backend
 from operators.core.checker import build_inputs
+from operators.core.guard_pages import guarded_empty
 from operators.core.kernel_errors import KernelError
 from operators.core.registry import OPERATOR_NAMES, get_spec
 from operators.core.strategies import all_combos
@@ -42,6 +45,15 @@ def bend(tensor: torch.Tensor, how: str, dtype: torch.dtype, shift: int) -> torc
     return tensor
 
 
+def guarded(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy of the CPU tensor with its shape and strides, in a buffer between inaccessible pages."""
+    extent = 1 + sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride())) if tensor.numel() else 0
+    buffer = guarded_empty(extent, tensor.dtype)
+    if extent:
+        buffer[:extent].copy_(tensor.as_strided((extent,), (1,), tensor.storage_offset()))
+    return buffer.as_strided(tensor.shape, tensor.stride())
+
+
 @pytest.fixture(scope="module")
 def native(harness):
     return load_backend("native", harness.device)
@@ -65,6 +77,9 @@ def test_a_malformed_call_computes_or_raises_a_typed_error(native, harness, oper
         dtype = data.draw(st.sampled_from(DTYPES), label=f"{name} dtype")
         shift = data.draw(st.sampled_from([-(2 ** 31), -5, 10 ** 6, 2 ** 40]), label=f"{name} shift")
         arguments[name] = bend(arguments[name], how, dtype, shift)
+    if device.type == "cpu":
+        arguments = {name: guarded(tensor) if isinstance(tensor, torch.Tensor) else tensor
+                     for name, tensor in arguments.items()}
     try:
         kernel.settled_call(**arguments, **{name: case.attributes[name] for name in spec.attributes})
     except KernelError:
