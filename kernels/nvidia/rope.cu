@@ -53,6 +53,11 @@ __device__ __forceinline__ float2 cos_sin(double position, const InvFreq &inv, f
 template <typename T, int N, bool NEOX> struct Item {
     Pack<T, N> a, b;
 
+    // Items of one head of head_dim elements.
+    __host__ __device__ static int64_t per_head(int64_t head_dim) {
+        return N == 1 ? head_dim / 2 : (NEOX ? head_dim / 2 / N : head_dim / N);
+    }
+
     __device__ __forceinline__ void load(const T *xh, int64_t xs2, int64_t item, int64_t half) {
         if constexpr (N == 1) {
             a = load_item<T, 1>(xh, xs2, NEOX ? item : 2 * item);
@@ -106,7 +111,7 @@ __global__ void __launch_bounds__(256) rope_kernel(q3_tensor out, q3_tensor x, q
                                                    float theta, int64_t heads_per_block, int64_t tokens_per_block) {
     extern __shared__ float2 table[];  // [tokens_per_block][half] when TABLE
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
-    const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
+    const int64_t items_per_head = Item<T, N, NEOX>::per_head(head_dim);
     const int64_t h0 = (int64_t)blockIdx.y * heads_per_block;
     const int64_t h_end = h0 + heads_per_block < heads ? h0 + heads_per_block : heads;
     const int64_t work = (h_end - h0) * items_per_head;  // items of one token
@@ -198,7 +203,7 @@ __global__ void __launch_bounds__(256) rope_table(float2 *table, q3_tensor posit
 template <typename T, int N, bool NEOX>
 __global__ void __launch_bounds__(256) rope_apply(q3_tensor out, q3_tensor x, const float2 *__restrict__ table) {
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
-    const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
+    const int64_t items_per_head = Item<T, N, NEOX>::per_head(head_dim);
     // heads x items of one token fit 32 bits: out may not overlap itself, so more would need 2^39 elements
     const uint32_t j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= heads * items_per_head) return;
@@ -235,7 +240,7 @@ template <typename T, int N, bool NEOX>
 int launch_table(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_tensor &positions,
                  const InvFreq &inv, float theta, float2 *table, cudaStream_t stream) {
     const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2], half = head_dim / 2;
-    const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
+    const int64_t items_per_head = Item<T, N, NEOX>::per_head(head_dim);
     int64_t table_blocks = ceil_div(tokens * half, 256);
     if (table_blocks > ((int64_t)1 << 30)) table_blocks = (int64_t)1 << 30;
     rope_table<<<(unsigned)table_blocks, 256, 0, stream>>>(table, positions, inv, theta, tokens, half, head_dim);
@@ -257,7 +262,7 @@ int launch_n(const char *op, const q3_tensor &out, const q3_tensor &x, const q3_
             return launch_table<T, N, NEOX>(op, out, x, positions, inv, theta, table, stream);
         }
     }
-    const int64_t items_per_head = N == 1 ? half : (NEOX ? half / N : head_dim / N);
+    const int64_t items_per_head = Item<T, N, NEOX>::per_head(head_dim);
     // Enough blocks for the GPU when there are few tokens (decode): split the heads.
     int sms = 0;
     const int queried = sm_count(op, &sms);

@@ -80,7 +80,7 @@ def entry_points(library: NativeLibrary, stream, device_type: str | None) -> dic
         attributes = tuple(zip(spec.attributes, codes[len(tensors):]))
         allowed = frozenset((*tensors, *spec.attributes))
         required = allowed - set(spec.optional_inputs)
-        entry = library.entry(symbol)
+        entry = library.entry(symbol, operator)
 
         def kernel(**arguments):
             names = arguments.keys()

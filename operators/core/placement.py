@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -81,11 +82,15 @@ class Placed:
         return self.mask()
 
 
+def storage_extent(shape: Sequence[int], strides: Sequence[int]) -> int:
+    """Elements from a view's first to its last, inclusive (0 for an empty view)."""
+    return 1 + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else 0
+
+
 def _buffer(spec: TensorCase, device: torch.device, guard_pages: bool) -> tuple[torch.Tensor, tuple[int, ...]]:
     """`guard_pages` (CPU): an inaccessible page right after the buffer and one before it."""
     strides = strides_for(spec.shape, spec.layout)
-    extent = 1 + sum((n - 1) * s for n, s in zip(spec.shape, strides)) if all(spec.shape) else 0
-    numel = extent + view_offset(spec) + guard_elements(spec.dtype)
+    numel = storage_extent(spec.shape, strides) + view_offset(spec) + guard_elements(spec.dtype)
     if guard_pages and device.type == "cpu":
         return guarded_empty(numel, spec.dtype.torch), strides
     return torch.empty(numel, dtype=spec.dtype.torch, device=device), strides

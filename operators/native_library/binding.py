@@ -122,12 +122,11 @@ class NativeLibrary:
         """Call one entry point; raise the typed error its status names."""
         self.entry(symbol, operator)(*arguments)
 
-    def entry(self, symbol: str, operator: str | None = None) -> Callable[..., None]:
+    def entry(self, symbol: str, operator: str) -> Callable[..., None]:
         """Entry point `symbol` as a function of its C arguments that counts its calls and raises the
-        typed error its status names (for `operator`, default the symbol's); an adapter makes it once,
+        typed error its status names for `operator`; an adapter makes it once,
         so a decode loop's call does no lookups. The symbol is looked up at the first call: a library of
         a few kernels (the wrong CUDA kernels of the suites) gives adapters for every operator."""
-        operator = operator or symbol.removeprefix("q3_")
         calls, raise_status = self.calls, self.raise_status
         function = None
 
