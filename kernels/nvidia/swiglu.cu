@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(256) swiglu_kernel(q3_tensor out, q3_tensor ga
             const float silu = gv / (1.0f + expf(-gv));
             o.v[e] = q3::from_float<T>(silu * q3::to_float(u.v[e]));
         }
-        store_item<T, N>(static_cast<T *>(out.data) + row_offset(out, (int64_t)row), os, (int64_t)item, o);
+        store_item<T, N, false>(static_cast<T *>(out.data) + row_offset(out, (int64_t)row), os, (int64_t)item, o);
     }
 }
 
