@@ -241,6 +241,38 @@ def test_what_a_kernel_raises_fails_the_kernel(harness, tmp_path, capsys, monkey
         assert f"embedding: kernel raised KeyError: 'its own bug' ({tmp_path / module}.py:5)" in err, err
 
 
+STARVED_ONCE_EMBEDDING = """
+from operators.backends import KernelOutOfMemoryError, load_backend
+
+calls = []
+
+def backend(device):
+    native = load_backend("native", device)
+
+    def embedding(*, out, ids, weight):
+        calls.append(ids.numel())
+        if len(calls) == 1:
+            raise KernelOutOfMemoryError("embedding", "cannot allocate scratch")
+        native.kernel("embedding")(out=out, ids=ids, weight=weight)
+
+    return native.with_kernels("starved_once", {"embedding": embedding})
+"""
+
+
+def test_a_kernel_out_of_memory_once_is_called_again_after_the_cache_is_released(harness, tmp_path, monkeypatch):
+    """A native kernel's scratch comes from outside PyTorch's cache: out of memory once, the runner
+    releases that cache and calls it again, and the run is judged on its outputs."""
+    (tmp_path / "starved_once_embedding.py").write_text(STARVED_ONCE_EMBEDDING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    released = []
+    monkeypatch.setattr("operators.model.runner.release_cached_memory", released.append)
+    arguments = ["--device", harness.device.value, "--backend", "starved_once_embedding", "--steps", "0",
+                 "--output", str(tmp_path / "x.json")]
+    assert run_guarded("operators.integrate", lambda: main(arguments)) == 0
+    calls = __import__("starved_once_embedding").calls
+    assert len(calls) >= 2 and calls[0] == calls[1] and len(released) == 1
+
+
 def test_an_exception_of_the_harness_outside_a_kernel_call_is_a_bug(harness, tmp_path, capsys, monkeypatch):
     """The same exception raised by the runner's own code is never blamed on the kernel (3, traceback saved)."""
     from operators.model.runner import Qwen3Runner

@@ -35,7 +35,8 @@ __device__ __forceinline__ Pack<T, N> load_item(const T *row, int64_t stride, in
 // Stores a 16-byte pack as one vector store (WIDE): nvcc otherwise splits it into 4-8 scalar
 // stores along the elements it was built from. One H200 run, the same machine back to back
 // (reports/benchmarks/nvidia-h200.md, "Stores of 16-byte packs"): rope T=4096x32x128 30.2 -> 22.9
-// us, kv_cache_write 2-4% faster, swiglu 81.0 -> 84.4 us slower, so swiglu keeps the split stores.
+// us, kv_cache_write 2-4% faster, the others unchanged but swiglu 81.0 -> 84.4 us: it keeps the split
+// stores (WIDE = false), as the wide one gained it nothing.
 template <typename T, int N, bool WIDE = true>
 __device__ __forceinline__ void store_item(T *row, int64_t stride, int64_t item, const Pack<T, N> &p) {
     if constexpr (N == 1) {

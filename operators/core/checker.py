@@ -12,7 +12,7 @@ import torch
 
 from operators.core.budget import NO_SENSITIVITY, Sensitivity
 from operators.core.case import Case
-from operators.core.device import Device
+from operators.core.device import Device, release_cached_memory
 from operators.core.dtypes import DType
 from operators.core.exits import is_out_of_memory
 from operators.core.kernel import Kernel, kernel_exception
@@ -237,7 +237,22 @@ def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages
                on_failure: OnFailure | None = None) -> CaseResult:
     """One implementation on the prepared case: fresh copies of its inputs, poisoned outputs (between
     guard pages, on the CPU, with `guard_pages`). `on_failure` sees a failed case's outputs while
-    they exist (the run's pictures)."""
+    they exist (the run's pictures).
+
+    A native kernel takes its scratch from the device, outside PyTorch's cache, so memory this
+    process's PyTorch holds unused can starve it: out of memory, the case runs once more after that
+    cache is released. Out of memory again, the error propagates (the machine's limit, not a defect)."""
+    try:
+        return attempt_kernel(prepared, kernel, backend, guard_pages, on_failure)
+    except Exception as error:  # noqa: BLE001 - re-raised unless out of memory
+        if not is_out_of_memory(error):
+            raise
+    release_cached_memory(prepared.device.torch_device())  # after the except: the failed attempt's tensors are gone
+    return attempt_kernel(prepared, kernel, backend, guard_pages, on_failure)
+
+
+def attempt_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages: bool,
+                   on_failure: OnFailure | None) -> CaseResult:
     started = time.perf_counter()
     spec, case = prepared.spec, prepared.case
     target = prepared.device.torch_device()

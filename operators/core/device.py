@@ -121,6 +121,15 @@ PROBES = {
 }
 
 
+def release_cached_memory(device: torch.device) -> None:
+    """Hands the memory PyTorch's caching allocator holds unused back to the device (`torch.cuda`,
+    or the device type's own module, e.g. `torch.npu`): a native kernel allocates outside that cache."""
+    module = getattr(torch, device.type, None) if device.type != "cpu" else None
+    empty_cache = getattr(module, "empty_cache", None)
+    if callable(empty_cache):
+        empty_cache()
+
+
 def visible_gpu(index: int, count: int) -> str | None:
     """What CUDA_VISIBLE_DEVICES names the GPU of index `index % count` to a child process; None when
     the variable lists other than `count` entries (which entry is which GPU is then unknown, so the
