@@ -1,6 +1,7 @@
 /* Host-side argument checks shared by the CPU and the CUDA library (see contracts.h). */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "entry.h"
 
@@ -10,12 +11,55 @@
         if (q3_try_status != Q3_OK) return q3_try_status; \
     } while (0)
 
-/* Ends a whole-call check with the library's check of where the call's tensors live (entry.h), in
- * the order given as {"name", tensor} pairs. */
+static int64_t element_bytes(int dtype) {
+    switch (dtype) {
+    case Q3_F16: case Q3_BF16: return 2;
+    case Q3_F32: case Q3_I32: return 4;
+    default: return 8;
+    }
+}
+
+/* The bytes [*first, *end) from a tensor's first element to the end of its last; 0 when it has no
+ * element (or no data: an absent optional tensor). */
+static int byte_span(const q3_tensor *t, uintptr_t *first, uintptr_t *end) {
+    if (t->data == NULL || q3_numel(t) == 0) return 0;
+    int64_t last = 0;
+    for (int d = 0; d < t->ndim; ++d) last += (t->shape[d] - 1) * t->strides[d];
+    *first = (uintptr_t)t->data;
+    *end = *first + (uintptr_t)((last + 1) * element_bytes(t->dtype));
+    return 1;
+}
+
+/* Fails when the span of a written tensor meets the span of another tensor of the call. */
+static int check_apart(const char *op, const q3_named_tensor *named, int count) {
+    for (int i = 0; i < count; ++i) {
+        uintptr_t first, end;
+        if (!named[i].written || !byte_span(named[i].tensor, &first, &end)) continue;
+        for (int j = 0; j < count; ++j) {
+            uintptr_t other_first, other_end;
+            const int checked = named[j].written && j < i;  /* the pair was seen from j */
+            if (j == i || checked || !byte_span(named[j].tensor, &other_first, &other_end)) continue;
+            if (first < other_end && other_first < end) {
+                return q3_fail(Q3_BAD_STRIDES, op,
+                               "output '%s' shares memory with '%s': their bytes meet; calls are out of place",
+                               named[i].name, named[j].name);
+            }
+        }
+    }
+    return Q3_OK;
+}
+
+/* Ends a whole-call check: no output meets another tensor (check_apart), then the library's
+ * check of where the call's tensors live (entry.h), in the order given as {"name", tensor, READ}
+ * or {"name", tensor, WRITTEN}. */
+#define READ 0
+#define WRITTEN 1
 #define RETURN_MEMORY_CHECK(op, ...)                                                 \
     do {                                                                             \
         const q3_named_tensor named[] = {__VA_ARGS__};                               \
-        return q3_check_memory(op, named, (int)(sizeof named / sizeof named[0]));    \
+        const int count = (int)(sizeof named / sizeof named[0]);                     \
+        Q3_TRY(check_apart(op, named, count));                                    \
+        return q3_check_memory(op, named, count);                                    \
     } while (0)
 
 static int check_not_scalar(const char *op, const char *name, const q3_tensor *t) {
@@ -61,7 +105,7 @@ int q3_check_embedding_call(const char *op, const q3_tensor *out, const q3_tenso
                        (long long)weight->shape[1]);
     }
     Q3_TRY(q3_check_writable(op, "out", out));
-    RETURN_MEMORY_CHECK(op, {"ids", ids}, {"weight", weight}, {"out", out});
+    RETURN_MEMORY_CHECK(op, {"ids", ids, READ}, {"weight", weight, READ}, {"out", out, WRITTEN});
 }
 
 /* A 1-D weight as long as x's last dim, of x's dtype or float32. */
@@ -89,7 +133,7 @@ int q3_check_rms_norm_call(const char *op, const q3_tensor *out, const q3_tensor
     Q3_TRY(check_like(op, "out", out, "x", x));
     Q3_TRY(q3_check_writable(op, "out", out));
     Q3_TRY(check_eps(op, eps));
-    RETURN_MEMORY_CHECK(op, {"x", x}, {"weight", weight}, {"out", out});
+    RETURN_MEMORY_CHECK(op, {"x", x, READ}, {"weight", weight, READ}, {"out", out, WRITTEN});
 }
 
 int q3_check_add_rms_norm_call(const char *op, const q3_tensor *out, const q3_tensor *sum, const q3_tensor *x,
@@ -107,7 +151,8 @@ int q3_check_add_rms_norm_call(const char *op, const q3_tensor *out, const q3_te
     Q3_TRY(q3_check_writable(op, "out", out));
     Q3_TRY(q3_check_writable(op, "sum", sum));
     Q3_TRY(check_eps(op, eps));
-    RETURN_MEMORY_CHECK(op, {"x", x}, {"residual", residual}, {"weight", weight}, {"out", out}, {"sum", sum});
+    RETURN_MEMORY_CHECK(op, {"x", x, READ}, {"residual", residual, READ}, {"weight", weight, READ},
+                        {"out", out, WRITTEN}, {"sum", sum, WRITTEN});
 }
 
 int q3_check_linear_call(const char *op, const q3_tensor *out, const q3_tensor *x, const q3_tensor *weight,
@@ -140,7 +185,7 @@ int q3_check_linear_call(const char *op, const q3_tensor *out, const q3_tensor *
                        (long long)out_features);
     }
     Q3_TRY(q3_check_writable(op, "out", out));
-    RETURN_MEMORY_CHECK(op, {"x", x}, {"weight", weight}, {"bias", bias}, {"out", out});
+    RETURN_MEMORY_CHECK(op, {"x", x, READ}, {"weight", weight, READ}, {"bias", bias, READ}, {"out", out, WRITTEN});
 }
 
 int q3_check_rope_call(const char *op, const q3_tensor *out, const q3_tensor *x, const q3_tensor *positions,
@@ -160,7 +205,7 @@ int q3_check_rope_call(const char *op, const q3_tensor *out, const q3_tensor *x,
     }
     if (!(theta > 0.0)) return q3_fail(Q3_BAD_ATTRIBUTE, op, "theta must be > 0, got %g", theta);
     Q3_TRY(q3_check_writable(op, "out", out));
-    RETURN_MEMORY_CHECK(op, {"x", x}, {"out", out}, {"positions", positions});
+    RETURN_MEMORY_CHECK(op, {"x", x, READ}, {"out", out, WRITTEN}, {"positions", positions, READ});
 }
 
 int q3_check_swiglu_call(const char *op, const q3_tensor *out, const q3_tensor *gate, const q3_tensor *up) {
@@ -171,7 +216,7 @@ int q3_check_swiglu_call(const char *op, const q3_tensor *out, const q3_tensor *
     Q3_TRY(check_like(op, "up", up, "gate", gate));
     Q3_TRY(check_like(op, "out", out, "gate", gate));
     Q3_TRY(q3_check_writable(op, "out", out));
-    RETURN_MEMORY_CHECK(op, {"gate", gate}, {"up", up}, {"out", out});
+    RETURN_MEMORY_CHECK(op, {"gate", gate, READ}, {"up", up, READ}, {"out", out, WRITTEN});
 }
 
 static int check_softmax(const char *op, const q3_tensor *out, const q3_tensor *x, int min_rank) {
@@ -186,7 +231,7 @@ static int check_softmax(const char *op, const q3_tensor *out, const q3_tensor *
 
 int q3_check_softmax_call(const char *op, const q3_tensor *out, const q3_tensor *x) {
     Q3_TRY(check_softmax(op, out, x, 1));
-    RETURN_MEMORY_CHECK(op, {"x", x}, {"out", out});
+    RETURN_MEMORY_CHECK(op, {"x", x, READ}, {"out", out, WRITTEN});
 }
 
 int q3_check_causal_softmax_call(const char *op, const q3_tensor *out, const q3_tensor *x) {
@@ -196,7 +241,7 @@ int q3_check_causal_softmax_call(const char *op, const q3_tensor *out, const q3_
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'x' has q_len %lld > k_len %lld", (long long)q_len,
                        (long long)k_len);
     }
-    RETURN_MEMORY_CHECK(op, {"x", x}, {"out", out});
+    RETURN_MEMORY_CHECK(op, {"x", x, READ}, {"out", out, WRITTEN});
 }
 
 static int check_scale(const char *op, double scale) {
@@ -233,7 +278,7 @@ int q3_check_attention_prefill_call(const char *op, const q3_tensor *out, const 
     Q3_TRY(q3_check_same_shape(op, "out", out, "q", q));
     Q3_TRY(q3_check_writable(op, "out", out));
     Q3_TRY(check_scale(op, scale));
-    RETURN_MEMORY_CHECK(op, {"q", q}, {"k", k}, {"v", v}, {"out", out});
+    RETURN_MEMORY_CHECK(op, {"q", q, READ}, {"k", k, READ}, {"v", v, READ}, {"out", out, WRITTEN});
 }
 
 /* What both decode variants check: dtypes, ranks, q/out/cache shapes, seq_lens' length, scale. */
@@ -275,7 +320,8 @@ int q3_check_attention_decode_call(const char *op, const q3_tensor *out, const q
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has %lld requests; q has %lld",
                        (long long)k_cache->shape[0], (long long)q->shape[0]);
     }
-    RETURN_MEMORY_CHECK(op, {"q", q}, {"k_cache", k_cache}, {"v_cache", v_cache}, {"out", out}, {"seq_lens", seq_lens});
+    RETURN_MEMORY_CHECK(op, {"q", q, READ}, {"k_cache", k_cache, READ}, {"v_cache", v_cache, READ},
+                        {"out", out, WRITTEN}, {"seq_lens", seq_lens, READ});
 }
 
 int q3_check_attention_decode_paged_call(const char *op, const q3_tensor *out, const q3_tensor *q,
@@ -296,8 +342,8 @@ int q3_check_attention_decode_paged_call(const char *op, const q3_tensor *out, c
     if (block_table->shape[1] > INT64_MAX / block_size) {
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'block_table' has too many blocks per request");
     }
-    RETURN_MEMORY_CHECK(op, {"q", q}, {"k_cache", k_cache}, {"v_cache", v_cache}, {"out", out}, {"seq_lens", seq_lens},
-                            {"block_table", block_table});
+    RETURN_MEMORY_CHECK(op, {"q", q, READ}, {"k_cache", k_cache, READ}, {"v_cache", v_cache, READ},
+                        {"out", out, WRITTEN}, {"seq_lens", seq_lens, READ}, {"block_table", block_table, READ});
 }
 
 /* Float dtypes, one dtype, writable caches of one shape, k and v of one shape. */
@@ -341,7 +387,8 @@ int q3_check_kv_cache_write_call(const char *op, const q3_tensor *k_cache, const
                        (long long)positions->shape[0], (long long)positions->shape[1], (long long)batch,
                        (long long)new_tokens);
     }
-    RETURN_MEMORY_CHECK(op, {"k_cache", k_cache}, {"v_cache", v_cache}, {"k", k}, {"v", v}, {"positions", positions});
+    RETURN_MEMORY_CHECK(op, {"k_cache", k_cache, WRITTEN}, {"v_cache", v_cache, WRITTEN}, {"k", k, READ},
+                        {"v", v, READ}, {"positions", positions, READ});
 }
 
 int q3_check_kv_cache_write_paged_call(const char *op, const q3_tensor *k_cache, const q3_tensor *v_cache,
@@ -353,7 +400,8 @@ int q3_check_kv_cache_write_paged_call(const char *op, const q3_tensor *k_cache,
     if (block_size != 0 && num_blocks > INT64_MAX / block_size) {
         return q3_fail(Q3_BAD_SHAPE, op, "tensor 'k_cache' has too many slots");
     }
-    RETURN_MEMORY_CHECK(op, {"k_cache", k_cache}, {"v_cache", v_cache}, {"k", k}, {"v", v}, {"slots", slots});
+    RETURN_MEMORY_CHECK(op, {"k_cache", k_cache, WRITTEN}, {"v_cache", v_cache, WRITTEN}, {"k", k, READ},
+                        {"v", v, READ}, {"slots", slots, READ});
 }
 
 int q3_check_argmax_call(const char *op, const q3_tensor *out, const q3_tensor *logits) {
@@ -365,7 +413,7 @@ int q3_check_argmax_call(const char *op, const q3_tensor *out, const q3_tensor *
     if (logits->shape[1] < 1) return q3_fail(Q3_BAD_SHAPE, op, "tensor 'logits' has an empty vocabulary");
     Q3_TRY(check_entries(op, "out", out, logits->shape[0], "rows"));
     Q3_TRY(q3_check_writable(op, "out", out));
-    RETURN_MEMORY_CHECK(op, {"logits", logits}, {"out", out});
+    RETURN_MEMORY_CHECK(op, {"logits", logits, READ}, {"out", out, WRITTEN});
 }
 
 /* temperature must also stay finite and > 0 once rounded to float32, the precision it is used in. */
@@ -395,7 +443,7 @@ int q3_check_random_sample_call(const char *op, const q3_tensor *out, const q3_t
     Q3_TRY(check_entries(op, "out", out, logits->shape[0], "rows"));
     Q3_TRY(q3_check_writable(op, "out", out));
     Q3_TRY(check_sampling(op, temperature, top_p));
-    RETURN_MEMORY_CHECK(op, {"logits", logits}, {"random", random}, {"out", out});
+    RETURN_MEMORY_CHECK(op, {"logits", logits, READ}, {"random", random, READ}, {"out", out, WRITTEN});
 }
 
 int q3_check_moe_router_call(const char *op, const q3_tensor *weights, const q3_tensor *ids, const q3_tensor *x,
@@ -428,7 +476,8 @@ int q3_check_moe_router_call(const char *op, const q3_tensor *weights, const q3_
     Q3_TRY(q3_check_same_shape(op, "ids", ids, "weights", weights));
     Q3_TRY(q3_check_writable(op, "weights", weights));
     Q3_TRY(q3_check_writable(op, "ids", ids));
-    RETURN_MEMORY_CHECK(op, {"x", x}, {"gate_weight", gate_weight}, {"weights", weights}, {"ids", ids});
+    RETURN_MEMORY_CHECK(op, {"x", x, READ}, {"gate_weight", gate_weight, READ}, {"weights", weights, WRITTEN},
+                        {"ids", ids, WRITTEN});
 }
 
 int q3_check_moe_experts_call(const char *op, const q3_tensor *out, const q3_tensor *x, const q3_tensor *weights,
@@ -467,6 +516,6 @@ int q3_check_moe_experts_call(const char *op, const q3_tensor *out, const q3_ten
     }
     Q3_TRY(q3_check_same_shape(op, "out", out, "x", x));
     Q3_TRY(q3_check_writable(op, "out", out));
-    RETURN_MEMORY_CHECK(op, {"x", x}, {"weights", weights}, {"ids", ids}, {"gate_up", gate_up}, {"down", down},
-                            {"out", out});
+    RETURN_MEMORY_CHECK(op, {"x", x, READ}, {"weights", weights, READ}, {"ids", ids, READ},
+                        {"gate_up", gate_up, READ}, {"down", down, READ}, {"out", out, WRITTEN});
 }

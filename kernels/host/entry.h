@@ -9,10 +9,11 @@
 extern "C" {
 #endif
 
-/* A tensor argument and the name its errors give it. */
+/* A tensor argument, the name its errors give it, and whether the call writes it. */
 typedef struct {
     const char *name;
     const q3_tensor *tensor;
+    int written;
 } q3_named_tensor;
 
 /* Q3_OK when the library takes this stream (the CPU library takes none). */

@@ -13,6 +13,11 @@
  * reported later by q3_take_deferred_error (which waits for the stream), in the wording of an
  * immediate one (with several bad elements it may name another of them). Until it is taken, every
  * such checked call writes nothing. The CPU library reports every error at the call.
+ *
+ * Calls are out of place: the bytes an output spans (first to last element) must not meet those
+ * of any other tensor of the call, or the call is refused with Q3_BAD_STRIDES naming both (the
+ * kernels read their inputs through restrict pointers). Interleaved views of one buffer whose spans
+ * meet are refused too, though no element is shared.
  */
 #ifndef QWEN3_KERNELS_H
 #define QWEN3_KERNELS_H
