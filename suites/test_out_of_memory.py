@@ -47,6 +47,7 @@ def test_out_of_memory_once_the_case_runs_again_after_the_cache_is_released(monk
     monkeypatch.setattr(checker, "release_cached_memory", release)
     result = checker.run_kernel(swiglu_case(), kernel, "starving")
     assert result.passed, result.reasons
+    assert result.implementation["retried_out_of_memory"] is True, "the retry leaves no trace in the report"
     assert len(calls) == 2 and len(released) == 1
     assert all(released[0]), "the failed attempt's tensors were still alive when the cache was released"
 
@@ -65,3 +66,9 @@ def test_releasing_empties_the_cuda_cache_only_on_a_cuda_device(monkeypatch):
     assert emptied == []
     release_cached_memory(torch.device("cuda"))
     assert emptied == [True]
+
+
+def test_a_case_that_did_not_run_out_of_memory_says_nothing_of_a_retry():
+    kernel, calls = starving(failures=0)
+    result = checker.run_kernel(swiglu_case(), kernel, "starving")
+    assert result.passed and len(calls) == 1 and "retried_out_of_memory" not in result.implementation

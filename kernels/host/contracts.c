@@ -1,7 +1,6 @@
 /* Host-side argument checks shared by the CPU and the CUDA library (see contracts.h). */
 #include <math.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "entry.h"
 
@@ -11,45 +10,7 @@
         if (q3_try_status != Q3_OK) return q3_try_status; \
     } while (0)
 
-static int64_t element_bytes(int dtype) {
-    switch (dtype) {
-    case Q3_F16: case Q3_BF16: return 2;
-    case Q3_F32: case Q3_I32: return 4;
-    default: return 8;
-    }
-}
-
-/* The bytes [*first, *end) from a tensor's first element to the end of its last; 0 when it has no
- * element (or no data: an absent optional tensor). */
-static int byte_span(const q3_tensor *t, uintptr_t *first, uintptr_t *end) {
-    if (t->data == NULL || q3_numel(t) == 0) return 0;
-    int64_t last = 0;
-    for (int d = 0; d < t->ndim; ++d) last += (t->shape[d] - 1) * t->strides[d];
-    *first = (uintptr_t)t->data;
-    *end = *first + (uintptr_t)((last + 1) * element_bytes(t->dtype));
-    return 1;
-}
-
-/* Fails when the span of a written tensor meets the span of another tensor of the call. */
-static int check_apart(const char *op, const q3_named_tensor *named, int count) {
-    for (int i = 0; i < count; ++i) {
-        uintptr_t first, end;
-        if (!named[i].written || !byte_span(named[i].tensor, &first, &end)) continue;
-        for (int j = 0; j < count; ++j) {
-            uintptr_t other_first, other_end;
-            const int checked = named[j].written && j < i;  /* the pair was seen from j */
-            if (j == i || checked || !byte_span(named[j].tensor, &other_first, &other_end)) continue;
-            if (first < other_end && other_first < end) {
-                return q3_fail(Q3_BAD_STRIDES, op,
-                               "output '%s' shares memory with '%s': their bytes meet; calls are out of place",
-                               named[i].name, named[j].name);
-            }
-        }
-    }
-    return Q3_OK;
-}
-
-/* Ends a whole-call check: no output meets another tensor (check_apart), then the library's
+/* Ends a whole-call check: no output meets another tensor (q3_check_apart), then the library's
  * check of where the call's tensors live (entry.h), in the order given as {"name", tensor, READ}
  * or {"name", tensor, WRITTEN}. */
 #define READ 0
@@ -58,7 +19,7 @@ static int check_apart(const char *op, const q3_named_tensor *named, int count) 
     do {                                                                             \
         const q3_named_tensor named[] = {__VA_ARGS__};                               \
         const int count = (int)(sizeof named / sizeof named[0]);                     \
-        Q3_TRY(check_apart(op, named, count));                                    \
+        Q3_TRY(q3_check_apart(op, named, count));                                    \
         return q3_check_memory(op, named, count);                                    \
     } while (0)
 

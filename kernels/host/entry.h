@@ -16,6 +16,9 @@ typedef struct {
     int written;
 } q3_named_tensor;
 
+/* Q3_OK unless an output (written) shares memory with another of the `count` tensors, refused as
+ * Q3_BAD_STRIDES naming both (apart.c). */
+int q3_check_apart(const char *op, const q3_named_tensor *tensors, int count);
 /* Q3_OK when the library takes this stream (the CPU library takes none). */
 int q3_check_stream(const char *op, const void *stream);
 /* Q3_OK when the kernels of the library can reach the memory of every tensor (the CUDA library's

@@ -14,10 +14,11 @@
  * immediate one (with several bad elements it may name another of them). Until it is taken, every
  * such checked call writes nothing. The CPU library reports every error at the call.
  *
- * Calls are out of place: the bytes an output spans (first to last element) must not meet those
- * of any other tensor of the call, or the call is refused with Q3_BAD_STRIDES naming both (the
- * kernels read their inputs through restrict pointers). Interleaved views of one buffer whose spans
- * meet are refused too, though no element is shared.
+ * Calls are out of place: an output must not share memory with any other tensor of the call, or the
+ * call is refused with Q3_BAD_STRIDES naming both (the kernels assume it: the C ones read through
+ * restrict pointers). Two tensors are apart when their byte spans (first to last element) do not
+ * meet, or when they have one dtype, shape and strides and no element of the one lies on an element
+ * of the other (the K and V halves of one cache); other interleaved views are refused.
  */
 #ifndef QWEN3_KERNELS_H
 #define QWEN3_KERNELS_H

@@ -248,11 +248,11 @@ def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages
         if not is_out_of_memory(error):
             raise
     release_cached_memory(prepared.device.torch_device())  # after the except: the failed attempt's tensors are gone
-    return attempt_kernel(prepared, kernel, backend, guard_pages, on_failure)
+    return attempt_kernel(prepared, kernel, backend, guard_pages, on_failure, retried=True)
 
 
 def attempt_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages: bool,
-                   on_failure: OnFailure | None) -> CaseResult:
+                   on_failure: OnFailure | None, retried: bool = False) -> CaseResult:
     started = time.perf_counter()
     spec, case = prepared.spec, prepared.case
     target = prepared.device.torch_device()
@@ -260,6 +260,8 @@ def attempt_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_p
     snapshots = {name: placed.buffer.clone() for name, placed in inputs.items()}
     outputs = {name: place_poisoned_output(case.outputs[name], target, guard_pages) for name in spec.outputs}
     implementation: dict[str, Any] = dict(kernel.implementation)
+    if retried:
+        implementation["retried_out_of_memory"] = True
     calls_before = kernel.call_count() if kernel.call_count else None
 
     def finish(verdict: Verdict, reasons: list[str], results: tuple[OutputResult, ...] = ()) -> CaseResult:

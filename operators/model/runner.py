@@ -13,7 +13,7 @@ import torch
 from operators.backends.backend import Backend, BackendError
 from operators.core.exits import is_out_of_memory
 from operators.core.device import release_cached_memory
-from operators.core.kernel_errors import KernelError, KernelOutOfMemoryError
+from operators.core.kernel_errors import KernelError
 from operators.model.errors import KernelCallError
 from operators.model.weights import ModelWeights
 
@@ -61,8 +61,10 @@ class Qwen3Runner:
         try:
             try:
                 kernel(**tensors)
-            except KernelOutOfMemoryError:  # scratch comes from outside PyTorch's cache: released, one more try
-                release_cached_memory(self.device)
+            except Exception as error:  # noqa: BLE001 - re-raised unless out of memory
+                if not is_out_of_memory(error):
+                    raise
+                release_cached_memory(self.device)  # native scratch comes from outside PyTorch's cache
                 kernel(**tensors)
             if kernel.settle is not None:
                 self.unsettled.add(kernel.settle)
