@@ -2,8 +2,8 @@
  * call. Tensors whose byte spans (first to last element) do not meet are apart; tensors of one
  * layout, such as the K and V halves of one cache, are apart when no element of the one lies on an
  * element of the other; any other meeting spans are refused. */
+#include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 #include "entry.h"
 
@@ -34,13 +34,8 @@ static int same_layout(const q3_tensor *a, const q3_tensor *b) {
     return 1;
 }
 
-static int by_falling_stride(const void *a, const void *b) {
-    const int64_t x = ((const int64_t *)a)[0], y = ((const int64_t *)b)[0];
-    return (x < y) - (x > y);
-}
-
 /* Whether delta = sum of k[d] * stride[d] with |k[d]| < size[d], over the n {stride, size} dims by
- * falling stride: then an element of a tensor lies on one of the same layout delta elements on.
+ * rising stride: then an element of a tensor lies on one of the same layout delta elements on.
  * Exact when each stride exceeds the reach of the smaller ones (a writable output's layout), as then
  * only the quotients around delta / stride can leave a remainder the smaller dims reach. */
 static int lattice_meets(int64_t delta, const int64_t (*dims)[2], int n) {
@@ -48,9 +43,9 @@ static int lattice_meets(int64_t delta, const int64_t (*dims)[2], int n) {
     int64_t reach = 0;
     for (int d = 0; d < n; ++d) reach += (dims[d][1] - 1) * dims[d][0];
     if (delta > reach || delta < -reach) return 0;
-    const int64_t stride = dims[0][0], size = dims[0][1], quotient = delta / stride;
+    const int64_t stride = dims[n - 1][0], size = dims[n - 1][1], quotient = delta / stride;
     for (int64_t k = quotient - 1; k <= quotient + 1; ++k) {
-        if (k > -size && k < size && lattice_meets(delta - k * stride, dims + 1, n - 1)) return 1;
+        if (k > -size && k < size && lattice_meets(delta - k * stride, dims, n - 1)) return 1;
     }
     return 0;
 }
@@ -60,15 +55,7 @@ static int layout_meets(const q3_tensor *t, int64_t delta_bytes) {
     const int64_t element = element_bytes(t->dtype);
     if (delta_bytes % element != 0) return 1;  /* elements out of step: some straddle */
     int64_t dims[Q3_MAX_DIMS][2];
-    int n = 0;
-    for (int d = 0; d < t->ndim; ++d) {
-        if (t->shape[d] > 1) {
-            dims[n][0] = t->strides[d];
-            dims[n][1] = t->shape[d];
-            ++n;
-        }
-    }
-    qsort(dims, (size_t)n, sizeof dims[0], by_falling_stride);
+    const int n = q3_dims_by_stride(t, dims);
     return lattice_meets(delta_bytes / element, (const int64_t (*)[2])dims, n);
 }
 

@@ -86,9 +86,7 @@ static int compare_extent(const void *a, const void *b) {
     return (x[0] > y[0]) - (x[0] < y[0]);
 }
 
-int q3_check_writable(const char *op, const char *name, const q3_tensor *t) {
-    /* Sorted by stride, each stride must exceed the span of all smaller dims together. */
-    int64_t dims[Q3_MAX_DIMS][2];
+int q3_dims_by_stride(const q3_tensor *t, int64_t dims[Q3_MAX_DIMS][2]) {
     int n = 0;
     for (int d = 0; d < t->ndim; ++d) {
         if (t->shape[d] > 1) {
@@ -98,6 +96,13 @@ int q3_check_writable(const char *op, const char *name, const q3_tensor *t) {
         }
     }
     qsort(dims, (size_t)n, sizeof dims[0], compare_extent);
+    return n;
+}
+
+int q3_check_writable(const char *op, const char *name, const q3_tensor *t) {
+    /* Sorted by stride, each stride must exceed the span of all smaller dims together. */
+    int64_t dims[Q3_MAX_DIMS][2];
+    const int n = q3_dims_by_stride(t, dims);
     int64_t span = 1;
     for (int i = 0; i < n; ++i) {
         if (dims[i][0] < span) {

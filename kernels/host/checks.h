@@ -22,6 +22,8 @@ int q3_check_same_shape(const char *op, const char *name, const q3_tensor *t,
 /* An elementwise weight: x's dtype, or float32 next to f16/bf16 x. */
 int q3_check_weight_dtype(const char *op, const char *name, const q3_tensor *w,
                           const q3_tensor *x);
+/* The dims of `t` of size > 1 as {stride, size}, by rising stride; returns how many. */
+int q3_dims_by_stride(const q3_tensor *t, int64_t dims[Q3_MAX_DIMS][2]);
 /* Fails when two distinct writes of `t` could land on one element (zero or overlapping strides). */
 int q3_check_writable(const char *op, const char *name, const q3_tensor *t);
 /* Q3_OK when each of the `count` values is in [0, limit) and none repeats (a bitmap over the
