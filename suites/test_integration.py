@@ -265,7 +265,7 @@ def test_a_kernel_out_of_memory_once_is_called_again_after_the_cache_is_released
     (tmp_path / "starved_once_embedding.py").write_text(STARVED_ONCE_EMBEDDING)
     monkeypatch.syspath_prepend(str(tmp_path))
     released = []
-    monkeypatch.setattr("operators.model.runner.release_cached_memory", released.append)
+    monkeypatch.setattr("operators.core.device.release_cached_memory", released.append)
     arguments = ["--device", harness.device.value, "--backend", "starved_once_embedding", "--steps", "0",
                  "--output", str(tmp_path / "x.json")]
     assert run_guarded("operators.integrate", lambda: main(arguments)) == 0

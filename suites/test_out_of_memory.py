@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from operators.backends import KernelOutOfMemoryError, load_backend
-from operators.core import checker
+from operators.core import checker, device as device_module
 from operators.core.device import Device, release_cached_memory
 from operators.core.dtypes import DType
 from operators.core.kernel import Kernel
@@ -44,7 +44,7 @@ def test_out_of_memory_once_the_case_runs_again_after_the_cache_is_released(monk
     def release(device):
         released.append([ref() is None for ref in calls[0]])
 
-    monkeypatch.setattr(checker, "release_cached_memory", release)
+    monkeypatch.setattr(device_module, "release_cached_memory", release)
     result = checker.run_kernel(swiglu_case(), kernel, "starving")
     assert result.passed, result.reasons
     assert result.implementation["retried_out_of_memory"] is True, "the retry leaves no trace in the report"

@@ -7,22 +7,13 @@
 
 #include "entry.h"
 
-static int64_t element_bytes(int dtype) {
-    switch (dtype) {
-    case Q3_F16: case Q3_BF16: return 2;
-    case Q3_F32: case Q3_I32: return 4;
-    default: return 8;
-    }
-}
-
 /* The bytes [*first, *end) from a tensor's first element to the end of its last; 0 when it has no
  * element (or no data: an absent optional tensor). */
 static int byte_span(const q3_tensor *t, uintptr_t *first, uintptr_t *end) {
-    if (t->data == NULL || q3_numel(t) == 0) return 0;
-    int64_t last = 0;
-    for (int d = 0; d < t->ndim; ++d) last += (t->shape[d] - 1) * t->strides[d];
+    const int64_t extent = q3_extent(t);
+    if (t->data == NULL || extent == 0) return 0;
     *first = (uintptr_t)t->data;
-    *end = *first + (uintptr_t)((last + 1) * element_bytes(t->dtype));
+    *end = *first + (uintptr_t)(extent * q3_dtype_bytes(t->dtype));
     return 1;
 }
 
@@ -52,7 +43,7 @@ static int lattice_meets(int64_t delta, const int64_t (*dims)[2], int n) {
 
 /* Whether two tensors of one layout `delta_bytes` apart share an element's memory. */
 static int layout_meets(const q3_tensor *t, int64_t delta_bytes) {
-    const int64_t element = element_bytes(t->dtype);
+    const int64_t element = q3_dtype_bytes(t->dtype);
     if (delta_bytes % element != 0) return 1;  /* elements out of step: some straddle */
     int64_t dims[Q3_MAX_DIMS][2];
     const int n = q3_dims_by_stride(t, dims);

@@ -64,19 +64,9 @@ int q3_check_memory(const char *op, const q3_named_tensor *tensors, int count) {
     return Q3_OK;
 }
 
-// Span in elements from the first to the last element of a strided tensor, plus one.
-static int64_t extent(const q3_tensor *t) {
-    int64_t last = 0;
-    for (int d = 0; d < t->ndim; ++d) {
-        if (t->shape[d] == 0) return 0;
-        last += (t->shape[d] - 1) * t->strides[d];
-    }
-    return last + 1;
-}
-
 static void *copy_extent(const char *op, const char *name, const q3_tensor *t, size_t element, cudaStream_t stream,
                          int *status) {
-    int64_t span = extent(t);
+    int64_t span = q3_extent(t);
     void *host = malloc((size_t)(span > 0 ? span : 1) * element);
     if (host == NULL) {
         *status = q3_fail(Q3_OUT_OF_MEMORY, op, "cannot copy tensor '%s' to the host", name);
@@ -121,7 +111,7 @@ static void *host_values(const char *op, const char *name, const q3_tensor *t, s
 
 int64_t *q3_cuda_indices_to_host(const char *op, const char *name, const q3_tensor *t, cudaStream_t stream,
                                  int *status) {
-    size_t element = t->dtype == Q3_I32 ? 4 : 8;
+    size_t element = (size_t)q3_dtype_bytes(t->dtype);
     char *raw = (char *)copy_extent(op, name, t, element, stream, status);
     if (raw == NULL) return NULL;
     int64_t *values = (int64_t *)host_values(op, name, t, sizeof(int64_t), raw, status);

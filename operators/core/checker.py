@@ -12,7 +12,7 @@ import torch
 
 from operators.core.budget import NO_SENSITIVITY, Sensitivity
 from operators.core.case import Case
-from operators.core.device import Device, release_cached_memory
+from operators.core.device import Device, once_more_if_out_of_memory
 from operators.core.dtypes import DType
 from operators.core.exits import is_out_of_memory
 from operators.core.kernel import Kernel, kernel_exception
@@ -239,20 +239,15 @@ def run_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages
     guard pages, on the CPU, with `guard_pages`). `on_failure` sees a failed case's outputs while
     they exist (the run's pictures).
 
-    A native kernel takes its scratch from the device, outside PyTorch's cache, so memory this
-    process's PyTorch holds unused can starve it: out of memory, the case runs once more after that
-    cache is released. Out of memory again, the error propagates (the machine's limit, not a defect)."""
-    try:
-        return attempt_kernel(prepared, kernel, backend, guard_pages, on_failure)
-    except Exception as error:  # noqa: BLE001 - re-raised unless out of memory
-        if not is_out_of_memory(error):
-            raise
-    release_cached_memory(prepared.device.torch_device())  # after the except: the failed attempt's tensors are gone
-    return attempt_kernel(prepared, kernel, backend, guard_pages, on_failure, retried=True)
+    Out of memory, the case runs once more after PyTorch's cache is released (the report says so);
+    out of memory again, the error propagates: the machine's limit, not a defect."""
+    return once_more_if_out_of_memory(
+        lambda retried: attempt_kernel(prepared, kernel, backend, guard_pages, on_failure, retried),
+        prepared.device.torch_device())
 
 
 def attempt_kernel(prepared: PreparedCase, kernel: Kernel, backend: str, guard_pages: bool,
-                   on_failure: OnFailure | None, retried: bool = False) -> CaseResult:
+                   on_failure: OnFailure | None, retried: bool) -> CaseResult:
     started = time.perf_counter()
     spec, case = prepared.spec, prepared.case
     target = prepared.device.torch_device()

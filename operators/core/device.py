@@ -6,8 +6,13 @@ import importlib
 import os
 from dataclasses import dataclass
 from enum import Enum
+from typing import Callable, TypeVar
 
 import torch
+
+from operators.core.exits import is_out_of_memory
+
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,19 @@ def release_cached_memory(device: torch.device) -> None:
     empty_cache = getattr(module, "empty_cache", None)
     if callable(empty_cache):
         empty_cache()
+
+
+def once_more_if_out_of_memory(attempt: Callable[[bool], Result], device: torch.device) -> Result:
+    """`attempt(False)`; out of memory, `attempt(True)` after PyTorch's cache is released, as a native
+    kernel's scratch comes from outside that cache. Out of memory again, the error propagates. The
+    release waits until the failed attempt's frame, and with it its tensors, is gone."""
+    try:
+        return attempt(False)
+    except Exception as error:  # noqa: BLE001 - re-raised unless out of memory
+        if not is_out_of_memory(error):
+            raise
+    release_cached_memory(device)
+    return attempt(True)
 
 
 def visible_gpu(index: int, count: int) -> str | None:

@@ -12,7 +12,7 @@ import torch
 
 from operators.backends.backend import Backend, BackendError
 from operators.core.exits import is_out_of_memory
-from operators.core.device import release_cached_memory
+from operators.core.device import once_more_if_out_of_memory
 from operators.core.kernel_errors import KernelError
 from operators.model.errors import KernelCallError
 from operators.model.weights import ModelWeights
@@ -59,13 +59,7 @@ class Qwen3Runner:
         if kernel is None:
             raise BackendError(f"backend '{self.backend.name}' has no kernel for '{name}'")
         try:
-            try:
-                kernel(**tensors)
-            except Exception as error:  # noqa: BLE001 - re-raised unless out of memory
-                if not is_out_of_memory(error):
-                    raise
-                release_cached_memory(self.device)  # native scratch comes from outside PyTorch's cache
-                kernel(**tensors)
+            once_more_if_out_of_memory(lambda retried: kernel(**tensors), self.device)
             if kernel.settle is not None:
                 self.unsettled.add(kernel.settle)
         except (Exception, SystemExit) as error:  # the code under test failed, as in operators.run
