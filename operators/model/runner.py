@@ -11,8 +11,8 @@ from typing import Callable
 import torch
 
 from operators.backends.backend import Backend, BackendError
-from operators.core.exits import is_out_of_memory
 from operators.core.device import once_more_if_out_of_memory
+from operators.core.exits import is_out_of_memory
 from operators.core.kernel_errors import KernelError
 from operators.model.errors import KernelCallError
 from operators.model.weights import ModelWeights
